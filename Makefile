@@ -1,0 +1,31 @@
+# audit_log: PGXS build for PostgreSQL 15.
+EXTENSION = audit_log
+EXTVERSION = 1.0
+MODULE_big = audit_log
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is assembled from src/sql/*.sql, one file per concern,
+# in name order.
+DATA_built = audit_log--$(EXTVERSION).sql
+SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
+EXTRA_CLEAN = audit_log--$(EXTVERSION).sql results output_iso tmp_check tmp_check_iso log regression.diffs regression.out
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AUDIT_CFLAGS)
+
+# Regression suite (sql/, expected/), isolation specs (test/specs,
+# test/expected) and TAP tests (test/t), each on its own temporary instance.
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/audit_log.conf
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/audit_log.conf
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I $(srcdir)/test/t
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+audit_log--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@

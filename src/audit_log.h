@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_log.h
+ *		Shared declarations of the audit_log extension: the AuditEvent that
+ *		every capture source fills, the writer that stores it, the settings,
+ *		and the entry points of each source file.
+ *
+ * Every source (table capture, utility hook, login hook, audit_log.log())
+ * builds an AuditEvent and hands it to audit_write_events() when the event
+ * can ride the current transaction, or to audit_queue_event() when it
+ * cannot (failures, logins, cluster-wide events).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AUDIT_LOG_H
+#define AUDIT_LOG_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+
+#define AUDIT_SCHEMA			"audit_log"
+#define AUDIT_EVENTS_TABLE		"events"
+#define AUDIT_EVENTS_SEQ		"events_event_id_seq"
+
+/* Number of columns of audit_log.events, in table order. */
+#define AUDIT_NCOLUMNS			25
+
+/*
+ * AuditEvent: one audit event, in the shape of a row of audit_log.events.
+ * NULL pointers are stored as SQL NULL.  occurred_at == 0 means "now".
+ */
+typedef struct AuditEvent
+{
+	int64		event_id;		/* set by the writer */
+	TimestampTz occurred_at;
+	const char *category;
+	const char *event_type;
+	const char *status;			/* "success" or "failure" */
+	const char *actor;
+	const char *actor_type;
+	const char *db_user;
+	const char *effective_role;
+	const char *client_addr;	/* text form of an inet */
+	const char *application_name;
+	const char *user_agent;
+	const char *tenant;
+	const char *request_id;
+	const char *database;
+	const char *object_type;
+	const char *object_name;
+	const char *resource_id;
+	const char *command;
+	Jsonb	   *old_data;
+	Jsonb	   *new_data;
+	const char *statement;
+	Jsonb	   *details;
+	int64		txid;			/* 0: take the current transaction's */
+	int			backend_pid;	/* 0: take MyProcPid */
+} AuditEvent;
+
+/* guc.c: settings */
+extern char *audit_actor;
+extern char *audit_actor_type;
+extern char *audit_client_addr;
+extern char *audit_user_agent;
+extern char *audit_tenant;
+extern char *audit_request_id;
+extern char *audit_database;
+extern int	audit_log_connections;
+extern int	audit_queue_size;
+extern int	audit_premake_days;
+extern int	audit_maintenance_interval;
+extern int	audit_seal_window;
+extern int	audit_seal_delay;
+extern int	audit_export_max_rows;
+
+#define AUDIT_CONN_ALL		0
+#define AUDIT_CONN_FAILURES 1
+#define AUDIT_CONN_NONE		2
+
+#define AUDIT_EXPORT_MAX_ROWS_DEFAULT 100000
+
+extern void audit_define_settings(void);
+
+/* audit_log.c */
+extern bool audit_preloaded;
+
+/* context.c: who is behind the connection */
+extern void audit_event_init(AuditEvent *ev, const char *category,
+							 const char *event_type);
+extern void audit_context_snapshot(AuditEvent *ev);
+extern const char *audit_category_of(const char *event_type);
+extern bool audit_valid_category(const char *category);
+extern bool audit_valid_event_code(const char *code);
+
+/* writer.c: stores events in audit_log.events in the current transaction */
+extern Oid	audit_events_relid(bool missing_ok);
+extern void audit_write_events(AuditEvent *events, int nevents);
+extern int64 audit_write_event(AuditEvent *ev);
+extern bool audit_writer_active(void);
+
+
+/* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
+extern void audit_utility_init(void);
+extern void audit_auth_init(void);
+extern void audit_queue_init(void);
+extern void audit_worker_init(void);
+extern void audit_queue_event(const AuditEvent *ev);
+
+/* queue.c: figures for audit_log.status */
+typedef struct AuditQueueStats
+{
+	int			worker_pid;		/* 0: no worker running */
+	int64		depth;			/* events waiting in the queue */
+	int64		capacity;
+	int64		written;		/* events the worker stored */
+	int64		logged;			/* events sent to the server log instead */
+} AuditQueueStats;
+
+extern void audit_queue_stats(AuditQueueStats *stats);
+extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
+
+#endif							/* AUDIT_LOG_H */

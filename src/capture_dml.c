@@ -1,0 +1,578 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture_dml.c
+ *		The C trigger that audits application tables: audit_log.capture().
+ *
+ * audit_log.enable() attaches it as AFTER ... FOR EACH STATEMENT triggers
+ * with transition tables (one per INSERT, UPDATE and DELETE, plus one for
+ * TRUNCATE), ENABLE ALWAYS so that session_replication_role = replica does
+ * not silence it.  The options travel in the trigger's arguments, so the
+ * hot path reads no catalog table and plans nothing:
+ *
+ *	 0 category  1 INSERT code  2 UPDATE code  3 DELETE code  4 TRUNCATE code
+ *	 5 exclude_columns  6 mask_columns  7 when_changed   (5-7: text[] literals)
+ *
+ * Each statement's rows are turned into events in batches and written by
+ * writer.c in the audited transaction: they commit and roll back with it.
+ * Locking: none beyond what the writer takes.  Memory: a per-statement
+ * context, reset after every batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "audit_log.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(audit_capture);
+
+#define CAPTURE_NARGS	8
+#define CAPTURE_BATCH	1000
+#define MASKED_VALUE	"***"
+
+/* What the trigger knows about one column of the audited table. */
+typedef struct ColumnInfo
+{
+	bool		skip;			/* dropped or excluded */
+	bool		masked;
+	bool		watched;		/* in when_changed */
+	bool		is_key;
+	char	   *name;
+	Oid			typid;
+	int16		typlen;
+	bool		typbyval;
+	FmgrInfo	out;
+} ColumnInfo;
+
+typedef struct CaptureState
+{
+	Relation	rel;
+	TupleDesc	desc;
+	int			natts;
+	ColumnInfo *cols;
+	int		   *keyatts;		/* primary key attnums (0-based), in key order */
+	int			nkeys;
+	bool		have_watch;
+	AuditEvent	proto;			/* common fields of every event */
+	AuditEvent *batch;
+	int			nbatch;
+	MemoryContext batchcxt;
+} CaptureState;
+
+/*
+ * parse_name_list: the names of a text[] literal trigger argument.
+ */
+static List *
+parse_name_list(const char *literal)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+
+	if (literal == NULL || literal[0] == '\0')
+		return NIL;
+	arr = DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) literal,
+												  TEXTOID, -1));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/*
+ * mark_columns: set a flag on the named columns.  A name that no longer
+ * exists (the column was renamed or dropped after enable()) returns false,
+ * so the caller can fail safe.
+ */
+static bool
+mark_columns(CaptureState *cs, List *names, int flag)
+{
+	ListCell   *lc;
+	bool		all_found = true;
+
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+		int			i;
+		bool		found = false;
+
+		for (i = 0; i < cs->natts; i++)
+		{
+			if (cs->cols[i].name != NULL && strcmp(cs->cols[i].name, name) == 0)
+			{
+				if (flag == 0)
+					cs->cols[i].skip = true;
+				else if (flag == 1)
+					cs->cols[i].masked = true;
+				else
+					cs->cols[i].watched = true;
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			all_found = false;
+	}
+	return all_found;
+}
+
+/*
+ * load_keys: the attributes of the table's primary key, in key order.
+ */
+static void
+load_keys(CaptureState *cs)
+{
+	Oid			pkoid = RelationGetPrimaryKeyIndex(cs->rel);
+	HeapTuple	tup;
+	Form_pg_index idx;
+	int			i;
+
+	cs->nkeys = 0;
+	if (!OidIsValid(pkoid))
+		return;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkoid));
+	if (!HeapTupleIsValid(tup))
+		return;
+	idx = (Form_pg_index) GETSTRUCT(tup);
+	cs->keyatts = palloc(sizeof(int) * idx->indnkeyatts);
+	for (i = 0; i < idx->indnkeyatts; i++)
+	{
+		int			att = idx->indkey.values[i];
+
+		if (att <= 0)
+		{
+			cs->nkeys = 0;
+			break;
+		}
+		cs->keyatts[cs->nkeys++] = att - 1;
+		cs->cols[att - 1].is_key = true;
+	}
+	ReleaseSysCache(tup);
+}
+
+/*
+ * init_state: the per-statement view of the audited table and options.
+ */
+static void
+init_state(CaptureState *cs, TriggerData *td)
+{
+	Trigger    *trig = td->tg_trigger;
+	char	  **args = trig->tgargs;
+	int			i;
+	char	   *nspname;
+
+	if (trig->tgnargs != CAPTURE_NARGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_log.capture() trigger \"%s\" has %d arguments, expected %d",
+						trig->tgname, trig->tgnargs, CAPTURE_NARGS),
+				 errhint("Attach auditing with audit_log.enable(), not CREATE TRIGGER.")));
+
+	cs->rel = td->tg_relation;
+	cs->desc = RelationGetDescr(cs->rel);
+	cs->natts = cs->desc->natts;
+	cs->cols = palloc0(sizeof(ColumnInfo) * cs->natts);
+	for (i = 0; i < cs->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(cs->desc, i);
+		ColumnInfo *col = &cs->cols[i];
+		Oid			outfn;
+		bool		isvarlena;
+
+		if (att->attisdropped)
+		{
+			col->skip = true;
+			continue;
+		}
+		col->name = NameStr(att->attname);
+		col->typid = att->atttypid;
+		col->typlen = att->attlen;
+		col->typbyval = att->attbyval;
+		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
+		fmgr_info(outfn, &col->out);
+	}
+
+	(void) mark_columns(cs, parse_name_list(args[5]), 0);
+	if (!mark_columns(cs, parse_name_list(args[6]), 1))
+	{
+		/* A masked column was renamed or dropped: never leak a value. */
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("a mask_columns entry of audited table \"%s\" names no column: masking every column",
+						RelationGetRelationName(cs->rel)),
+				 errhint("Call audit_log.enable() again with the current column names.")));
+		for (i = 0; i < cs->natts; i++)
+			cs->cols[i].masked = true;
+	}
+	cs->have_watch = (args[7] != NULL && args[7][0] != '\0' && strcmp(args[7], "{}") != 0);
+	if (cs->have_watch)
+		(void) mark_columns(cs, parse_name_list(args[7]), 2);
+	load_keys(cs);
+
+	nspname = get_namespace_name(RelationGetNamespace(cs->rel));
+	audit_event_init(&cs->proto, args[0], NULL);
+	cs->proto.object_type = "table";
+	cs->proto.object_name = quote_qualified_identifier(nspname,
+													   RelationGetRelationName(cs->rel));
+	cs->batch = palloc(sizeof(AuditEvent) * CAPTURE_BATCH);
+	cs->nbatch = 0;
+	cs->batchcxt = AllocSetContextCreate(CurrentMemoryContext,
+										 "audit_log capture batch",
+										 ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * value_to_jsonb: one column value as a JsonbValue, the way to_jsonb()
+ * would write it for scalars; arrays and composites as their text form.
+ */
+static void
+value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
+{
+	char		buf[MAXDATELEN + 1];
+
+	if (isnull)
+	{
+		v->type = jbvNull;
+		return;
+	}
+	switch (col->typid)
+	{
+		case BOOLOID:
+			v->type = jbvBool;
+			v->val.boolean = DatumGetBool(value);
+			return;
+		case INT2OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(DatumGetInt16(value));
+			return;
+		case INT4OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(DatumGetInt32(value));
+			return;
+		case INT8OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(DatumGetInt64(value));
+			return;
+		case NUMERICOID:
+			if (!numeric_is_nan(DatumGetNumeric(value)) &&
+				!numeric_is_inf(DatumGetNumeric(value)))
+			{
+				v->type = jbvNumeric;
+				v->val.numeric = DatumGetNumeric(value);
+				return;
+			}
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			{
+				double		d = col->typid == FLOAT4OID ?
+					DatumGetFloat4(value) : DatumGetFloat8(value);
+
+				if (!isnan(d) && !isinf(d))
+				{
+					v->type = jbvNumeric;
+					v->val.numeric = DatumGetNumeric(
+													 DirectFunctionCall1(float8_numeric, Float8GetDatum(d)));
+					return;
+				}
+				break;
+			}
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case TIMETZOID:
+			{
+				char	   *s = JsonEncodeDateTime(buf, value, col->typid, NULL);
+
+				v->type = jbvString;
+				v->val.string.val = pstrdup(s);
+				v->val.string.len = strlen(s);
+				return;
+			}
+		case JSONBOID:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(value);
+
+				v->type = jbvBinary;
+				v->val.binary.data = &jb->root;
+				v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
+				return;
+			}
+		case JSONOID:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																	CStringGetDatum(TextDatumGetCString(value))));
+
+				v->type = jbvBinary;
+				v->val.binary.data = &jb->root;
+				v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
+				return;
+			}
+		default:
+			break;
+	}
+	v->type = jbvString;
+	v->val.string.val = OutputFunctionCall(&col->out, value);
+	v->val.string.len = strlen(v->val.string.val);
+}
+
+/*
+ * row_to_jsonb: the audited columns of a row as a jsonb object; with
+ * "only" set, just the columns flagged in it.
+ */
+static Jsonb *
+row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	int			i;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < cs->natts; i++)
+	{
+		ColumnInfo *col = &cs->cols[i];
+		JsonbValue	k;
+		JsonbValue	v;
+
+		if (col->skip || (only != NULL && !only[i]))
+			continue;
+		k.type = jbvString;
+		k.val.string.val = col->name;
+		k.val.string.len = strlen(col->name);
+		pushJsonbValue(&state, WJB_KEY, &k);
+		if (col->masked)
+		{
+			v.type = jbvString;
+			v.val.string.val = MASKED_VALUE;
+			v.val.string.len = strlen(MASKED_VALUE);
+		}
+		else
+			value_to_jsonb(col, slot->tts_values[i], slot->tts_isnull[i], &v);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/*
+ * resource_id_of: the row's primary key as text, comma-joined for
+ * composite keys; NULL without a key or when a key column is masked.
+ */
+static char *
+resource_id_of(CaptureState *cs, TupleTableSlot *slot)
+{
+	StringInfoData buf;
+	int			i;
+
+	if (cs->nkeys == 0)
+		return NULL;
+	initStringInfo(&buf);
+	for (i = 0; i < cs->nkeys; i++)
+	{
+		int			att = cs->keyatts[i];
+
+		if (cs->cols[att].masked || slot->tts_isnull[att])
+			return NULL;
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].out,
+														slot->tts_values[att]));
+	}
+	return buf.data;
+}
+
+/*
+ * flush_batch: write the batched events and free their memory.
+ */
+static void
+flush_batch(CaptureState *cs)
+{
+	if (cs->nbatch > 0)
+		audit_write_events(cs->batch, cs->nbatch);
+	cs->nbatch = 0;
+	MemoryContextReset(cs->batchcxt);
+}
+
+/*
+ * add_event: queue one row event, flushing full batches.
+ */
+static void
+add_event(CaptureState *cs, const char *code, const char *command,
+		  Jsonb *old_data, Jsonb *new_data, char *resource_id)
+{
+	AuditEvent *ev = &cs->batch[cs->nbatch++];
+
+	*ev = cs->proto;
+	ev->event_type = code;
+	ev->command = command;
+	ev->old_data = old_data;
+	ev->new_data = new_data;
+	ev->resource_id = resource_id;
+	if (cs->nbatch >= CAPTURE_BATCH)
+		flush_batch(cs);
+}
+
+/*
+ * capture_rows: one event per row of a transition table (INSERT, DELETE).
+ */
+static void
+capture_rows(CaptureState *cs, Tuplestorestate *ts, bool is_insert,
+			 const char *code)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
+	MemoryContext old;
+
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		Jsonb	   *data;
+		char	   *rid;
+
+		slot_getallattrs(slot);
+		old = MemoryContextSwitchTo(cs->batchcxt);
+		data = row_to_jsonb(cs, slot, NULL);
+		rid = resource_id_of(cs, slot);
+		MemoryContextSwitchTo(old);
+		if (is_insert)
+			add_event(cs, code, "INSERT", NULL, data, rid);
+		else
+			add_event(cs, code, "DELETE", data, NULL, rid);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * capture_updates: one event per updated row that changed an audited
+ * column (and a watched one, with when_changed).  The old and new
+ * transition tables hold the rows in the same order.
+ */
+static void
+capture_updates(CaptureState *cs, Tuplestorestate *oldts,
+				Tuplestorestate *newts, const char *code)
+{
+	TupleTableSlot *oslot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
+	TupleTableSlot *nslot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
+	bool	   *changed = palloc(sizeof(bool) * cs->natts);
+
+	tuplestore_rescan(oldts);
+	tuplestore_rescan(newts);
+	while (tuplestore_gettupleslot(oldts, true, false, oslot) &&
+		   tuplestore_gettupleslot(newts, true, false, nslot))
+	{
+		bool		any = false;
+		bool		watched = false;
+		int			i;
+		MemoryContext old;
+		Jsonb	   *olddata;
+		Jsonb	   *newdata;
+		char	   *rid;
+
+		slot_getallattrs(oslot);
+		slot_getallattrs(nslot);
+		for (i = 0; i < cs->natts; i++)
+		{
+			ColumnInfo *col = &cs->cols[i];
+			bool		onull = oslot->tts_isnull[i];
+			bool		nnull = nslot->tts_isnull[i];
+
+			changed[i] = false;
+			if (col->name == NULL)
+				continue;
+			if (onull != nnull)
+				changed[i] = true;
+			else if (!onull)
+				changed[i] = !datum_image_eq(oslot->tts_values[i], nslot->tts_values[i],
+											 col->typbyval, col->typlen);
+			if (changed[i] && col->watched)
+				watched = true;
+			if (changed[i] && !col->skip)
+				any = true;
+		}
+		if (!any || (cs->have_watch && !watched))
+			continue;
+
+		old = MemoryContextSwitchTo(cs->batchcxt);
+		olddata = row_to_jsonb(cs, oslot, NULL);
+		newdata = row_to_jsonb(cs, nslot, changed);
+		rid = resource_id_of(cs, oslot);
+		MemoryContextSwitchTo(old);
+		add_event(cs, code, "UPDATE", olddata, newdata, rid);
+	}
+	ExecDropSingleTupleTableSlot(oslot);
+	ExecDropSingleTupleTableSlot(nslot);
+}
+
+/*
+ * audit_capture: the trigger function.  Records the statement's rows as
+ * events in the audited transaction.
+ */
+Datum
+audit_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	CaptureState cs;
+	MemoryContext stmtcxt;
+	MemoryContext old;
+	TriggerEvent ev;
+	char	  **args;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_log.capture() must be called as a trigger")));
+	ev = td->tg_event;
+	if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_STATEMENT(ev))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_log.capture() must be fired AFTER ... FOR EACH STATEMENT")));
+
+	stmtcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"audit_log capture",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(stmtcxt);
+
+	memset(&cs, 0, sizeof(cs));
+	init_state(&cs, td);
+	args = td->tg_trigger->tgargs;
+
+	if (TRIGGER_FIRED_BY_INSERT(ev) && td->tg_newtable != NULL)
+		capture_rows(&cs, td->tg_newtable, true, args[1]);
+	else if (TRIGGER_FIRED_BY_UPDATE(ev) && td->tg_oldtable != NULL &&
+			 td->tg_newtable != NULL)
+		capture_updates(&cs, td->tg_oldtable, td->tg_newtable, args[2]);
+	else if (TRIGGER_FIRED_BY_DELETE(ev) && td->tg_oldtable != NULL)
+		capture_rows(&cs, td->tg_oldtable, false, args[3]);
+	else if (TRIGGER_FIRED_BY_TRUNCATE(ev))
+		add_event(&cs, args[4], "TRUNCATE", NULL, NULL, NULL);
+	flush_batch(&cs);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(stmtcxt);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ *
+ * context.c
+ *		Who is behind the connection: fills the common fields of an
+ *		AuditEvent from the audit_log.* context settings and the session,
+ *		and implements audit_log.set_context().
+ *
+ * The context settings are claims of the application; db_user is always
+ * session_user and effective_role always current_user.  No locks are taken;
+ * the only catalog access is name lookups through the syscache.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "audit_log.h"
+
+#include <sys/socket.h>
+#include <netdb.h>
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "common/ip.h"
+#include "fmgr.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(audit_set_context);
+
+static const char *const audit_categories[] = {
+	"data", "ddl", "privilege", "role", "auth", "config", "audit", "app", NULL
+};
+
+static char *cached_database = NULL;
+static Oid	cached_database_oid = InvalidOid;
+
+/*
+ * audit_valid_category: is this one of the eight categories of DESIGN.md?
+ */
+bool
+audit_valid_category(const char *category)
+{
+	int			i;
+
+	if (category == NULL)
+		return false;
+	for (i = 0; audit_categories[i] != NULL; i++)
+		if (strcmp(category, audit_categories[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * audit_valid_event_code: a lowercase dotted identifier such as
+ * "user.role_added": at least two parts separated by dots, each starting
+ * with a letter and made of a-z, 0-9 and underscores; 100 bytes at most.
+ */
+bool
+audit_valid_event_code(const char *code)
+{
+	const char *p;
+	bool		part_start = true;
+	int			parts = 1;
+
+	if (code == NULL || code[0] == '\0' || strlen(code) > 100)
+		return false;
+	for (p = code; *p; p++)
+	{
+		if (part_start)
+		{
+			if (!(*p >= 'a' && *p <= 'z'))
+				return false;
+			part_start = false;
+		}
+		else if (*p == '.')
+		{
+			part_start = true;
+			parts++;
+		}
+		else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	}
+	return !part_start && parts >= 2;
+}
+
+/*
+ * audit_category_of: the category of an application event code: its prefix
+ * when that names a category, else "app".
+ */
+const char *
+audit_category_of(const char *event_type)
+{
+	const char *dot = strchr(event_type, '.');
+	int			i;
+
+	if (dot == NULL)
+		return "app";
+	for (i = 0; audit_categories[i] != NULL; i++)
+	{
+		size_t		len = strlen(audit_categories[i]);
+
+		if ((size_t) (dot - event_type) == len &&
+			strncmp(event_type, audit_categories[i], len) == 0)
+			return audit_categories[i];
+	}
+	return "app";
+}
+
+/*
+ * nonempty: a setting's value, or NULL when it is unset or empty.
+ */
+static const char *
+nonempty(const char *s)
+{
+	return (s != NULL && s[0] != '\0') ? s : NULL;
+}
+
+/*
+ * session_client_addr: inet_client_addr() as text; NULL on a unix socket
+ * or in a process without a client.
+ */
+static const char *
+session_client_addr(void)
+{
+	char		host[NI_MAXHOST];
+
+	if (MyProcPort == NULL)
+		return NULL;
+	if (MyProcPort->raddr.addr.ss_family != AF_INET &&
+		MyProcPort->raddr.addr.ss_family != AF_INET6)
+		return NULL;
+	if (pg_getnameinfo_all(&MyProcPort->raddr.addr, MyProcPort->raddr.salen,
+						   host, sizeof(host), NULL, 0,
+						   NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return NULL;
+	clean_ipv6_addr(MyProcPort->raddr.addr.ss_family, host);
+	return pstrdup(host);
+}
+
+/*
+ * audit_context_snapshot: fill the who/where fields of an event from the
+ * context settings and the session.  Strings are palloc'd in the current
+ * memory context or point at long-lived storage.
+ */
+void
+audit_context_snapshot(AuditEvent *ev)
+{
+	const char *actor = nonempty(audit_actor);
+	const char *addr = nonempty(audit_client_addr);
+
+	ev->db_user = OidIsValid(GetSessionUserId()) ?
+		GetUserNameFromId(GetSessionUserId(), true) : NULL;
+	ev->effective_role = OidIsValid(GetUserId()) ?
+		GetUserNameFromId(GetUserId(), true) : NULL;
+	ev->actor = actor ? actor : ev->db_user;
+	if (nonempty(audit_actor_type))
+		ev->actor_type = audit_actor_type;
+	else
+		ev->actor_type = actor ? "user" : "db_role";
+	ev->client_addr = addr ? addr : session_client_addr();
+	ev->application_name = nonempty(application_name);
+	ev->user_agent = nonempty(audit_user_agent);
+	ev->tenant = nonempty(audit_tenant);
+	ev->request_id = nonempty(audit_request_id);
+	if (OidIsValid(MyDatabaseId))
+	{
+		if (cached_database_oid != MyDatabaseId || cached_database == NULL)
+		{
+			char	   *name = get_database_name(MyDatabaseId);
+
+			if (name != NULL)
+			{
+				cached_database = MemoryContextStrdup(TopMemoryContext, name);
+				cached_database_oid = MyDatabaseId;
+			}
+		}
+		ev->database = cached_database;
+	}
+}
+
+/*
+ * audit_event_init: zero an event and fill its category, code, status
+ * "success" and the context of the current session.
+ */
+void
+audit_event_init(AuditEvent *ev, const char *category, const char *event_type)
+{
+	memset(ev, 0, sizeof(AuditEvent));
+	ev->category = category;
+	ev->event_type = event_type;
+	ev->status = "success";
+	audit_context_snapshot(ev);
+}
+
+/*
+ * set_one: set one context setting for the rest of the transaction; NULL
+ * clears it.
+ */
+static void
+set_one(const char *name, FunctionCallInfo fcinfo, int argno)
+{
+	const char *value = "";
+
+	if (!PG_ARGISNULL(argno))
+	{
+		Datum		d = PG_GETARG_DATUM(argno);
+
+		if (argno == 2)
+			value = DatumGetCString(DirectFunctionCall1(inet_out, d));
+		else
+			value = text_to_cstring(DatumGetTextPP(d));
+	}
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * audit_set_context: audit_log.set_context(actor, actor_type, client_addr,
+ * user_agent, tenant, request_id): set the whole context for the rest of
+ * the current transaction.
+ */
+Datum
+audit_set_context(PG_FUNCTION_ARGS)
+{
+	set_one("audit_log.actor", fcinfo, 0);
+	set_one("audit_log.actor_type", fcinfo, 1);
+	set_one("audit_log.client_addr", fcinfo, 2);
+	set_one("audit_log.user_agent", fcinfo, 3);
+	set_one("audit_log.tenant", fcinfo, 4);
+	set_one("audit_log.request_id", fcinfo, 5);
+	PG_RETURN_VOID();
+}

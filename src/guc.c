@@ -1,0 +1,137 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		The audit_log.* settings.
+ *
+ * The context settings (actor, actor_type, client_addr, user_agent, tenant,
+ * request_id) are claims of the application and stay user-settable, meant
+ * for SET LOCAL / set_config(..., true).  Everything that changes what is
+ * audited, or where it goes, is superuser-only (PGC_SUSET) or stricter.
+ * No locking: settings are backend-local.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "audit_log.h"
+
+#include <limits.h>
+#include <sys/socket.h>
+
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+
+char	   *audit_actor = NULL;
+char	   *audit_actor_type = NULL;
+char	   *audit_client_addr = NULL;
+char	   *audit_user_agent = NULL;
+char	   *audit_tenant = NULL;
+char	   *audit_request_id = NULL;
+char	   *audit_database = NULL;
+int			audit_log_connections = AUDIT_CONN_ALL;
+int			audit_queue_size = 1024;
+int			audit_premake_days = 7;
+int			audit_maintenance_interval = 3600;
+int			audit_seal_window = 3600;
+int			audit_seal_delay = 300;
+int			audit_export_max_rows = AUDIT_EXPORT_MAX_ROWS_DEFAULT;
+
+static const struct config_enum_entry log_connections_options[] = {
+	{"all", AUDIT_CONN_ALL, false},
+	{"failures", AUDIT_CONN_FAILURES, false},
+	{"none", AUDIT_CONN_NONE, false},
+	{NULL, 0, false}
+};
+
+/*
+ * check_client_addr: an audit_log.client_addr that is not an address is an
+ * error at the time it is set (SQLSTATE 22P02 through the GUC machinery).
+ */
+static bool
+check_client_addr(char **newval, void **extra, GucSource source)
+{
+	unsigned char addr[16];
+	int			family;
+	int			bits;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	/* The same parse as inet_in, without throwing. */
+	family = strchr(*newval, ':') ? PGSQL_AF_INET6 : PGSQL_AF_INET;
+	bits = pg_inet_net_pton(family, *newval, addr, -1);
+	if (bits >= 0 && bits <= (family == PGSQL_AF_INET ? 32 : 128))
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_TEXT_REPRESENTATION);
+	GUC_check_errmsg("invalid client address \"%s\"", *newval);
+	GUC_check_errhint("Use an IPv4 or IPv6 address such as 203.0.113.7 or 2001:db8::1.");
+	return false;
+}
+
+/*
+ * audit_define_settings: define every audit_log.* setting and reserve the
+ * prefix.  Called from _PG_init, in the postmaster when preloaded or in a
+ * backend when the library is loaded on first use.
+ */
+void
+audit_define_settings(void)
+{
+	DefineCustomStringVariable("audit_log.actor",
+							   "Application user behind the connection (a claim of the application).",
+							   NULL, &audit_actor, "", PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("audit_log.actor_type",
+							   "Kind of actor: user, api_client, support, provisioner, system...",
+							   NULL, &audit_actor_type, "", PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("audit_log.client_addr",
+							   "Address of the end user behind the connection.",
+							   NULL, &audit_client_addr, "", PGC_USERSET, 0,
+							   check_client_addr, NULL, NULL);
+	DefineCustomStringVariable("audit_log.user_agent",
+							   "User agent of the end user behind the connection.",
+							   NULL, &audit_user_agent, "", PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("audit_log.tenant",
+							   "Tenant of the end user behind the connection.",
+							   NULL, &audit_tenant, "", PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("audit_log.request_id",
+							   "Correlation id of the request being served.",
+							   NULL, &audit_request_id, "", PGC_USERSET, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("audit_log.database",
+							   "Database that receives cluster-wide events (roles, logins, databases, ALTER SYSTEM).",
+							   NULL, &audit_database, "postgres", PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomEnumVariable("audit_log.log_connections",
+							 "Which logins are recorded: all, failures or none.",
+							 NULL, &audit_log_connections, AUDIT_CONN_ALL,
+							 log_connections_options, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("audit_log.queue_size",
+							"Capacity, in events, of the shared-memory queue to the background worker.",
+							NULL, &audit_queue_size, 1024, 4, 1048576,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit_log.premake_days",
+							"Daily partitions created ahead of today.",
+							NULL, &audit_premake_days, 7, 1, 365,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit_log.maintenance_interval",
+							"How often the background worker runs audit_log.maintain().",
+							NULL, &audit_maintenance_interval, 3600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit_log.seal_window",
+							"Length of the time windows that seal() chains.",
+							NULL, &audit_seal_window, 3600, 60, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit_log.seal_delay",
+							"How long after its end a window may be sealed.",
+							NULL, &audit_seal_delay, 300, 0, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("audit_log.export_max_rows",
+							"Most rows one export returns.",
+							NULL, &audit_export_max_rows,
+							AUDIT_EXPORT_MAX_ROWS_DEFAULT, 1, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("audit_log");
+}

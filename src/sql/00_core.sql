@@ -1,0 +1,205 @@
+/*
+ * audit_log install script, part 00: roles, the events table, the event
+ * type catalogue, internal functions.  The install script
+ * audit_log--1.0.sql is the files of src/sql concatenated in name order.
+ */
+\echo Use "CREATE EXTENSION audit_log CASCADE" to load this file. \quit
+
+-- Roles are cluster-wide: a second database's CREATE EXTENSION reuses them.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'audit_log_reader') THEN
+        CREATE ROLE audit_log_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'audit_log_admin') THEN
+        CREATE ROLE audit_log_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'audit_log_writer') THEN
+        CREATE ROLE audit_log_writer NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('audit_log_admin', 'audit_log_reader', 'MEMBER') THEN
+        GRANT audit_log_reader TO audit_log_admin;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('audit_log_admin', 'audit_log_writer', 'MEMBER') THEN
+        GRANT audit_log_writer TO audit_log_admin;
+    END IF;
+END
+$roles$;
+
+REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
+GRANT USAGE ON SCHEMA @extschema@ TO audit_log_reader, audit_log_admin, audit_log_writer;
+
+-- The events: one table, partitioned by day (UTC) on occurred_at.
+CREATE SEQUENCE @extschema@.events_event_id_seq AS bigint;
+
+CREATE TABLE @extschema@.events (
+    event_id         bigint      NOT NULL,
+    occurred_at      timestamptz NOT NULL,
+    category         text        NOT NULL,
+    event_type       text        NOT NULL,
+    status           text        NOT NULL,
+    actor            text,
+    actor_type       text,
+    db_user          text,
+    effective_role   text,
+    client_addr      inet,
+    application_name text,
+    user_agent       text,
+    tenant           text,
+    request_id       text,
+    database         text,
+    object_type      text,
+    object_name      text,
+    resource_id      text,
+    command          text,
+    old_data         jsonb,
+    new_data         jsonb,
+    statement        text,
+    details          jsonb,
+    txid             bigint,
+    backend_pid      integer
+) PARTITION BY RANGE (occurred_at);
+
+CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
+
+COMMENT ON TABLE @extschema@.events IS
+    'Audit events, partitioned by day (UTC). Written only by the audit_log extension; read through the views.';
+
+-- Nobody writes the events directly, the owner included.
+REVOKE ALL ON TABLE @extschema@.events FROM PUBLIC;
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE @extschema@.events FROM CURRENT_USER;
+REVOKE ALL ON SEQUENCE @extschema@.events_event_id_seq FROM PUBLIC;
+REVOKE UPDATE ON SEQUENCE @extschema@.events_event_id_seq FROM CURRENT_USER;
+
+-- The safety net: an event never fails for want of a partition.
+CREATE TABLE @extschema@.events_default PARTITION OF @extschema@.events DEFAULT;
+REVOKE ALL ON TABLE @extschema@.events_default FROM PUBLIC;
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE @extschema@.events_default FROM CURRENT_USER;
+
+/*
+ * _partition_name(day): the name of a day's partition, events_pYYYYMMDD.
+ */
+CREATE FUNCTION @extschema@._partition_name(day date) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'events_p' || pg_catalog.to_char(day, 'YYYYMMDD') $$;
+
+/*
+ * _create_partition(day): create the day's partition [day 00:00 UTC,
+ * day+1 00:00 UTC) unless it exists; true when it created one.
+ */
+CREATE FUNCTION @extschema@._create_partition(day date) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part text := @extschema@._partition_name(day);
+BEGIN
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)',
+        '@extschema@', part, '@extschema@',
+        (day::timestamp AT TIME ZONE 'UTC'), ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+    EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', '@extschema@', part);
+    EXECUTE pg_catalog.format(
+        'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE %I.%I FROM CURRENT_USER',
+        '@extschema@', part);
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._partition_name(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._create_partition(date) FROM PUBLIC;
+
+SELECT @extschema@._create_partition(d::date)
+FROM pg_catalog.generate_series(
+        (pg_catalog.now() AT TIME ZONE 'UTC')::date,
+        (pg_catalog.now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS d;
+
+-- The event type catalogue.  builtin codes are recorded by the extension
+-- itself and cannot be forged through audit_log.log().
+CREATE TABLE @extschema@.event_type_catalog (
+    event_type  text PRIMARY KEY
+                CHECK (event_type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
+    category    text NOT NULL
+                CHECK (category IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app')),
+    description text NOT NULL,
+    builtin     boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE @extschema@.event_type_catalog IS
+    'Every event code with its category and description; read it through the event_types view.';
+REVOKE ALL ON TABLE @extschema@.event_type_catalog FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.event_type_catalog', 'WHERE NOT builtin');
+
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
+    ('data.insert', 'data', 'Row inserted into an audited table', true),
+    ('data.update', 'data', 'Row updated in an audited table', true),
+    ('data.delete', 'data', 'Row deleted from an audited table', true),
+    ('data.truncate', 'data', 'Audited table truncated', true),
+    ('role.created', 'role', 'Role created', true),
+    ('role.altered', 'role', 'Role attributes altered', true),
+    ('role.renamed', 'role', 'Role renamed', true),
+    ('role.dropped', 'role', 'Role dropped', true),
+    ('role.password_changed', 'role', 'Role password set or changed (the password is never recorded)', true),
+    ('role.membership_granted', 'role', 'Role membership granted', true),
+    ('role.membership_revoked', 'role', 'Role membership revoked', true),
+    ('privilege.granted', 'privilege', 'Privilege granted on an object', true),
+    ('privilege.revoked', 'privilege', 'Privilege revoked on an object', true),
+    ('privilege.defaults_altered', 'privilege', 'Default privileges altered', true),
+    ('config.system_altered', 'config', 'Server configuration changed with ALTER SYSTEM', true),
+    ('config.setting_altered', 'config', 'Per-role or per-database setting changed (ALTER ROLE/DATABASE ... SET)', true),
+    ('config.parameter_granted', 'config', 'Privilege on a configuration parameter granted or revoked', true),
+    ('database.created', 'ddl', 'Database created', true),
+    ('database.dropped', 'ddl', 'Database dropped', true),
+    ('extension.created', 'ddl', 'Extension created', true),
+    ('extension.altered', 'ddl', 'Extension altered or updated', true),
+    ('extension.dropped', 'ddl', 'Extension dropped', true),
+    ('auth.login_succeeded', 'auth', 'Successful login', true),
+    ('auth.login_failed', 'auth', 'Failed login attempt', true),
+    ('audit.enabled', 'audit', 'Auditing enabled or its options changed on a table', true),
+    ('audit.disabled', 'audit', 'Auditing removed from a table', true),
+    ('audit.capture_disabled', 'audit', 'Audit capture turned off by other means than disable()', true),
+    ('audit.replication_role_changed', 'audit', 'session_replication_role changed', true),
+    ('audit.tamper_attempt', 'audit', 'Attempt to write, truncate, alter or add a trigger to the audit tables', true),
+    ('audit.setting_changed', 'audit', 'An audit_log setting changed', true),
+    ('audit.purged', 'audit', 'Audit partition removed by retention', true),
+    ('audit.retention_changed', 'audit', 'Retention policy set or changed', true),
+    ('audit.hold_placed', 'audit', 'Legal hold placed on a time range', true),
+    ('audit.hold_released', 'audit', 'Legal hold released', true),
+    ('audit.exported', 'audit', 'Audit events exported', true);
+
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+SELECT 'ddl.' || lower(replace(c, ' ', '_')), 'ddl', 'Schema change: ' || c, true
+FROM pg_catalog.unnest(ARRAY[
+    'CREATE TABLE', 'ALTER TABLE', 'DROP TABLE', 'CREATE TABLE AS', 'SELECT INTO',
+    'CREATE INDEX', 'ALTER INDEX', 'DROP INDEX', 'REINDEX',
+    'CREATE VIEW', 'ALTER VIEW', 'DROP VIEW',
+    'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW', 'DROP MATERIALIZED VIEW',
+    'CREATE SEQUENCE', 'ALTER SEQUENCE', 'DROP SEQUENCE',
+    'CREATE SCHEMA', 'ALTER SCHEMA', 'DROP SCHEMA',
+    'CREATE FUNCTION', 'ALTER FUNCTION', 'DROP FUNCTION',
+    'CREATE PROCEDURE', 'ALTER PROCEDURE', 'DROP PROCEDURE',
+    'CREATE TRIGGER', 'ALTER TRIGGER', 'DROP TRIGGER',
+    'CREATE EVENT TRIGGER', 'ALTER EVENT TRIGGER', 'DROP EVENT TRIGGER',
+    'CREATE TYPE', 'ALTER TYPE', 'DROP TYPE', 'CREATE DOMAIN', 'ALTER DOMAIN', 'DROP DOMAIN',
+    'CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'CREATE RULE', 'DROP RULE',
+    'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'DROP FOREIGN TABLE',
+    'CREATE SERVER', 'ALTER SERVER', 'DROP SERVER',
+    'CREATE USER MAPPING', 'ALTER USER MAPPING', 'DROP USER MAPPING',
+    'CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION',
+    'CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION',
+    'COMMENT', 'SECURITY LABEL', 'ALTER DEFAULT PRIVILEGES', 'ALTER OWNER'
+]) AS c
+ON CONFLICT DO NOTHING;
+
+/*
+ * _record(...): write one event of the extension's own (audit.enabled,
+ * audit.purged, ...) in the current transaction.  Granted to nobody.
+ */
+CREATE FUNCTION @extschema@._record(category text, event_type text, status text,
+    object_type text, object_name text, command text, details jsonb, statement text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'audit_record'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@._record(text, text, text, text, text, text, jsonb, text) FROM PUBLIC;

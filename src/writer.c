@@ -1,0 +1,293 @@
+/*-------------------------------------------------------------------------
+ *
+ * writer.c
+ *		Stores AuditEvents in audit_log.events, in the current transaction.
+ *
+ * Every capture source ends here.  Rows go straight to the table access
+ * method and the partition's indexes, routed to their partition by the
+ * executor's own tuple routing (as COPY FROM does), so nothing is parsed or
+ * planned per event and no privilege on audit_log.events is needed: the
+ * table grants no INSERT to anybody, its owner included.
+ *
+ * Transaction and locking: the caller must be inside a transaction.  The
+ * writer takes RowExclusiveLock on audit_log.events and on the partitions
+ * it routes to, held to the end of the transaction like any INSERT; the
+ * rows commit or roll back with the caller's transaction.  event_id comes
+ * from audit_log.events_event_id_seq (nextval, not transactional).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "audit_log.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/sequence.h"
+#include "executor/execPartition.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+static Oid	events_relid = InvalidOid;
+static Oid	events_seqid = InvalidOid;
+static bool callback_registered = false;
+static int	writer_depth = 0;
+
+/*
+ * writer_relcache_callback: forget the cached OIDs when the events table
+ * or its sequence may have gone (DROP EXTENSION, restore).
+ */
+static void
+writer_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == events_relid || relid == events_seqid)
+	{
+		events_relid = InvalidOid;
+		events_seqid = InvalidOid;
+	}
+}
+
+/*
+ * audit_events_relid: the OID of audit_log.events in this database, or
+ * InvalidOid when missing_ok and the extension is not installed here.
+ */
+Oid
+audit_events_relid(bool missing_ok)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(writer_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (!OidIsValid(events_relid) || !OidIsValid(events_seqid))
+	{
+		Oid			nsp = get_namespace_oid(AUDIT_SCHEMA, true);
+		Oid			rel = InvalidOid;
+		Oid			seq = InvalidOid;
+
+		if (OidIsValid(nsp))
+		{
+			rel = get_relname_relid(AUDIT_EVENTS_TABLE, nsp);
+			seq = get_relname_relid(AUDIT_EVENTS_SEQ, nsp);
+		}
+		if (!OidIsValid(rel) || !OidIsValid(seq) ||
+			get_rel_relkind(rel) != RELKIND_PARTITIONED_TABLE)
+		{
+			if (missing_ok)
+				return InvalidOid;
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("audit_log is not installed in this database"),
+					 errhint("Run CREATE EXTENSION audit_log CASCADE.")));
+		}
+		events_relid = rel;
+		events_seqid = seq;
+	}
+	return events_relid;
+}
+
+/*
+ * audit_writer_active: true while this backend is writing events, so that
+ * guards on the events table can tell the extension from anybody else.
+ */
+bool
+audit_writer_active(void)
+{
+	return writer_depth > 0;
+}
+
+static inline void
+set_text(Datum *values, bool *nulls, int i, const char *s)
+{
+	if (s == NULL)
+		nulls[i] = true;
+	else
+		values[i] = CStringGetTextDatum(s);
+}
+
+static inline void
+set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
+{
+	if (j == NULL)
+		nulls[i] = true;
+	else
+		values[i] = JsonbPGetDatum(j);
+}
+
+/*
+ * fill_row: the 25 columns of audit_log.events for one event, in table
+ * order.  Assigns event_id, and occurred_at/txid/backend_pid when unset.
+ */
+static void
+fill_row(AuditEvent *ev, Datum *values, bool *nulls)
+{
+	memset(nulls, 0, sizeof(bool) * AUDIT_NCOLUMNS);
+
+	ev->event_id = nextval_internal(events_seqid, false);
+	if (ev->occurred_at == 0)
+		ev->occurred_at = GetCurrentTimestamp();
+	if (ev->txid == 0)
+		ev->txid = (int64) XidFromFullTransactionId(GetTopFullTransactionId()) +
+			((int64) EpochFromFullTransactionId(GetTopFullTransactionId()) << 32);
+	if (ev->backend_pid == 0)
+		ev->backend_pid = MyProcPid;
+
+	values[0] = Int64GetDatum(ev->event_id);
+	values[1] = TimestampTzGetDatum(ev->occurred_at);
+	set_text(values, nulls, 2, ev->category);
+	set_text(values, nulls, 3, ev->event_type);
+	set_text(values, nulls, 4, ev->status ? ev->status : "success");
+	set_text(values, nulls, 5, ev->actor);
+	set_text(values, nulls, 6, ev->actor_type);
+	set_text(values, nulls, 7, ev->db_user);
+	set_text(values, nulls, 8, ev->effective_role);
+	if (ev->client_addr == NULL)
+		nulls[9] = true;
+	else
+		values[9] = DirectFunctionCall1(inet_in, CStringGetDatum(ev->client_addr));
+	set_text(values, nulls, 10, ev->application_name);
+	set_text(values, nulls, 11, ev->user_agent);
+	set_text(values, nulls, 12, ev->tenant);
+	set_text(values, nulls, 13, ev->request_id);
+	set_text(values, nulls, 14, ev->database);
+	set_text(values, nulls, 15, ev->object_type);
+	set_text(values, nulls, 16, ev->object_name);
+	set_text(values, nulls, 17, ev->resource_id);
+	set_text(values, nulls, 18, ev->command);
+	set_jsonb(values, nulls, 19, ev->old_data);
+	set_jsonb(values, nulls, 20, ev->new_data);
+	set_text(values, nulls, 21, ev->statement);
+	set_jsonb(values, nulls, 22, ev->details);
+	values[23] = Int64GetDatum(ev->txid);
+	values[24] = Int32GetDatum(ev->backend_pid);
+}
+
+/*
+ * audit_write_events: store nevents events in audit_log.events in the
+ * current transaction, setting each event's event_id.  Errors if the
+ * extension is not installed in this database.
+ */
+void
+audit_write_events(AuditEvent *events, int nevents)
+{
+	MemoryContext oldcxt;
+	MemoryContext writecxt;
+	MemoryContext rowcxt;
+	Relation	rel;
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rootRRI;
+	ModifyTableState *mtstate;
+	PartitionTupleRouting *proute;
+	TupleTableSlot *rootslot;
+	CommandId	cid;
+	int			i;
+
+	if (nevents <= 0)
+		return;
+	Assert(IsTransactionState());
+
+	(void) audit_events_relid(false);
+
+	writecxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "audit_log writer",
+									 ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(writecxt);
+	writer_depth++;
+
+	PG_TRY();
+	{
+		rel = table_open(events_relid, RowExclusiveLock);
+
+		estate = CreateExecutorState();
+		rte = makeNode(RangeTblEntry);
+		rte->rtekind = RTE_RELATION;
+		rte->relid = events_relid;
+		rte->relkind = RELKIND_PARTITIONED_TABLE;
+		rte->rellockmode = RowExclusiveLock;
+		rte->requiredPerms = ACL_INSERT;
+		ExecInitRangeTable(estate, list_make1(rte));
+
+		rootRRI = makeNode(ResultRelInfo);
+		ExecInitResultRelation(estate, rootRRI, 1);
+
+		mtstate = makeNode(ModifyTableState);
+		mtstate->ps.plan = NULL;
+		mtstate->ps.state = estate;
+		mtstate->operation = CMD_INSERT;
+		mtstate->mt_nrels = 1;
+		mtstate->resultRelInfo = rootRRI;
+		mtstate->rootResultRelInfo = rootRRI;
+
+		cid = GetCurrentCommandId(true);
+		estate->es_output_cid = cid;
+		proute = ExecSetupPartitionTupleRouting(estate, rel);
+		rootslot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
+										  &TTSOpsVirtual);
+
+		rowcxt = AllocSetContextCreate(writecxt, "audit_log row",
+									   ALLOCSET_SMALL_SIZES);
+
+		for (i = 0; i < nevents; i++)
+		{
+			ResultRelInfo *partRRI;
+			TupleTableSlot *slot = rootslot;
+			TupleConversionMap *map;
+
+			ExecClearTuple(rootslot);
+			MemoryContextSwitchTo(rowcxt);
+			fill_row(&events[i], rootslot->tts_values, rootslot->tts_isnull);
+			MemoryContextSwitchTo(writecxt);
+			ExecStoreVirtualTuple(rootslot);
+
+			partRRI = ExecFindPartition(mtstate, rootRRI, proute, rootslot, estate);
+			map = partRRI->ri_RootToPartitionMap;
+			if (map != NULL)
+				slot = execute_attr_map_slot(map->attrMap, rootslot,
+											 partRRI->ri_PartitionTupleSlot);
+
+			table_tuple_insert(partRRI->ri_RelationDesc, slot, cid, 0, NULL);
+			if (partRRI->ri_NumIndices > 0)
+				(void) ExecInsertIndexTuples(partRRI, slot, estate,
+											 false, false, NULL, NIL);
+			ResetPerTupleExprContext(estate);
+			ExecClearTuple(rootslot);
+			MemoryContextReset(rowcxt);
+		}
+
+		ExecResetTupleTable(estate->es_tupleTable, false);
+		ExecCleanupTupleRouting(mtstate, proute);
+		ExecCloseResultRelations(estate);
+		ExecCloseRangeTableRelations(estate);
+		FreeExecutorState(estate);
+		table_close(rel, NoLock);
+	}
+	PG_FINALLY();
+	{
+		writer_depth--;
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(writecxt);
+}
+
+/*
+ * audit_write_event: store one event; returns its event_id.
+ */
+int64
+audit_write_event(AuditEvent *ev)
+{
+	audit_write_events(ev, 1);
+	return ev->event_id;
+}
