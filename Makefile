@@ -29,3 +29,12 @@ include $(PGXS)
 
 audit_log--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
+
+# One suite at a time (scripts/test.sh runs all three even when one fails).
+check-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+check-isolation:
+	$(if $(ISOLATION),$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION),@echo "no isolation specs")
+check-tap:
+	$(if $(PROVE_TESTS),$(prove_installcheck),@echo "no TAP tests")
+.PHONY: check-regress check-isolation check-tap

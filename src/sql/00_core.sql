@@ -203,3 +203,14 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'audit_record'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION @extschema@._record(text, text, text, text, text, text, jsonb, text) FROM PUBLIC;
+
+/*
+ * _internal(on): mark the start (true) and end (false) of an internal
+ * operation of the extension's own functions; returns the previous value.
+ * Their DDL on audit objects and triggers is not captured as a user's, and
+ * the guards of the audit tables let it through.  Granted to nobody.
+ */
+CREATE FUNCTION @extschema@._internal(on_ boolean) RETURNS boolean
+AS 'MODULE_PATHNAME', 'audit_internal'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@._internal(boolean) FROM PUBLIC;

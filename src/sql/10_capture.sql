@@ -164,6 +164,7 @@ BEGIN
     wc := @extschema@._check_columns(target, when_changed, 'when_changed');
 
     -- Everything is valid: apply.
+    PERFORM @extschema@._internal(true);
     INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
     SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
       FROM unnest(codes) WITH ORDINALITY AS u(c, o)
@@ -205,6 +206,7 @@ BEGIN
                                               'DELETE', codes[3], 'TRUNCATE', codes[4]),
             'exclude_columns', to_jsonb(ex), 'mask_columns', to_jsonb(mk),
             'when_changed', to_jsonb(wc), 'updated', was_enabled));
+    PERFORM @extschema@._internal(false);
 END
 $$;
 
@@ -229,12 +231,14 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
+    PERFORM @extschema@._internal(true);
     EXECUTE format('DROP TRIGGER IF EXISTS audit_log_insert ON %s', qname);
     EXECUTE format('DROP TRIGGER IF EXISTS audit_log_update ON %s', qname);
     EXECUTE format('DROP TRIGGER IF EXISTS audit_log_delete ON %s', qname);
     EXECUTE format('DROP TRIGGER IF EXISTS audit_log_truncate ON %s', qname);
     DELETE FROM @extschema@.table_config WHERE relid = target;
     PERFORM @extschema@._record('audit', 'audit.disabled', 'success', 'table', qname, 'SELECT', NULL);
+    PERFORM @extschema@._internal(false);
 END
 $$;
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run every test of audit_log: the regression suite (sql/), the isolation
+# specs (test/specs) and the TAP tests (test/t), each on its own temporary
+# PostgreSQL instance.  As root on Debian 12 it first installs the packages
+# it needs, builds and installs; the tests themselves run as "postgres".
+# Ends with a line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SRC=$(pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+
+EXTRA_PACKAGES="${EXTRA_PACKAGES:-} libpostgresql-jdbc-java default-jdk-headless" bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+# initdb refuses root: run the suites as postgres in a copy it owns.
+RUNAS=()
+WORK="$SRC"
+if [ "$(id -u)" = 0 ]; then
+    WORK=$(mktemp -d /tmp/audit_log_test.XXXXXX)
+    cp -a "$SRC"/. "$WORK"/
+    chown -R postgres "$WORK"
+    RUNAS=(runuser -u postgres --)
+fi
+cd "$WORK"
+
+OUT=$(mktemp)
+status=0
+for suite in regress isolation tap; do
+    echo "== $suite"
+    "${RUNAS[@]}" make -s PG_CONFIG="$PG_CONFIG" "check-$suite" 2>&1 | tee -a "$OUT" || status=1
+done
+
+passed=$(grep -cE '\.\.\. ok( |$)' "$OUT" || true)
+failed=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$OUT" || true)
+tap_ok=$(grep -cE '^test/t/[^ ]+\.pl \.+ ok' "$OUT" || true)
+tap_bad=$(grep -cE '^test/t/[^ ]+\.pl \.+ ' "$OUT" || true)
+tap_bad=$((tap_bad - tap_ok))
+passed=$((passed + tap_ok))
+failed=$((failed + tap_bad))
+
+if [ $status -ne 0 ] || [ $failed -ne 0 ]; then
+    echo "== failure details"
+    for f in regression.diffs output_iso/regression.diffs; do
+        [ -f "$f" ] && { echo "--- $f"; cat "$f"; }
+    done
+    for f in tmp_check/log/*.log tmp_check_iso/log/*.log log/*.log tmp_check/log/regress_log_*; do
+        [ -f "$f" ] && { echo "--- $f (last 80 lines)"; tail -n 80 "$f"; }
+    done
+    [ $failed -eq 0 ] && failed=1
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
