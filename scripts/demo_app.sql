@@ -1,0 +1,99 @@
+-- The sample application of the demo: users, roles, user_roles, api_keys.
+SET client_min_messages = warning;
+CREATE EXTENSION audit_log CASCADE;
+
+CREATE SCHEMA app;
+CREATE TABLE app.users (
+    id            bigint PRIMARY KEY,
+    email         text NOT NULL UNIQUE,
+    display_name  text,
+    password_hash text,
+    last_seen     timestamptz
+);
+CREATE TABLE app.roles (id int PRIMARY KEY, name text NOT NULL UNIQUE);
+CREATE TABLE app.user_roles (
+    user_id bigint REFERENCES app.users,
+    role_id int REFERENCES app.roles,
+    PRIMARY KEY (user_id, role_id)
+);
+CREATE TABLE app.api_keys (
+    id         bigint PRIMARY KEY,
+    user_id    bigint REFERENCES app.users,
+    key_hash   text NOT NULL,
+    scopes     text[] NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+
+-- Attach auditing: the tables that hold users, roles and keys.
+SELECT audit_log.enable('app.users', 'privilege',
+    event_types => '{"INSERT": "user.created", "UPDATE": "user.updated", "DELETE": "user.deleted"}',
+    mask_columns => '{password_hash}', exclude_columns => '{last_seen}');
+SELECT audit_log.enable('app.roles', 'privilege');
+SELECT audit_log.enable('app.user_roles', 'privilege',
+    event_types => '{"INSERT": "user.role_added", "DELETE": "user.role_removed"}');
+SELECT audit_log.enable('app.api_keys', 'privilege',
+    event_types => '{"INSERT": "api_key.created", "UPDATE": "api_key.updated"}',
+    mask_columns => '{key_hash}', when_changed => '{revoked_at,scopes}');
+
+-- A role the application connects as.
+CREATE ROLE app_service LOGIN PASSWORD 's3rvice-pass';
+GRANT USAGE ON SCHEMA app TO app_service;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO app_service;
+GRANT audit_log_writer TO app_service;
+
+-- A scripted session, as the application would run it: each request sets
+-- who is behind the connection for its transaction.
+SET ROLE app_service;
+BEGIN;
+SELECT audit_log.set_context('admin@example.com', 'user', '203.0.113.7', 'Mozilla/5.0', 'acme', 'req-0001');
+INSERT INTO app.roles VALUES (1, 'viewer'), (2, 'editor'), (3, 'admin');
+INSERT INTO app.users VALUES
+    (1, 'admin@example.com', 'Admin', '$argon2id$v=19$admin', now()),
+    (2, 'alice@example.com', 'Alice', '$argon2id$v=19$alice', now()),
+    (3, 'bob@example.com',   'Bob',   '$argon2id$v=19$bob',   now());
+INSERT INTO app.user_roles VALUES (1, 3), (2, 1), (3, 1);
+COMMIT;
+
+BEGIN;
+SELECT audit_log.set_context('admin@example.com', 'user', '203.0.113.7', 'Mozilla/5.0', 'acme', 'req-0002');
+-- Alice is promoted to editor, Bob loses access.
+INSERT INTO app.user_roles VALUES (2, 2);
+DELETE FROM app.user_roles WHERE user_id = 3;
+UPDATE app.users SET display_name = 'Alice Liddell' WHERE id = 2;
+COMMIT;
+
+BEGIN;
+SELECT audit_log.set_context('alice@example.com', 'user', '198.51.100.23', 'curl/8.5', 'acme', 'req-0003');
+-- Alice changes her password (the hash never reaches the audit trail) and creates an API key.
+UPDATE app.users SET password_hash = '$argon2id$v=19$alice-2', last_seen = now() WHERE id = 2;
+INSERT INTO app.api_keys (id, user_id, key_hash, scopes) VALUES (10, 2, 'sha256:4f1c...', '{read,write}');
+SELECT audit_log.log('api_key.shown', object_type => 'api_key', resource_id => '10',
+                     details => '{"channel": "web"}') IS NOT NULL AS logged;
+COMMIT;
+
+BEGIN;
+SELECT audit_log.set_context('support@example.com', 'support', '192.0.2.50', 'Zendesk', 'acme', 'req-0004');
+-- Support revokes the key; touching last_seen only is not recorded (excluded column).
+UPDATE app.api_keys SET revoked_at = now() WHERE id = 10;
+UPDATE app.users SET last_seen = now() WHERE id = 3;
+COMMIT;
+RESET ROLE;
+
+-- Privileged database changes, captured by the server hooks.
+CREATE ROLE auditor_jane LOGIN PASSWORD 'correct horse battery staple';
+GRANT audit_log_reader TO auditor_jane;
+ALTER ROLE auditor_jane PASSWORD 'another secret';
+ALTER ROLE app_service CONNECTION LIMIT 20;
+GRANT SELECT ON app.users TO auditor_jane;
+REVOKE SELECT ON app.users FROM auditor_jane;
+ALTER TABLE app.users ADD COLUMN locale text;
+CREATE INDEX users_locale_idx ON app.users (locale);
+-- A denied GRANT: app_service may not grant what it does not own.
+SET ROLE app_service;
+DO $$ BEGIN
+    EXECUTE 'GRANT DELETE ON app.api_keys TO auditor_jane';
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'GRANT by app_service refused: %', SQLERRM;
+END $$;
+RESET ROLE;
