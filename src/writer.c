@@ -21,6 +21,8 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
@@ -164,13 +166,30 @@ set_text(Datum *values, bool *nulls, int i, const char *s)
 		values[i] = CStringGetTextDatum(s);
 }
 
+/*
+ * Row images above this size are stored LZ4-compressed inline.  Heap rows
+ * under 2 kB never reach the TOAST compressor, and an audit row is mostly
+ * its old_data: compressing it here keeps the trail small.  Readers see an
+ * ordinary jsonb (detoasting is transparent).
+ */
+#define COMPRESS_MIN_BYTES 160
+
 static inline void
 set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
 {
 	if (j == NULL)
 		nulls[i] = true;
 	else
+	{
 		values[i] = JsonbPGetDatum(j);
+		if (VARSIZE_ANY(j) >= COMPRESS_MIN_BYTES && !VARATT_IS_EXTENDED(j))
+		{
+			Datum		c = toast_compress_datum(values[i], TOAST_LZ4_COMPRESSION);
+
+			if (DatumGetPointer(c) != NULL)
+				values[i] = c;
+		}
+	}
 }
 
 /*
