@@ -11,6 +11,7 @@
  *
  *	 0 category  1 INSERT code  2 UPDATE code  3 DELETE code  4 TRUNCATE code
  *	 5 exclude_columns  6 mask_columns  7 when_changed   (5-7: text[] literals)
+ *	 8 (on the partitions of an audited partitioned table) the parent's name
  *
  * Each statement's rows are turned into events in batches and written by
  * writer.c in the audited transaction: they commit and roll back with it.
@@ -186,7 +187,7 @@ init_state(CaptureState *cs, TriggerData *td)
 	int			i;
 	char	   *nspname;
 
-	if (trig->tgnargs != CAPTURE_NARGS)
+	if (trig->tgnargs != CAPTURE_NARGS && trig->tgnargs != CAPTURE_NARGS + 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("audit_log.capture() trigger \"%s\" has %d arguments, expected %d",
@@ -237,8 +238,12 @@ init_state(CaptureState *cs, TriggerData *td)
 	nspname = get_namespace_name(RelationGetNamespace(cs->rel));
 	audit_event_init(&cs->proto, args[0], NULL);
 	cs->proto.object_type = "table";
-	cs->proto.object_name = quote_qualified_identifier(nspname,
-													   RelationGetRelationName(cs->rel));
+	/* On a partition, argument 8 names the audited partitioned table. */
+	if (trig->tgnargs > CAPTURE_NARGS)
+		cs->proto.object_name = args[CAPTURE_NARGS];
+	else
+		cs->proto.object_name = quote_qualified_identifier(nspname,
+														   RelationGetRelationName(cs->rel));
 	cs->batch = palloc(sizeof(AuditEvent) * CAPTURE_BATCH);
 	cs->nbatch = 0;
 	cs->batchcxt = AllocSetContextCreate(CurrentMemoryContext,

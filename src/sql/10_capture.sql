@@ -57,6 +57,36 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._check_columns(regclass, text[], text) FROM PUBLIC;
 
 /*
+ * _attach(table, args): create or replace the four capture triggers of one
+ * table, ENABLE ALWAYS.
+ */
+CREATE FUNCTION @extschema@._attach(tbl regclass, args text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := tbl::text;
+BEGIN
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS audit_log_new FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION @extschema@.capture(%s)', t, args);
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS audit_log_old NEW TABLE AS audit_log_new FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION @extschema@.capture(%s)', t, args);
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS audit_log_old FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION @extschema@.capture(%s)', t, args);
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_truncate AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', t, args);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_log_insert, '
+                   'ENABLE ALWAYS TRIGGER audit_log_update, ENABLE ALWAYS TRIGGER audit_log_delete, '
+                   'ENABLE ALWAYS TRIGGER audit_log_truncate', t);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._attach(regclass, text) FROM PUBLIC;
+
+/*
  * enable(target, category, event_types, exclude_columns, mask_columns,
  * when_changed): attach (or update) the C capture of a table.
  */
@@ -173,20 +203,12 @@ BEGIN
 
     args := format('%L, %L, %L, %L, %L, %L, %L, %L', category, codes[1], codes[2], codes[3],
                    codes[4], ex::text, mk::text, wc::text);
-    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_insert AFTER INSERT ON %s '
-                   'REFERENCING NEW TABLE AS audit_log_new FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION @extschema@.capture(%s)', qname, args);
-    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_update AFTER UPDATE ON %s '
-                   'REFERENCING OLD TABLE AS audit_log_old NEW TABLE AS audit_log_new FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION @extschema@.capture(%s)', qname, args);
-    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_delete AFTER DELETE ON %s '
-                   'REFERENCING OLD TABLE AS audit_log_old FOR EACH STATEMENT '
-                   'EXECUTE FUNCTION @extschema@.capture(%s)', qname, args);
-    EXECUTE format('CREATE OR REPLACE TRIGGER audit_log_truncate AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%s)', qname, args);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_log_insert, '
-                   'ENABLE ALWAYS TRIGGER audit_log_update, ENABLE ALWAYS TRIGGER audit_log_delete, '
-                   'ENABLE ALWAYS TRIGGER audit_log_truncate', qname);
+    PERFORM @extschema@._attach(target, args);
+    -- Statement triggers fire only for the table a statement names: the
+    -- partitions of a partitioned table get their own, naming the parent.
+    PERFORM @extschema@._attach(p.relid, args || format(', %L', qname))
+       FROM pg_partition_tree(target) p
+      WHERE p.relid <> target AND p.isleaf;
 
     was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
     INSERT INTO @extschema@.table_config AS t
@@ -232,10 +254,15 @@ BEGIN
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
     PERFORM @extschema@._internal(true);
-    EXECUTE format('DROP TRIGGER IF EXISTS audit_log_insert ON %s', qname);
-    EXECUTE format('DROP TRIGGER IF EXISTS audit_log_update ON %s', qname);
-    EXECUTE format('DROP TRIGGER IF EXISTS audit_log_delete ON %s', qname);
-    EXECUTE format('DROP TRIGGER IF EXISTS audit_log_truncate ON %s', qname);
+    FOR qname IN SELECT p.relid::text FROM pg_partition_tree(target) p WHERE p.isleaf OR p.relid = target
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_insert ON %s', qname);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_update ON %s', qname);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_delete ON %s', qname);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_truncate ON %s', qname);
+    END LOOP;
+    SELECT format('%I.%I', n.nspname, c.relname) INTO qname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
     DELETE FROM @extschema@.table_config WHERE relid = target;
     PERFORM @extschema@._record('audit', 'audit.disabled', 'success', 'table', qname, 'SELECT', NULL);
     PERFORM @extschema@._internal(false);
