@@ -72,6 +72,9 @@ typedef struct CaptureState
 	TupleDesc	desc;
 	int			natts;
 	ColumnInfo *cols;
+	int		   *jsonorder;		/* columns in jsonb key order (length, bytes) */
+	int			njson;
+	JsonbPair  *pairs;			/* scratch for one row image */
 	int		   *keyatts;		/* primary key attnums (0-based), in key order */
 	int			nkeys;
 	bool		have_watch;
@@ -177,6 +180,41 @@ load_keys(CaptureState *cs)
 }
 
 /*
+ * json_key_cmp: jsonb's own key order: shorter keys first, then bytes.
+ */
+static int
+json_key_cmp(const void *a, const void *b, void *arg)
+{
+	CaptureState *cs = (CaptureState *) arg;
+	const char *ka = cs->cols[*(const int *) a].name;
+	const char *kb = cs->cols[*(const int *) b].name;
+	size_t		la = strlen(ka);
+	size_t		lb = strlen(kb);
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return memcmp(ka, kb, la);
+}
+
+/*
+ * sort_json_columns: the audited columns in the order jsonb stores object
+ * keys, so row images are built already sorted (no per-row sort).
+ */
+static void
+sort_json_columns(CaptureState *cs)
+{
+	int			i;
+
+	cs->jsonorder = palloc(sizeof(int) * cs->natts);
+	cs->njson = 0;
+	for (i = 0; i < cs->natts; i++)
+		if (!cs->cols[i].skip)
+			cs->jsonorder[cs->njson++] = i;
+	qsort_arg(cs->jsonorder, cs->njson, sizeof(int), json_key_cmp, cs);
+	cs->pairs = palloc(sizeof(JsonbPair) * Max(cs->njson, 1));
+}
+
+/*
  * init_state: the per-statement view of the audited table and options.
  */
 static void
@@ -234,6 +272,7 @@ init_state(CaptureState *cs, TriggerData *td)
 	if (cs->have_watch)
 		(void) mark_columns(cs, parse_name_list(args[7]), 2);
 	load_keys(cs);
+	sort_json_columns(cs);
 
 	nspname = get_namespace_name(RelationGetNamespace(cs->rel));
 	audit_event_init(&cs->proto, args[0], NULL);
@@ -249,6 +288,30 @@ init_state(CaptureState *cs, TriggerData *td)
 	cs->batchcxt = AllocSetContextCreate(CurrentMemoryContext,
 										 "audit_log capture batch",
 										 ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * jsonb_to_tree: a jsonb value unpacked into a JsonbValue tree, so that it
+ * can be nested in a row image built as a tree.
+ */
+static void
+jsonb_to_tree(Jsonb *jb, JsonbValue *v)
+{
+	JsonbIterator *it;
+	JsonbParseState *state = NULL;
+	JsonbValue	tok;
+	JsonbValue *res = NULL;
+	JsonbIteratorToken r;
+
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		(void) JsonbExtractScalar(&jb->root, v);
+		return;
+	}
+	it = JsonbIteratorInit(&jb->root);
+	while ((r = JsonbIteratorNext(&it, &tok, false)) != WJB_DONE)
+		res = pushJsonbValue(&state, r, r < WJB_BEGIN_ARRAY ? &tok : NULL);
+	*v = *res;
 }
 
 /*
@@ -321,24 +384,13 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 				return;
 			}
 		case JSONBOID:
-			{
-				Jsonb	   *jb = DatumGetJsonbP(value);
-
-				v->type = jbvBinary;
-				v->val.binary.data = &jb->root;
-				v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
-				return;
-			}
+			jsonb_to_tree(DatumGetJsonbP(value), v);
+			return;
 		case JSONOID:
-			{
-				Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																	CStringGetDatum(TextDatumGetCString(value))));
-
-				v->type = jbvBinary;
-				v->val.binary.data = &jb->root;
-				v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
-				return;
-			}
+			jsonb_to_tree(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															 CStringGetDatum(TextDatumGetCString(value)))),
+						  v);
+			return;
 		default:
 			break;
 	}
@@ -349,40 +401,42 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 
 /*
  * row_to_jsonb: the audited columns of a row as a jsonb object; with
- * "only" set, just the columns flagged in it.
+ * "only" set, just the columns flagged in it.  Built as one JsonbValue
+ * object whose pairs are already in jsonb key order.
  */
 static Jsonb *
 row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue *res;
-	int			i;
+	JsonbValue	obj;
+	int			k;
+	int			n = 0;
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	for (i = 0; i < cs->natts; i++)
+	for (k = 0; k < cs->njson; k++)
 	{
+		int			i = cs->jsonorder[k];
 		ColumnInfo *col = &cs->cols[i];
-		JsonbValue	k;
-		JsonbValue	v;
+		JsonbPair  *p;
 
-		if (col->skip || (only != NULL && !only[i]))
+		if (only != NULL && !only[i])
 			continue;
-		k.type = jbvString;
-		k.val.string.val = col->name;
-		k.val.string.len = strlen(col->name);
-		pushJsonbValue(&state, WJB_KEY, &k);
+		p = &cs->pairs[n];
+		p->key.type = jbvString;
+		p->key.val.string.val = col->name;
+		p->key.val.string.len = strlen(col->name);
+		p->order = n++;
 		if (col->masked)
 		{
-			v.type = jbvString;
-			v.val.string.val = MASKED_VALUE;
-			v.val.string.len = strlen(MASKED_VALUE);
+			p->value.type = jbvString;
+			p->value.val.string.val = MASKED_VALUE;
+			p->value.val.string.len = strlen(MASKED_VALUE);
 		}
 		else
-			value_to_jsonb(col, slot->tts_values[i], slot->tts_isnull[i], &v);
-		pushJsonbValue(&state, WJB_VALUE, &v);
+			value_to_jsonb(col, slot->tts_values[i], slot->tts_isnull[i], &p->value);
 	}
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(res);
+	obj.type = jbvObject;
+	obj.val.object.nPairs = n;
+	obj.val.object.pairs = cs->pairs;
+	return JsonbValueToJsonb(&obj);
 }
 
 /*

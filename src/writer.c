@@ -19,6 +19,7 @@
  */
 #include "audit_log.h"
 
+#include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/toast_compression.h"
@@ -241,6 +242,75 @@ fill_row(AuditEvent *ev, Datum *values, bool *nulls)
 }
 
 /*
+ * Rows bound for one partition are inserted together with
+ * table_multi_insert (fewer WAL records and buffer lookups), as COPY does.
+ */
+#define MULTI_MAX 1000
+
+typedef struct MultiState
+{
+	ResultRelInfo *rri;			/* partition the buffered rows go to */
+	TupleTableSlot **slots;		/* up to MULTI_MAX slots of its row type */
+	int			nslots;			/* rows buffered */
+	TupleDesc	desc;			/* unpinned copy of its row type */
+	BulkInsertState bistate;	/* NULL for a single event */
+} MultiState;
+
+/*
+ * multi_flush: insert the buffered rows and their index entries.
+ */
+static void
+multi_flush(MultiState *ms, EState *estate, CommandId cid)
+{
+	int			i;
+
+	if (ms->nslots == 0)
+		return;
+	if (ms->nslots == 1)
+		table_tuple_insert(ms->rri->ri_RelationDesc, ms->slots[0], cid, 0,
+						   ms->bistate);
+	else
+		table_multi_insert(ms->rri->ri_RelationDesc, ms->slots, ms->nslots,
+						   cid, 0, ms->bistate);
+	for (i = 0; i < ms->nslots; i++)
+	{
+		if (ms->rri->ri_NumIndices > 0)
+			(void) ExecInsertIndexTuples(ms->rri, ms->slots[i], estate,
+										 false, false, NULL, NIL);
+		ResetPerTupleExprContext(estate);
+		ExecClearTuple(ms->slots[i]);
+	}
+	ms->nslots = 0;
+}
+
+/*
+ * multi_switch: start buffering rows for another partition (or none).
+ */
+static void
+multi_switch(MultiState *ms, ResultRelInfo *rri)
+{
+	int			i;
+
+	if (ms->slots != NULL)
+	{
+		for (i = MULTI_MAX - 1; i >= 0; i--)
+			if (ms->slots[i] != NULL)
+				ExecDropSingleTupleTableSlot(ms->slots[i]);
+		pfree(ms->slots);
+		ms->slots = NULL;
+	}
+	if (ms->bistate != NULL)
+		ReleaseBulkInsertStatePin(ms->bistate);
+	ms->rri = rri;
+	if (rri != NULL)
+	{
+		ms->slots = palloc0(sizeof(TupleTableSlot *) * MULTI_MAX);
+		/* An unpinned copy: slots on it need no resource owner bookkeeping. */
+		ms->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
+	}
+}
+
+/*
  * audit_write_events: store nevents events in audit_log.events in the
  * current transaction, setting each event's event_id.  Errors if the
  * extension is not installed in this database.
@@ -260,9 +330,11 @@ audit_write_events(AuditEvent *events, int nevents)
 	TupleTableSlot *rootslot;
 	CommandId	cid;
 	int			i;
+	MultiState	ms;
 
 	if (nevents <= 0)
 		return;
+	memset(&ms, 0, sizeof(ms));
 	Assert(IsTransactionState());
 
 	(void) audit_events_relid(false);
@@ -305,12 +377,14 @@ audit_write_events(AuditEvent *events, int nevents)
 
 		rowcxt = AllocSetContextCreate(writecxt, "audit_log row",
 									   ALLOCSET_SMALL_SIZES);
+		if (nevents > 1)
+			ms.bistate = GetBulkInsertState();
 
 		for (i = 0; i < nevents; i++)
 		{
 			ResultRelInfo *partRRI;
-			TupleTableSlot *slot = rootslot;
 			TupleConversionMap *map;
+			TupleTableSlot *slot;
 
 			ExecClearTuple(rootslot);
 			MemoryContextSwitchTo(rowcxt);
@@ -319,19 +393,32 @@ audit_write_events(AuditEvent *events, int nevents)
 			ExecStoreVirtualTuple(rootslot);
 
 			partRRI = ExecFindPartition(mtstate, rootRRI, proute, rootslot, estate);
+			if (partRRI != ms.rri)
+			{
+				multi_flush(&ms, estate, cid);
+				multi_switch(&ms, partRRI);
+			}
+			if (ms.slots[ms.nslots] == NULL)	/* slots are made as needed */
+				ms.slots[ms.nslots] =
+					MakeSingleTupleTableSlot(ms.desc,
+											 table_slot_callbacks(partRRI->ri_RelationDesc));
+			slot = ms.slots[ms.nslots];
+			ExecClearTuple(slot);
 			map = partRRI->ri_RootToPartitionMap;
 			if (map != NULL)
-				slot = execute_attr_map_slot(map->attrMap, rootslot,
-											 partRRI->ri_PartitionTupleSlot);
-
-			table_tuple_insert(partRRI->ri_RelationDesc, slot, cid, 0, NULL);
-			if (partRRI->ri_NumIndices > 0)
-				(void) ExecInsertIndexTuples(partRRI, slot, estate,
-											 false, false, NULL, NIL);
-			ResetPerTupleExprContext(estate);
-			ExecClearTuple(rootslot);
+				execute_attr_map_slot(map->attrMap, rootslot, slot);
+			else
+				ExecCopySlot(slot, rootslot);
+			ExecMaterializeSlot(slot);
+			ms.nslots++;
 			MemoryContextReset(rowcxt);
+			if (ms.nslots == MULTI_MAX)
+				multi_flush(&ms, estate, cid);
 		}
+		multi_flush(&ms, estate, cid);
+		multi_switch(&ms, NULL);
+		if (ms.bistate != NULL)
+			FreeBulkInsertState(ms.bistate);
 
 		ExecResetTupleTable(estate->es_tupleTable, false);
 		ExecCleanupTupleRouting(mtstate, proute);
