@@ -248,7 +248,8 @@ init_state(CaptureState *cs, TriggerData *td)
 
 /*
  * value_to_jsonb: one column value as a JsonbValue, the way to_jsonb()
- * would write it for scalars; arrays and composites as their text form.
+ * would write it for scalars (but timestamptz always in UTC); arrays and
+ * composites as their text form.
  */
 static void
 value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
@@ -308,7 +309,13 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 		case TIMEOID:
 		case TIMETZOID:
 			{
-				char	   *s = JsonEncodeDateTime(buf, value, col->typid, NULL);
+				/*
+				 * timestamptz in UTC, not in the writer's TimeZone: the same
+				 * instant reads the same in every event.
+				 */
+				static const int utc = 0;
+				char	   *s = JsonEncodeDateTime(buf, value, col->typid,
+												   col->typid == TIMESTAMPTZOID ? &utc : NULL);
 
 				v->type = jbvString;
 				v->val.string.val = pstrdup(s);
