@@ -210,7 +210,7 @@ init_state(CaptureState *cs, TriggerData *td)
 			continue;
 		}
 		col->name = NameStr(att->attname);
-		col->typid = att->atttypid;
+		col->typid = getBaseType(att->atttypid);	/* domains as their base type */
 		col->typlen = att->attlen;
 		col->typbyval = att->attbyval;
 		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
