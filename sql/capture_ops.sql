@@ -3,6 +3,7 @@
 -- the changed columns, no-op updates, session_replication_role = replica.
 SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\set SHOW_CONTEXT never
 
 CREATE TABLE ops_items (id int PRIMARY KEY, name text, qty int, price numeric, tags jsonb, active bool);
 SELECT audit_log.enable('ops_items');

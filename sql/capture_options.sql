@@ -2,6 +2,7 @@
 -- disable(), audited_tables, and the audit.enabled / audit.disabled events.
 SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\set SHOW_CONTEXT never
 
 CREATE TABLE opt_accounts (
     id int PRIMARY KEY,
@@ -55,7 +56,7 @@ SELECT count(*) AS leaks FROM audit_log.events e
 -- with updated = true); codes not given fall back to the defaults.
 SELECT audit_log.enable('opt_accounts', 'data', event_types => '{"UPDATE": "account.edited"}',
                         mask_columns => '{password_hash}');
--- An unknown code of another category is refused ...
+-- A code already registered under another category is refused.
 SELECT audit_log.enable('opt_accounts', 'app', event_types => '{"UPDATE": "account.edited"}');
 SELECT table_name, category, event_types, exclude_columns, mask_columns, when_changed
   FROM audit_log.audited_tables WHERE table_name = 'opt_accounts';

@@ -1,6 +1,7 @@
 -- Table capture: how column values of each type are recorded.
 SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\set SHOW_CONTEXT never
 
 CREATE TYPE typ_mood AS ENUM ('sad', 'happy');
 CREATE TYPE typ_pair AS (x int, y text);
