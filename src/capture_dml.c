@@ -249,7 +249,7 @@ init_state(CaptureState *cs, TriggerData *td)
 			continue;
 		}
 		col->name = NameStr(att->attname);
-		col->typid = att->atttypid;
+		col->typid = getBaseType(att->atttypid);	/* domains as their base type */
 		col->typlen = att->attlen;
 		col->typbyval = att->attbyval;
 		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
@@ -316,7 +316,8 @@ jsonb_to_tree(Jsonb *jb, JsonbValue *v)
 
 /*
  * value_to_jsonb: one column value as a JsonbValue, the way to_jsonb()
- * would write it for scalars; arrays and composites as their text form.
+ * would write it for scalars (but timestamptz always in UTC); arrays and
+ * composites as their text form.
  */
 static void
 value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
@@ -376,7 +377,13 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 		case TIMEOID:
 		case TIMETZOID:
 			{
-				char	   *s = JsonEncodeDateTime(buf, value, col->typid, NULL);
+				/*
+				 * timestamptz in UTC, not in the writer's TimeZone: the same
+				 * instant reads the same in every event.
+				 */
+				static const int utc = 0;
+				char	   *s = JsonEncodeDateTime(buf, value, col->typid,
+												   col->typid == TIMESTAMPTZOID ? &utc : NULL);
 
 				v->type = jbvString;
 				v->val.string.val = pstrdup(s);

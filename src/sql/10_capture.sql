@@ -338,6 +338,9 @@ CREATE FUNCTION @extschema@._status(OUT preloaded boolean, OUT table_capture boo
 AS 'MODULE_PATHNAME', 'audit_status'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION @extschema@._status() FROM PUBLIC;
+-- A view runs its functions with the privileges of the caller: the readers
+-- of audit_log.status need EXECUTE on _status().
+GRANT EXECUTE ON FUNCTION @extschema@._status() TO audit_log_reader, audit_log_admin;
 
 CREATE VIEW @extschema@.status AS SELECT * FROM @extschema@._status();
 COMMENT ON VIEW @extschema@.status IS 'What audit_log captures in this server right now.';

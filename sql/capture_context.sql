@@ -1,0 +1,144 @@
+-- Context settings, audit_log.set_context(), their fallbacks, and
+-- application events with audit_log.log().
+SET timezone = 'UTC';
+CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\set SHOW_CONTEXT never
+
+CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    st text; msg text; hint text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+    RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' [HINT: ' || hint || ']' ELSE '' END;
+END
+$$;
+
+CREATE TABLE ctx_t (id int PRIMARY KEY, v text);
+SELECT audit_log.enable('ctx_t');
+CREATE VIEW ctx_events AS
+SELECT resource_id, actor, actor_type, db_user = session_user AS db_user_is_session,
+       effective_role, client_addr, user_agent, tenant, request_id,
+       application_name, database = current_database() AS in_this_db
+  FROM audit_log.events WHERE object_name = 'public.ctx_t' ORDER BY event_id;
+
+-- No context: actor = session_user, actor_type db_role, no address on a
+-- unix socket.
+SET application_name = 'ctx_test';
+INSERT INTO ctx_t VALUES (1, 'none');
+SELECT resource_id, actor = session_user AS actor_is_session, actor_type, db_user_is_session,
+       effective_role = current_user AS role_is_current, client_addr, user_agent, tenant,
+       request_id, application_name, in_this_db
+  FROM ctx_events WHERE resource_id = '1';
+
+-- SET LOCAL: for one transaction only.  actor without actor_type gives
+-- actor_type user.
+BEGIN;
+SET LOCAL audit_log.actor = 'alice@example.com';
+SET LOCAL audit_log.client_addr = '203.0.113.7';
+SET LOCAL audit_log.user_agent = 'Mozilla/5.0';
+SET LOCAL audit_log.tenant = 'acme';
+SET LOCAL audit_log.request_id = 'req-42';
+INSERT INTO ctx_t VALUES (2, 'set local');
+COMMIT;
+INSERT INTO ctx_t VALUES (3, 'after commit');
+SELECT resource_id, actor, actor_type, db_user_is_session, client_addr, user_agent, tenant, request_id
+  FROM ctx_events WHERE resource_id IN ('2', '3') ORDER BY resource_id;
+
+-- set_config(..., true) is the same as SET LOCAL.
+BEGIN;
+SELECT set_config('audit_log.actor', 'bob', true), set_config('audit_log.actor_type', 'api_client', true);
+INSERT INTO ctx_t VALUES (4, 'set_config');
+COMMIT;
+SELECT resource_id, actor, actor_type FROM ctx_events WHERE resource_id = '4';
+
+-- set_context(): every field, transaction-local; NULLs fall back.
+BEGIN;
+SELECT audit_log.set_context('carol', 'support', '2001:db8::1', 'curl/8', 'globex', 'req-7');
+INSERT INTO ctx_t VALUES (5, 'set_context');
+SELECT audit_log.set_context('dave');
+INSERT INTO ctx_t VALUES (6, 'set_context again');
+COMMIT;
+INSERT INTO ctx_t VALUES (7, 'after set_context');
+SELECT resource_id, actor, actor_type, client_addr, user_agent, tenant, request_id
+  FROM ctx_events WHERE resource_id IN ('5', '6', '7') ORDER BY resource_id;
+SELECT current_setting('audit_log.actor') AS actor_after_commit;
+-- Outside a transaction block set_context() lasts for its statement only.
+SELECT audit_log.set_context('erin', 'system');
+INSERT INTO ctx_t VALUES (8, 'autocommit');
+SELECT resource_id, actor, actor_type FROM ctx_events WHERE resource_id = '8';
+
+-- The context is a claim: db_user stays the real session user, and
+-- effective_role shows SET ROLE.
+CREATE ROLE ctx_app NOLOGIN;
+GRANT ALL ON ctx_t TO ctx_app;
+BEGIN;
+SET LOCAL ROLE ctx_app;
+SET LOCAL audit_log.actor = 'postgres-impersonator';
+INSERT INTO ctx_t VALUES (9, 'as ctx_app');
+COMMIT;
+SELECT resource_id, actor, db_user_is_session, effective_role FROM ctx_events WHERE resource_id = '9';
+
+-- An address that is not an address is an error when it is set, and the
+-- setting keeps its value.
+SELECT pg_temp.try($$SET audit_log.client_addr = 'not-an-ip'$$);
+SELECT pg_temp.try($$SET audit_log.client_addr = '300.1.1.1'$$);
+SELECT pg_temp.try($$SELECT set_config('audit_log.client_addr', 'localhost', true)$$);
+SELECT pg_temp.try($$SELECT audit_log.set_context('x', client_addr => 'nope')$$);
+SELECT current_setting('audit_log.client_addr') AS client_addr_setting;
+-- A network with a mask is an address too.
+BEGIN;
+SET LOCAL audit_log.client_addr = '10.0.0.0/8';
+INSERT INTO ctx_t VALUES (10, 'cidr');
+COMMIT;
+SELECT resource_id, client_addr FROM ctx_events WHERE resource_id = '10';
+
+-- audit_log.log(): returns the event_id; category from the code's prefix
+-- when it names a category, else app; status success by default.
+SELECT audit_log.log('user.api_key_created', object_type => 'api_key', object_name => 'key-1',
+                     resource_id => '17', details => '{"scopes": ["read"]}') AS id1 \gset
+SELECT event_id = :id1 AS returned_id, category, event_type, status, object_type, object_name,
+       resource_id, command, details, actor = session_user AS actor_is_session, actor_type
+  FROM audit_log.events WHERE event_id = :id1;
+BEGIN;
+SELECT audit_log.set_context('frank', 'user', '198.51.100.2');
+SELECT audit_log.log('privilege.export_requested', 'failure') AS id2 \gset
+COMMIT;
+SELECT audit_log.log('data.exported') AS id3 \gset
+SELECT audit_log.log('audit.reviewed') AS id4 \gset
+SELECT audit_log.log('apps.x.y') AS id5 \gset
+SELECT event_id > :id1 AS increasing, category, event_type, status, actor, actor_type, client_addr
+  FROM audit_log.events WHERE event_id IN (:id2, :id3, :id4, :id5) ORDER BY event_id;
+-- New application codes join audit_log.event_types.
+SELECT event_type, category, description FROM audit_log.event_types
+ WHERE event_type IN ('user.api_key_created', 'privilege.export_requested', 'data.exported',
+                      'audit.reviewed', 'apps.x.y') ORDER BY 1;
+-- Bad input: status, malformed codes, codes reserved for the extension.
+SELECT count(*) AS before FROM audit_log.events \gset
+SELECT pg_temp.try($$SELECT audit_log.log('user.x', 'ok')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('user.x', NULL)$$);
+SELECT pg_temp.try($$SELECT audit_log.log('user.x', 'SUCCESS')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('UserLoggedIn')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('user')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('user.')$$);
+SELECT pg_temp.try($$SELECT audit_log.log(NULL)$$);
+SELECT pg_temp.try($$SELECT audit_log.log('role.created')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('auth.login_failed', 'failure')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('data.insert')$$);
+SELECT pg_temp.try($$SELECT audit_log.log('audit.purged')$$);
+SELECT count(*) - :before AS new_events FROM audit_log.events;
+SELECT count(*) AS new_codes FROM audit_log.event_types WHERE event_type IN ('user.x', 'user');
+
+-- Who may call log() and set_context(): audit_log_writer, not PUBLIC.
+CREATE ROLE ctx_plain NOLOGIN;
+CREATE ROLE ctx_writer NOLOGIN IN ROLE audit_log_writer;
+SET ROLE ctx_plain;
+SELECT pg_temp.try($$SELECT audit_log.log('user.x')$$);
+SELECT pg_temp.try($$SELECT audit_log.set_context('x')$$);
+RESET ROLE;
+SET ROLE ctx_writer;
+SELECT audit_log.log('user.by_writer') > 0 AS logged;
+RESET ROLE;
+SELECT event_type, category, effective_role FROM audit_log.events WHERE event_type = 'user.by_writer';

@@ -1,0 +1,95 @@
+-- Table capture: how column values of each type are recorded.
+SET timezone = 'UTC';
+CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\set SHOW_CONTEXT never
+
+CREATE TYPE typ_mood AS ENUM ('sad', 'happy');
+CREATE TYPE typ_pair AS (x int, y text);
+CREATE DOMAIN typ_posint AS int CHECK (VALUE > 0);
+CREATE TABLE typ_all (
+    id bigint PRIMARY KEY,
+    i2 smallint, i4 int, i8 bigint,
+    num numeric, num_big numeric(40, 10),
+    f4 real, f8 double precision,
+    txt text, vc varchar(20), ch char(3),
+    b bool,
+    ts timestamp, tstz timestamptz, d date, t time, ttz timetz, iv interval,
+    j json, jb jsonb,
+    ia int[], ta text[], ia2 int[][],
+    by bytea, u uuid, ip inet,
+    mood typ_mood, pair typ_pair, pos typ_posint,
+    dropped_later text,
+    gen bigint GENERATED ALWAYS AS (i4::bigint * 2) STORED
+);
+ALTER TABLE typ_all DROP COLUMN dropped_later;
+SELECT audit_log.enable('typ_all');
+
+INSERT INTO typ_all (id, i2, i4, i8, num, num_big, f4, f8, txt, vc, ch, b, ts, tstz, d, t, ttz, iv,
+                     j, jb, ia, ta, ia2, by, u, ip, mood, pair, pos)
+VALUES (1, -32768, 2147483647, 9223372036854775807, 1.50, 123456789012345678901234567890.0123456789,
+        1.5, -2.25e-10, E'quote " backslash \\ newline \n tab \t ünïcødé', 'varchar', 'ab', true,
+        '2024-02-29 23:59:59.5', '2024-01-02 03:04:05.123456+02', '2024-02-29', '12:34:56', '12:34:56+05:30',
+        '1 year 2 mons 3 days 04:05:06',
+        '{"b": 1, "a": [1, "x", null]}', '{"nested": {"deep": [1, {"k": [true, null]}]}, "n": 1.0}',
+        '{1,2,3}', '{"a b",NULL,"c,d"}', '{{1,2},{3,4}}', '\xdeadbeef', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+        '192.168.0.1/24', 'happy', ROW(1, 'one'), 7);
+-- NULL in every nullable column.
+INSERT INTO typ_all (id) VALUES (2);
+-- Special values.
+INSERT INTO typ_all (id, num, f4, f8, tstz, ts, d)
+VALUES (3, 'NaN', 'Infinity', '-Infinity', 'infinity', '-infinity', 'infinity');
+
+SELECT resource_id, jsonb_pretty(new_data) FROM audit_log.events
+ WHERE object_name = 'public.typ_all' AND command = 'INSERT' ORDER BY event_id;
+-- Scalars keep their JSON type; arrays, composites and other types are
+-- strings in their text form.
+SELECT k, jsonb_typeof(v) FROM audit_log.events, jsonb_each(new_data) AS e(k, v)
+ WHERE object_name = 'public.typ_all' AND resource_id = '1' ORDER BY k;
+
+-- timestamptz is recorded in UTC whatever the writer's TimeZone, so the
+-- same instant reads the same; a plain timestamp is recorded as given.
+SET timezone = 'America/New_York';
+INSERT INTO typ_all (id, tstz, ts) VALUES (10, '2024-06-01 12:00:00+00', '2024-06-01 12:00:00');
+SET timezone = 'Asia/Kolkata';
+INSERT INTO typ_all (id, tstz, ts) VALUES (11, '2024-06-01 12:00:00+00', '2024-06-01 12:00:00');
+SET datestyle = 'SQL, DMY';
+INSERT INTO typ_all (id, tstz, ts) VALUES (12, '2024-06-01 12:00:00+00', '2024-06-01 12:00:00');
+RESET datestyle;
+SET timezone = 'UTC';
+SELECT resource_id, new_data -> 'tstz' AS tstz, new_data -> 'ts' AS ts FROM audit_log.events
+ WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12') ORDER BY resource_id;
+-- The recorded string is the original instant.
+SELECT DISTINCT (new_data ->> 'tstz')::timestamptz = '2024-06-01 12:00:00+00' AS same_instant
+  FROM audit_log.events WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12');
+
+-- UPDATE detects changes per type: equal values record nothing, a changed
+-- one is the only key of new_data.
+SELECT count(*) AS before FROM audit_log.events WHERE object_name = 'public.typ_all' \gset
+UPDATE typ_all SET jb = jb, ia = ia, num = num, tstz = tstz, pair = pair, txt = txt WHERE id = 1;
+UPDATE typ_all SET jb = '{"n": 1.0, "nested": {"deep": [1, {"k": [true, null]}]}}' WHERE id = 1;
+SELECT count(*) - :before AS new_events FROM audit_log.events WHERE object_name = 'public.typ_all';
+UPDATE typ_all SET jb = jsonb_set(jb, '{nested,deep,0}', '2') WHERE id = 1;
+UPDATE typ_all SET ia = ia || 4, i4 = 5 WHERE id = 1;
+UPDATE typ_all SET b = NULL, txt = NULL WHERE id = 1;
+UPDATE typ_all SET num = 1.5 WHERE id = 1;
+SELECT new_data FROM audit_log.events
+ WHERE object_name = 'public.typ_all' AND command = 'UPDATE' ORDER BY event_id;
+-- Every UPDATE's old_data || new_data is the row after (for the columns
+-- changed above).
+SELECT (e.old_data || e.new_data) -> 'ia' AS ia, (e.old_data || e.new_data) -> 'gen' AS gen
+  FROM audit_log.events e
+ WHERE object_name = 'public.typ_all' AND command = 'UPDATE' ORDER BY event_id DESC LIMIT 1;
+
+-- Large (TOASTed) values are recorded whole, in INSERT, UPDATE and DELETE.
+CREATE TABLE typ_big (id int PRIMARY KEY, body text, doc jsonb, other int);
+SELECT audit_log.enable('typ_big');
+INSERT INTO typ_big SELECT 1, string_agg(md5(g::text), ''), jsonb_build_object('items', jsonb_agg(g)), 0
+  FROM generate_series(1, 2000) g;
+UPDATE typ_big SET other = 1;
+UPDATE typ_big SET body = body || 'x';
+DELETE FROM typ_big;
+SELECT command, length(old_data ->> 'body') AS old_body, length(new_data ->> 'body') AS new_body,
+       jsonb_array_length(old_data -> 'doc' -> 'items') AS old_items,
+       jsonb_array_length(new_data -> 'doc' -> 'items') AS new_items,
+       (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(new_data) k) AS new_keys
+  FROM audit_log.events WHERE object_name = 'public.typ_big' AND category = 'data' ORDER BY event_id;
