@@ -26,6 +26,7 @@
 
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
+#include "access/xact.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -33,6 +34,7 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -78,6 +80,7 @@ typedef struct CaptureState
 	int		   *keyatts;		/* primary key attnums (0-based), in key order */
 	int			nkeys;
 	bool		have_watch;
+	bool		on_partition;	/* trigger of a partition of an audited table */
 	AuditEvent	proto;			/* common fields of every event */
 	AuditEvent *batch;
 	int			nbatch;
@@ -277,9 +280,31 @@ init_state(CaptureState *cs, TriggerData *td)
 	nspname = get_namespace_name(RelationGetNamespace(cs->rel));
 	audit_event_init(&cs->proto, args[0], NULL);
 	cs->proto.object_type = "table";
-	/* On a partition, argument 8 names the audited partitioned table. */
+	/*
+	 * On a partition, argument 8 names the audited partitioned table; the
+	 * partition the statement named goes in details.
+	 */
 	if (trig->tgnargs > CAPTURE_NARGS)
+	{
+		JsonbParseState *st = NULL;
+		JsonbValue	k;
+		JsonbValue	v;
+		char	   *pname = quote_qualified_identifier(nspname,
+													   RelationGetRelationName(cs->rel));
+
 		cs->proto.object_name = args[CAPTURE_NARGS];
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		k.type = jbvString;
+		k.val.string.val = "partition";
+		k.val.string.len = strlen("partition");
+		pushJsonbValue(&st, WJB_KEY, &k);
+		v.type = jbvString;
+		v.val.string.val = pname;
+		v.val.string.len = strlen(pname);
+		pushJsonbValue(&st, WJB_VALUE, &v);
+		cs->proto.details = JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+		cs->on_partition = true;
+	}
 	else
 		cs->proto.object_name = quote_qualified_identifier(nspname,
 														   RelationGetRelationName(cs->rel));
@@ -595,6 +620,30 @@ capture_updates(CaptureState *cs, Tuplestorestate *oldts,
 }
 
 /*
+ * truncate_seen: TRUNCATE of a partitioned table fires the truncate
+ * triggers of the table and of each partition, in that order, in one
+ * command.  One event records it; a partition's own event is kept only when
+ * the statement named the partition.
+ */
+static bool
+truncate_seen(CaptureState *cs)
+{
+	static LocalTransactionId last_lxid = InvalidLocalTransactionId;
+	static CommandId last_cid = InvalidCommandId;
+	static char last_name[3 * NAMEDATALEN + 8];
+	CommandId	cid = GetCurrentCommandId(false);
+	bool		same = (last_lxid == MyProc->lxid && last_cid == cid &&
+						strcmp(last_name, cs->proto.object_name) == 0);
+
+	if (cs->on_partition)
+		return same;
+	last_lxid = MyProc->lxid;
+	last_cid = cid;
+	strlcpy(last_name, cs->proto.object_name, sizeof(last_name));
+	return false;
+}
+
+/*
  * audit_capture: the trigger function.  Records the statement's rows as
  * events in the audited transaction.
  */
@@ -634,7 +683,7 @@ audit_capture(PG_FUNCTION_ARGS)
 		capture_updates(&cs, td->tg_oldtable, td->tg_newtable, args[2]);
 	else if (TRIGGER_FIRED_BY_DELETE(ev) && td->tg_oldtable != NULL)
 		capture_rows(&cs, td->tg_oldtable, false, args[3]);
-	else if (TRIGGER_FIRED_BY_TRUNCATE(ev))
+	else if (TRIGGER_FIRED_BY_TRUNCATE(ev) && !truncate_seen(&cs))
 		add_event(&cs, args[4], "TRUNCATE", NULL, NULL, NULL);
 	flush_batch(&cs);
 

@@ -254,7 +254,9 @@ BEGIN
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
     PERFORM @extschema@._internal(true);
-    FOR qname IN SELECT p.relid::text FROM pg_partition_tree(target) p WHERE p.isleaf OR p.relid = target
+    FOR qname IN SELECT target::text
+                 UNION
+                 SELECT p.relid::text FROM pg_partition_tree(target) p WHERE p.isleaf
     LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS audit_log_insert ON %s', qname);
         EXECUTE format('DROP TRIGGER IF EXISTS audit_log_update ON %s', qname);
