@@ -8,7 +8,8 @@ CREATE TABLE part_accounts_high PARTITION OF part_accounts FOR VALUES FROM (100)
 SELECT audit_log.enable('part_accounts', 'privilege');
 -- Every leaf has the four capture triggers, ENABLE ALWAYS.
 SELECT tgrelid::regclass AS tbl, count(*) AS triggers, min(tgenabled) AS enabled
-  FROM pg_trigger WHERE tgname LIKE 'audit_log_%' GROUP BY 1 ORDER BY 1;
+  FROM pg_trigger WHERE tgname LIKE 'audit_log_%' AND tgrelid::regclass::text LIKE 'part_accounts%'
+ GROUP BY 1 ORDER BY 1;
 INSERT INTO part_accounts VALUES (1, 'alice'), (150, 'bob');
 INSERT INTO part_accounts_low VALUES (2, 'carol');
 UPDATE part_accounts_high SET owner = 'robert' WHERE id = 150;
