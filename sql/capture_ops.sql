@@ -127,6 +127,29 @@ SELECT command, resource_id FROM ops_events
 -- The triggers are ENABLE ALWAYS.
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ops_items'::regclass ORDER BY 1;
 
+-- COPY FROM, a writable CTE, statements of more than one batch (1000
+-- rows) and rows deleted by an ON DELETE CASCADE are all captured.
+CREATE TABLE ops_bulk (id int PRIMARY KEY, v int);
+SELECT audit_log.enable('ops_bulk');
+INSERT INTO ops_bulk SELECT g, g FROM generate_series(1, 2500) g;
+COPY ops_bulk FROM STDIN;
+5000	1
+5001	2
+\.
+WITH u AS (UPDATE ops_bulk SET v = v + 1 WHERE id <= 1500 RETURNING id) SELECT count(*) FROM u;
+DELETE FROM ops_bulk WHERE id > 1000;
+SELECT command, count(*) AS events, count(DISTINCT resource_id) AS rows
+  FROM audit_log.events WHERE object_name = 'public.ops_bulk' AND category = 'data'
+ GROUP BY command ORDER BY command;
+SELECT count(*) = count(DISTINCT event_id) AS unique_ids FROM audit_log.events;
+CREATE TABLE ops_parent (id int PRIMARY KEY);
+CREATE TABLE ops_child (id int PRIMARY KEY, parent int REFERENCES ops_parent ON DELETE CASCADE);
+SELECT audit_log.enable('ops_child');
+INSERT INTO ops_parent VALUES (1), (2);
+INSERT INTO ops_child VALUES (10, 1), (11, 1), (12, 2);
+DELETE FROM ops_parent WHERE id = 1;
+SELECT command, resource_id FROM ops_events WHERE object_name = 'public.ops_child';
+
 -- A table in another schema with quoted names keeps its qualified name.
 CREATE SCHEMA "Ops Schema";
 CREATE TABLE "Ops Schema"."Odd Table" ("Id" int PRIMARY KEY, "Col" text);

@@ -92,6 +92,31 @@ SELECT command, resource_id, new_data FROM audit_log.events
  WHERE object_name = 'public.opt_keys' AND category = 'data' ORDER BY event_id DESC LIMIT 1;
 SELECT count(*) AS leaks FROM audit_log.events e WHERE e::text LIKE '%SECRET%' OR e::text LIKE '%454545%';
 
+-- A when_changed column renamed after enable(): capture records every
+-- update rather than lose them silently, with a WARNING.
+CREATE TABLE opt_watch (id int PRIMARY KEY, email text, n int);
+SELECT audit_log.enable('opt_watch', when_changed => '{email}');
+INSERT INTO opt_watch VALUES (1, 'a@example.com', 1);
+UPDATE opt_watch SET n = 2;
+ALTER TABLE opt_watch RENAME email TO mail;
+UPDATE opt_watch SET mail = 'b@example.com';
+UPDATE opt_watch SET n = 3;
+SELECT command, new_data FROM audit_log.events
+ WHERE object_name = 'public.opt_watch' AND category = 'data' ORDER BY event_id;
+
+-- An exclude_columns column renamed after enable(): a WARNING says its
+-- values may now be recorded.
+CREATE TABLE opt_excl (id int PRIMARY KEY, notes text);
+SELECT audit_log.enable('opt_excl', exclude_columns => '{notes}');
+INSERT INTO opt_excl VALUES (1, 'hidden');
+ALTER TABLE opt_excl RENAME notes TO remarks;
+INSERT INTO opt_excl VALUES (2, 'renamed');
+-- enable() again with the new name restores the exclusion, quietly.
+SELECT audit_log.enable('opt_excl', exclude_columns => '{remarks}');
+INSERT INTO opt_excl VALUES (3, 'hidden again');
+SELECT command, new_data FROM audit_log.events
+ WHERE object_name = 'public.opt_excl' AND category = 'data' ORDER BY event_id;
+
 -- disable(): the triggers go, the configuration row goes, audit.disabled
 -- is recorded, and later changes are not captured.
 SELECT audit_log.disable('opt_accounts');
