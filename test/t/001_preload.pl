@@ -28,7 +28,8 @@ sub table_capture_works
 	return $node->safe_psql(
 		'postgres', qq{
 		SELECT string_agg(event_type || ':' || coalesce(resource_id, '-'), ' ' ORDER BY event_id)
-		  FROM audit_log.events WHERE object_name = 'public.$table'});
+		  FROM audit_log.events WHERE object_name = 'public.$table'
+		   AND command IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SELECT')});
 }
 
 my $expected_events =
@@ -62,7 +63,7 @@ is(table_capture_works($node, 'preload_t'),
 	$expected_events, 'table capture works with the preload');
 is( $node->safe_psql(
 		'postgres',
-		"SELECT count(*) FROM audit_log.events WHERE object_name = 'public.no_preload_t'"),
+		"SELECT count(*) FROM audit_log.events WHERE object_name = 'public.no_preload_t' AND command <> 'CREATE TABLE'"),
 	'6',
 	'events captured before the restart are kept');
 $node->stop;
