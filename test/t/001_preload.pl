@@ -81,8 +81,9 @@ is($node2->safe_psql('postgres', $status_sql),
 	't|t|t|all', 'status with the preload: all capture on');
 $node2->append_conf('postgresql.conf', "audit_log.log_connections = failures");
 $node2->reload;
-is($node2->safe_psql('postgres', 'SELECT login_capture FROM audit_log.status'),
-	'failures', 'login_capture follows audit_log.log_connections');
+ok( $node2->poll_query_until(
+		'postgres', 'SELECT login_capture FROM audit_log.status', 'failures'),
+	'login_capture follows audit_log.log_connections');
 is(table_capture_works($node2, 'preload2_t'),
 	$expected_events, 'table capture works on a preloaded cluster');
 $node2->stop;
