@@ -4,6 +4,13 @@ SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
 \set SHOW_CONTEXT never
 
+-- The events of table capture, enable()/disable() and log() (whose command
+-- is SELECT); events of other sources (DDL, roles, privileges captured by
+-- the server hooks) are left out so that they cannot change this output.
+CREATE TEMP VIEW table_events AS
+SELECT * FROM audit_log.events
+ WHERE command IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SELECT');
+
 -- try(sql): run a statement, show its SQLSTATE, message and hint.
 CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -101,7 +108,7 @@ SELECT options FROM audit_log.audited_tables WHERE table_name = 'err_t';
 SELECT count(*) AS new_code FROM audit_log.event_types WHERE event_type = 'err.updated';
 -- Its mask still applies.
 INSERT INTO err_t VALUES (1, 'visible', 'MASKED-VALUE');
-SELECT event_type, category, new_data FROM audit_log.events WHERE object_name = 'public.err_t' AND command = 'INSERT';
+SELECT event_type, category, new_data FROM table_events WHERE object_name = 'public.err_t' AND command = 'INSERT';
 SELECT count(*) AS leaks FROM audit_log.events e WHERE e::text LIKE '%MASKED-VALUE%';
 
 -- A code taken by another category is refused.

@@ -259,7 +259,13 @@ init_state(CaptureState *cs, TriggerData *td)
 		fmgr_info(outfn, &col->out);
 	}
 
-	(void) mark_columns(cs, parse_name_list(args[5]), 0);
+	if (!mark_columns(cs, parse_name_list(args[5]), 0))
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("an exclude_columns entry of audited table \"%s\" names no column",
+						RelationGetRelationName(cs->rel)),
+				 errdetail("A column listed in exclude_columns was renamed or dropped; its values may now be recorded."),
+				 errhint("Call audit_log.enable() again with the current column names.")));
 	if (!mark_columns(cs, parse_name_list(args[6]), 1))
 	{
 		/* A masked column was renamed or dropped: never leak a value. */
@@ -272,8 +278,19 @@ init_state(CaptureState *cs, TriggerData *td)
 			cs->cols[i].masked = true;
 	}
 	cs->have_watch = (args[7] != NULL && args[7][0] != '\0' && strcmp(args[7], "{}") != 0);
-	if (cs->have_watch)
-		(void) mark_columns(cs, parse_name_list(args[7]), 2);
+	if (cs->have_watch && !mark_columns(cs, parse_name_list(args[7]), 2))
+	{
+		/*
+		 * A watched column was renamed or dropped: record every update
+		 * rather than lose events silently.
+		 */
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("a when_changed entry of audited table \"%s\" names no column: recording every update",
+						RelationGetRelationName(cs->rel)),
+				 errhint("Call audit_log.enable() again with the current column names.")));
+		cs->have_watch = false;
+	}
 	load_keys(cs);
 	sort_json_columns(cs);
 

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <sys/socket.h>
 
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
@@ -107,10 +108,17 @@ audit_define_settings(void)
 							 NULL, &audit_log_connections, AUDIT_CONN_ALL,
 							 log_connections_options, PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
-	DefineCustomIntVariable("audit_log.queue_size",
-							"Capacity, in events, of the shared-memory queue to the background worker.",
-							NULL, &audit_queue_size, 1024, 4, 1048576,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/*
+	 * A PGC_POSTMASTER setting can only be defined while preloading: loading
+	 * the library later (CREATE EXTENSION without the preload) would
+	 * otherwise end the backend with FATAL.  Without the preload there is
+	 * no queue.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("audit_log.queue_size",
+								"Capacity, in events, of the shared-memory queue to the background worker.",
+								NULL, &audit_queue_size, 1024, 4, 1048576,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.premake_days",
 							"Daily partitions created ahead of today.",
 							NULL, &audit_premake_days, 7, 1, 365,
