@@ -152,7 +152,7 @@ SET ROLE search_reader;
 SELECT labels($$audit_log.search(usernames => '{bob}')$$) AS reader_search;
 SELECT count(*) > 0 AS reader_views FROM audit_log.event_log;
 SELECT count(*) >= 0 AS ok FROM audit_log.privileged_changes, audit_log.login_activity, audit_log.daily_counts, audit_log.event_types LIMIT 1;
-SELECT actor FROM audit_log.export(usernames => '{bob}');
+SELECT actor FROM audit_log.export(usernames => '{bob}', until => '2026-01-01');
 SELECT count(*) FROM audit_log.events;
 SELECT count(*) FROM audit_log.events_p20250301;
 SELECT count(*) FROM audit_log.event_type_catalog;

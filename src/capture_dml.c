@@ -509,8 +509,27 @@ resource_id_of(CaptureState *cs, TupleTableSlot *slot)
 			return NULL;
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].out,
-														slot->tts_values[att]));
+		switch (cs->cols[att].typid)
+		{
+				/* The usual integer keys without the output function. */
+			case INT8OID:
+			case INT4OID:
+			case INT2OID:
+				{
+					char		num[MAXINT8LEN + 1];
+					int64		v = cs->cols[att].typid == INT8OID ?
+						DatumGetInt64(slot->tts_values[att]) :
+						cs->cols[att].typid == INT4OID ?
+						DatumGetInt32(slot->tts_values[att]) :
+						DatumGetInt16(slot->tts_values[att]);
+
+					appendBinaryStringInfo(&buf, num, pg_lltoa(v, num));
+					break;
+				}
+			default:
+				appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].out,
+																slot->tts_values[att]));
+		}
 	}
 	return buf.data;
 }

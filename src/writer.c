@@ -245,7 +245,7 @@ fill_row(AuditEvent *ev, Datum *values, bool *nulls)
  * Rows bound for one partition are inserted together with
  * table_multi_insert (fewer WAL records and buffer lookups), as COPY does.
  */
-#define MULTI_MAX 1000
+#define MULTI_MAX 128
 
 typedef struct MultiState
 {
