@@ -134,7 +134,7 @@ BEGIN
         start := @extschema@._chain_origin(wsec);
     END IF;
     WHILE start IS NOT NULL AND start + w <= lim LOOP
-        nwin := least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 86400 / wsec)::int);
+        nwin := least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 604800 / wsec)::int);
         FOR r IN
             SELECT g.i, coalesce(a.n, 0) AS n, coalesce(a.ids, '{}'::int8multirange) AS ids,
                    coalesce(a.hashes, ''::bytea) AS hashes,
