@@ -459,10 +459,11 @@ CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET lock_timeout = '250ms'
 AS $$
 DECLARE
     t timestamptz := coalesce(as_of, now());
+    old_lock_timeout text := current_setting('lock_timeout');
+    events_busy boolean := false;
     premake int;
     d date;
     n bigint;
@@ -474,8 +475,13 @@ DECLARE
     total int;
 BEGIN
     PERFORM @extschema@._internal(true);    -- also loads the library and its settings
+    -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
+    IF old_lock_timeout = '0' THEN
+        PERFORM set_config('lock_timeout', '250ms', true);
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('audit_log.maintain')) THEN
         PERFORM @extschema@._internal(false);
+        PERFORM set_config('lock_timeout', old_lock_timeout, true);
         action := 'skipped'; object := 'maintain'; detail := 'another maintain() is running';
         RETURN NEXT;
         RETURN;
@@ -486,6 +492,10 @@ BEGIN
     FOR d IN SELECT g::date FROM generate_series((t AT TIME ZONE 'UTC')::date,
                                                  (t AT TIME ZONE 'UTC')::date + premake, interval '1 day') g
     LOOP
+        -- A day with stray rows is created when they are moved (step 2).
+        CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
+                               WHERE e.occurred_at >= @extschema@._day_lo(d)
+                                 AND e.occurred_at < @extschema@._day_lo(d + 1));
         BEGIN
             IF @extschema@._create_partition(d) THEN
                 action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
@@ -567,10 +577,18 @@ BEGIN
             END IF;
         END LOOP;
         CONTINUE WHEN cardinality(drop_list) = 0;
+        IF events_busy AND cardinality(drop_list) = r.leaves THEN
+            -- Writers hold audit_log.events: do not queue behind them again.
+            action := 'retry'; object := '@extschema@.' || r.day_name;
+            detail := 'audit_log.events is busy: retried at the next run'; RETURN NEXT;
+            CONTINUE;
+        END IF;
         BEGIN
             IF cardinality(drop_list) = r.leaves THEN
+                events_busy := true;
                 EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
             END IF;
+            events_busy := false;
             EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
             -- Every lock first: once a row is reported, nothing waits any more.
             FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
@@ -607,6 +625,7 @@ BEGIN
     END LOOP;
 
     PERFORM @extschema@._internal(false);
+    PERFORM set_config('lock_timeout', old_lock_timeout, true);
     RETURN;
 END
 $$;
