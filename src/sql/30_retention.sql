@@ -381,11 +381,13 @@ BEGIN
         cats := ARRAY(SELECT DISTINCT x FROM unnest(cats) x ORDER BY x);
     END IF;
 
+    PERFORM @extschema@._internal(true);
     INSERT INTO @extschema@.retention_policy AS r (policy, keep, categories, changed_at, changed_by)
     VALUES (policy, keep, cats, now(), session_user)
     ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
        SET keep = EXCLUDED.keep, categories = EXCLUDED.categories,
            changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by;
+    PERFORM @extschema@._internal(false);
 
     PERFORM @extschema@._record('audit', 'audit.retention_changed', 'success', 'retention_policy', policy,
         'SELECT audit_log.set_retention',
@@ -419,7 +421,9 @@ BEGIN
         RAISE EXCEPTION 'legal hold "%" already exists', name
             USING ERRCODE = 'duplicate_object', HINT = 'Release it first or choose another name.';
     END IF;
+    PERFORM @extschema@._internal(true);
     INSERT INTO @extschema@.legal_hold (name, from_time, to_time, reason) VALUES (name, from_time, to_time, reason);
+    PERFORM @extschema@._internal(false);
     PERFORM @extschema@._record('audit', 'audit.hold_placed', 'success', 'legal_hold', name,
         'SELECT audit_log.hold',
         jsonb_build_object('name', name, 'from_time', @extschema@._ts(from_time),
@@ -438,7 +442,9 @@ AS $$
 DECLARE
     h record;
 BEGIN
+    PERFORM @extschema@._internal(true);
     DELETE FROM @extschema@.legal_hold l WHERE l.name = release.name RETURNING * INTO h;
+    PERFORM @extschema@._internal(false);
     IF NOT FOUND THEN
         RAISE EXCEPTION 'legal hold "%" does not exist', coalesce(name, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'See audit_log.legal_holds.';
