@@ -1,5 +1,6 @@
 -- Retention policies and legal holds: settings, views, events, errors.
 SET timezone = 'UTC';
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS audit_log CASCADE;
 CREATE EXTENSION audit_log CASCADE;

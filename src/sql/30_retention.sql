@@ -445,7 +445,7 @@ BEGIN
     PERFORM @extschema@._internal(true);
     DELETE FROM @extschema@.legal_hold l WHERE l.name = release.name RETURNING * INTO h;
     PERFORM @extschema@._internal(false);
-    IF NOT FOUND THEN
+    IF h.name IS NULL THEN
         RAISE EXCEPTION 'legal hold "%" does not exist', coalesce(name, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'See audit_log.legal_holds.';
     END IF;
