@@ -84,38 +84,10 @@ LANGUAGE sql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'events_p' || pg_catalog.to_char(day, 'YYYYMMDD') $$;
 
-/*
- * _create_partition(day): create the day's partition [day 00:00 UTC,
- * day+1 00:00 UTC) unless it exists; true when it created one.
- */
-CREATE FUNCTION @extschema@._create_partition(day date) RETURNS boolean
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    part text := @extschema@._partition_name(day);
-BEGIN
-    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part)) IS NOT NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE pg_catalog.format(
-        'CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)',
-        '@extschema@', part, '@extschema@',
-        (day::timestamp AT TIME ZONE 'UTC'), ((day + 1)::timestamp AT TIME ZONE 'UTC'));
-    EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', '@extschema@', part);
-    EXECUTE pg_catalog.format(
-        'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE %I.%I FROM CURRENT_USER',
-        '@extschema@', part);
-    RETURN true;
-END
-$$;
+-- The daily partitions themselves (a level per retention policy below
+-- each day) are created by _create_partition() in part 30_retention, once
+-- the policies exist.
 REVOKE ALL ON FUNCTION @extschema@._partition_name(date) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._create_partition(date) FROM PUBLIC;
-
-SELECT @extschema@._create_partition(d::date)
-FROM pg_catalog.generate_series(
-        (pg_catalog.now() AT TIME ZONE 'UTC')::date,
-        (pg_catalog.now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS d;
 
 -- The event type catalogue.  builtin codes are recorded by the extension
 -- itself and cannot be forged through audit_log.log().

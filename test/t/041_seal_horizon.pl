@@ -1,0 +1,56 @@
+# A window is sealed only when no transaction that began before its end is
+# still running: a late commit never lands in a sealed window.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('horizon');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+audit_log.seal_window = 60
+audit_log.seal_delay = 0
+audit_log.maintenance_interval = 3600
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+$node->safe_psql('postgres', q{SELECT audit_log.log('app.first')});
+
+# A transaction writes an event and stays open.
+my $slow = $node->background_psql('postgres');
+$slow->query_safe('BEGIN');
+$slow->query_safe(q{SELECT audit_log.log('app.late_commit')});
+my $started = $node->safe_psql('postgres',
+	q{SELECT extract(epoch FROM xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND query LIKE '%late_commit%'});
+ok($started > 0, 'the open transaction holds an xid');
+
+# Meanwhile other events keep coming, for more than two windows.
+for my $i (1 .. 13)
+{
+	$node->safe_psql('postgres', "SELECT audit_log.log('app.meanwhile')");
+	sleep 10;
+}
+$node->safe_psql('postgres', 'SELECT audit_log.seal()');
+my $end = $node->safe_psql('postgres', q{SELECT extract(epoch FROM max(window_end)) FROM audit_log.seals});
+ok($end <= $started, 'no window ending after the open transaction began is sealed');
+my $closed_before = $node->safe_psql('postgres',
+	q{SELECT floor(extract(epoch FROM now()) / 60) * 60 - 60});
+ok($closed_before > $started, 'windows that ended since would be closed but for the open transaction');
+
+$slow->query_safe('COMMIT');
+$slow->quit;
+my $n = $node->safe_psql('postgres', 'SELECT audit_log.seal()');
+ok($n >= 2, "after the commit the held-back windows are sealed ($n)");
+is($node->safe_psql('postgres',
+	q{SELECT count(*) FROM audit_log.seals s JOIN audit_log.events e
+	    ON e.occurred_at >= s.window_start AND e.occurred_at < s.window_end
+	   WHERE e.event_type = 'app.late_commit'}), '1', 'the late commit is inside a sealed window');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM audit_log.verify() WHERE status <> 'ok'}),
+	'0', 'and everything verifies');
+
+$node->stop;
+done_testing();
