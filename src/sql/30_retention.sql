@@ -630,6 +630,21 @@ BEGIN
         END;
     END LOOP;
 
+    -- 5. Search indexes for the days that have ended (see _index_leaf()).
+    FOR l IN SELECT s.leaf, s.leaf_name FROM @extschema@._leaves() s
+              WHERE s.hi <= t AND NOT @extschema@._leaf_indexed(s.leaf)
+              ORDER BY s.leaf_name
+    LOOP
+        BEGIN
+            PERFORM @extschema@._index_leaf(l.leaf);
+            action := 'indexed'; object := '@extschema@.' || l.leaf_name;
+            detail := 'search indexes built'; RETURN NEXT;
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            action := 'retry'; object := '@extschema@.' || l.leaf_name;
+            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        END;
+    END LOOP;
+
     PERFORM @extschema@._internal(false);
     PERFORM set_config('lock_timeout', old_lock_timeout, true);
     RETURN;
