@@ -89,7 +89,8 @@ UPDATE opt_keys SET pin = 434343, spare = 'SECRET-spare';
 SELECT command, resource_id, old_data, new_data FROM table_events
  WHERE object_name = 'public.opt_keys' AND category = 'data' ORDER BY event_id;
 SELECT count(*) AS leaks FROM audit_log.events e
- WHERE e::text LIKE '%SECRET%' OR e::text LIKE '%424242%' OR e::text LIKE '%434343%';
+ WHERE e::text LIKE '%SECRET%'
+    OR (e.old_data, e.new_data, e.details, e.resource_id, e.statement)::text ~ '424242|434343';
 
 -- A masked column renamed after enable(): capture fails safe and masks
 -- every column, with a WARNING.

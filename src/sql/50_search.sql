@@ -42,6 +42,8 @@ AS $$
 DECLARE
     base text := left((SELECT relname FROM pg_class WHERE oid = leaf), 54);
 BEGIN
+    -- Never queue behind a late writer: retried at the next maintain().
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE NOWAIT', leaf::regclass);
     EXECUTE pg_catalog.format(
         'CREATE INDEX IF NOT EXISTS %I ON %s USING gin '
         '((ARRAY[''u:'' || actor, ''u:'' || db_user, ''t:'' || event_type, ''r:'' || resource_id]))',
@@ -67,7 +69,7 @@ DECLARE
     n integer := 0;
 BEGIN
     FOR l IN SELECT s.leaf FROM @extschema@._leaves() s
-              WHERE s.hi <= coalesce(as_of, now()) AND NOT @extschema@._leaf_indexed(s.leaf)
+              WHERE s.hi <= least(coalesce(as_of, now()), now()) AND NOT @extschema@._leaf_indexed(s.leaf)
     LOOP
         PERFORM @extschema@._index_leaf(l.leaf);
         n := n + 1;
