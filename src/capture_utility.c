@@ -1,18 +1,1813 @@
 /*-------------------------------------------------------------------------
  *
  * capture_utility.c
- *		the ProcessUtility hook: roles, grants, configuration and DDL (preload only).
+ *		The ProcessUtility and ExecutorStart hooks (preload only): roles,
+ *		memberships, grants, configuration, databases, extensions, schema
+ *		changes (ddl.<command>), evasion and tamper attempts; and the event
+ *		trigger functions that capture DDL and GRANT/REVOKE without the
+ *		preload.
  *
- * Placeholder of the foundation.
+ * Every statement, top-level or nested (DO blocks, functions, EXECUTE), is
+ * classified before it runs: the events it would produce are built with
+ * the session's context at that moment.  Then it runs:
+ *  - success: events of this database are written by writer.c in the
+ *    current transaction (they commit or roll back with it).  Cluster-wide
+ *    events (roles, memberships, databases, ALTER SYSTEM, per-role and
+ *    per-database settings, database/parameter grants) issued in a
+ *    database other than audit_log.database are kept, serialized, in
+ *    TopTransactionContext and queued at commit; if the transaction (or
+ *    the subtransaction) aborts they are queued as failures.  Cluster-wide
+ *    events written in the audit database are also queued as failures if
+ *    their transaction aborts.
+ *  - error: the events are queued at once with status failure and the
+ *    error in details (the writer cannot use an aborted transaction); only
+ *    the innermost audited statement records a given error.
+ * The extension's own operations (audit_internal_active()), the worker,
+ * and the scripts of CREATE/ALTER EXTENSION are not captured.
+ *
+ * Tamper guard: writing to, truncating, altering, dropping, granting on,
+ * adding a trigger or rule to audit_log.events or its partitions fails
+ * with SQLSTATE 42501 and is queued as audit.tamper_attempt (failure),
+ * unless audit_internal_active().
+ *
+ * Passwords: a statement whose text mentions "password" (any case) is
+ * stored with every string literal replaced; role options and user
+ * mapping options never carry their values into details.
+ *
+ * Locking: none of our own; name lookups use the syscache, with NoLock.
  *
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_type.h"
+#include "parser/parsetree.h"
+#include "parser/scansup.h"
+#include "parser/scanner.h"
+#include "parser/gram.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(audit_redact);
+PG_FUNCTION_INFO_V1(audit_et_ddl_end);
+PG_FUNCTION_INFO_V1(audit_et_sql_drop);
+
+/* One event a statement produces. */
+typedef struct UEvent
+{
+	AuditEvent	ev;
+	char	   *details;		/* JSON text, NULL for none */
+	RangeVar   *rv;				/* name to qualify after the statement ran */
+	bool		cluster;		/* cluster-wide: belongs to audit_log.database */
+} UEvent;
+
+/* A cluster-wide event waiting for the end of its (sub)transaction. */
+typedef struct PendingEvent
+{
+	int			level;			/* transaction nesting level */
+	bool		written;		/* already stored in this transaction */
+	char	   *buf;			/* serialized (queue.c) */
+} PendingEvent;
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static List *pending = NIL;		/* of PendingEvent, in TopTransactionContext */
+static bool error_recorded = false;
+
+/* ---------- small JSON builder ---------- */
+
+typedef struct Json
+{
+	StringInfoData s;
+	bool		first;
+} Json;
+
+static void
+j_begin(Json *j)
+{
+	initStringInfo(&j->s);
+	appendStringInfoChar(&j->s, '{');
+	j->first = true;
+}
+
+static void
+j_key(Json *j, const char *key)
+{
+	if (!j->first)
+		appendStringInfoString(&j->s, ", ");
+	j->first = false;
+	escape_json(&j->s, key);
+	appendStringInfoString(&j->s, ": ");
+}
+
+static void
+j_str(Json *j, const char *key, const char *val)
+{
+	j_key(j, key);
+	if (val)
+		escape_json(&j->s, val);
+	else
+		appendStringInfoString(&j->s, "null");
+}
+
+static void
+j_bool(Json *j, const char *key, bool val)
+{
+	j_key(j, key);
+	appendStringInfoString(&j->s, val ? "true" : "false");
+}
+
+static void
+j_strlist(Json *j, const char *key, List *names)
+{
+	ListCell   *lc;
+
+	j_key(j, key);
+	appendStringInfoChar(&j->s, '[');
+	foreach(lc, names)
+	{
+		if (lc != list_head(names))
+			appendStringInfoString(&j->s, ", ");
+		escape_json(&j->s, (const char *) lfirst(lc));
+	}
+	appendStringInfoChar(&j->s, ']');
+}
+
+static char *
+j_end(Json *j)
+{
+	appendStringInfoChar(&j->s, '}');
+	return j->s.data;
+}
+
+/* ---------- names ---------- */
+
 /*
- * audit_utility_init: install the hook (called from _PG_init when preloaded).
+ * rolespec_name: the name of a RoleSpec as written (PUBLIC, or the role
+ * CURRENT_USER etc. stand for).
+ */
+static const char *
+rolespec_name(RoleSpec *r)
+{
+	if (r == NULL)
+		return NULL;
+	switch (r->roletype)
+	{
+		case ROLESPEC_CSTRING:
+			return r->rolename;
+		case ROLESPEC_PUBLIC:
+			return "PUBLIC";
+		case ROLESPEC_CURRENT_ROLE:
+		case ROLESPEC_CURRENT_USER:
+			return GetUserNameFromId(GetUserId(), true);
+		case ROLESPEC_SESSION_USER:
+			return GetUserNameFromId(GetSessionUserId(), true);
+	}
+	return NULL;
+}
+
+static List *
+rolespec_names(List *specs)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, specs)
+	{
+		const char *n = rolespec_name(lfirst_node(RoleSpec, lc));
+
+		names = lappend(names, (void *) (n ? n : "?"));
+	}
+	return names;
+}
+
+/*
+ * rv_name: schema-qualified name of a relation; NULL when it does not
+ * exist (yet) and no schema was written.
+ */
+static char *
+rv_name(RangeVar *rv)
+{
+	Oid			relid;
+
+	if (rv->schemaname)
+		return psprintf("%s.%s", rv->schemaname, rv->relname);
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid))
+		return NULL;
+	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), rv->relname);
+}
+
+/*
+ * node_name: a readable name for an object node of a GRANT or DROP.
+ */
+static char *
+node_name(Node *n)
+{
+	if (n == NULL)
+		return NULL;
+	switch (nodeTag(n))
+	{
+		case T_RangeVar:
+			{
+				char	   *s = rv_name((RangeVar *) n);
+
+				return s ? s : ((RangeVar *) n)->relname;
+			}
+		case T_String:
+			return strVal(n);
+		case T_Integer:
+			return psprintf("%d", intVal(n));
+		case T_Float:
+			return castNode(Float, n)->fval;
+		case T_List:
+			{
+				List	   *l = (List *) n;
+
+				if (list_length(l) == 1 && IsA(linitial(l), String))
+				{
+					RangeVar   *rv = makeRangeVar(NULL, strVal(linitial(l)), -1);
+					Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+					if (OidIsValid(relid))
+						return rv_name(rv);
+				}
+				if (list_length(l) > 0 && IsA(linitial(l), String))
+					return NameListToString(l);
+				return NULL;
+			}
+		case T_ObjectWithArgs:
+			return NameListToString(((ObjectWithArgs *) n)->objname);
+		case T_TypeName:
+			return TypeNameToString((TypeName *) n);
+		default:
+			return NULL;
+	}
+}
+
+static const char *
+objtype_name(ObjectType t)
+{
+	switch (t)
+	{
+		case OBJECT_TABLE: return "table";
+		case OBJECT_SEQUENCE: return "sequence";
+		case OBJECT_VIEW: return "view";
+		case OBJECT_MATVIEW: return "materialized view";
+		case OBJECT_FOREIGN_TABLE: return "foreign table";
+		case OBJECT_INDEX: return "index";
+		case OBJECT_FUNCTION: return "function";
+		case OBJECT_PROCEDURE: return "procedure";
+		case OBJECT_ROUTINE: return "routine";
+		case OBJECT_DATABASE: return "database";
+		case OBJECT_SCHEMA: return "schema";
+		case OBJECT_LANGUAGE: return "language";
+		case OBJECT_TABLESPACE: return "tablespace";
+		case OBJECT_FDW: return "foreign-data wrapper";
+		case OBJECT_FOREIGN_SERVER: return "server";
+		case OBJECT_TYPE: return "type";
+		case OBJECT_DOMAIN: return "domain";
+		case OBJECT_LARGEOBJECT: return "large object";
+		case OBJECT_PARAMETER_ACL: return "parameter";
+		case OBJECT_EXTENSION: return "extension";
+		case OBJECT_TRIGGER: return "trigger";
+		case OBJECT_EVENT_TRIGGER: return "event trigger";
+		case OBJECT_ROLE: return "role";
+		case OBJECT_POLICY: return "policy";
+		case OBJECT_RULE: return "rule";
+		case OBJECT_COLUMN: return "column";
+		default: return NULL;
+	}
+}
+
+/*
+ * tag_object_type: "table" for "CREATE TABLE", "materialized view" for
+ * "DROP MATERIALIZED VIEW"...
+ */
+static char *
+tag_object_type(const char *tag)
+{
+	const char *sp = strchr(tag, ' ');
+	char	   *s;
+	char	   *p;
+
+	if (strcmp(tag, "SELECT INTO") == 0)
+		return "table";
+	if (sp == NULL)
+		return NULL;
+	s = pstrdup(sp + 1);
+	if ((p = strstr(s, " AS")) != NULL && p[3] == '\0')
+		*p = '\0';
+	for (p = s; *p; p++)
+		*p = pg_tolower((unsigned char) *p);
+	return s;
+}
+
+static char *
+tag_code(const char *tag)
+{
+	char	   *s = psprintf("ddl.%s", tag);
+	char	   *p;
+
+	for (p = s; *p; p++)
+		*p = (*p == ' ') ? '_' : pg_tolower((unsigned char) *p);
+	return s;
+}
+
+/*
+ * is_audit_trigger: one of the triggers enable() attaches.
+ */
+static bool
+is_audit_trigger(const char *name)
+{
+	return name && (strcmp(name, "audit_log_insert") == 0 || strcmp(name, "audit_log_update") == 0 ||
+					strcmp(name, "audit_log_delete") == 0 || strcmp(name, "audit_log_truncate") == 0);
+}
+
+/*
+ * is_events_relid: audit_log.events or one of its partitions.
+ */
+static bool
+is_events_relid(Oid relid)
+{
+	Oid			nsp;
+	char	   *name;
+	char		kind;
+
+	if (!OidIsValid(relid))
+		return false;
+	nsp = get_rel_namespace(relid);
+	if (!OidIsValid(nsp) || nsp != get_namespace_oid(AUDIT_SCHEMA, true))
+		return false;
+	kind = get_rel_relkind(relid);
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	name = get_rel_name(relid);
+	return name && (strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0);
+}
+
+static bool
+is_events_rv(RangeVar *rv)
+{
+	return rv && is_events_relid(RangeVarGetRelid(rv, NoLock, true));
+}
+
+/* ---------- statement text ---------- */
+
+/*
+ * audit_redact_statement: the statement with every string literal
+ * replaced by '<redacted>' when its text mentions a password (any letter
+ * case); otherwise the statement itself.  If it cannot be scanned, it is
+ * withheld altogether.
+ */
+char *
+audit_redact_statement(const char *sql)
+{
+	const char *p;
+	bool		mention = false;
+	StringInfoData out;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (sql == NULL)
+		return NULL;
+	for (p = sql; *p && !mention; p++)
+		if (pg_strncasecmp(p, "password", 8) == 0)
+			mention = true;
+	if (!mention)
+		return (char *) sql;
+
+	initStringInfo(&out);
+	PG_TRY();
+	{
+		core_yyscan_t scanner;
+		core_yy_extra_type extra;
+		core_YYSTYPE yylval;
+		YYLTYPE		yylloc;
+		int			copied = 0;
+		int			lit_start = -1;
+		int			len = strlen(sql);
+
+		scanner = scanner_init(sql, &extra, &ScanKeywords, ScanKeywordTokens);
+		for (;;)
+		{
+			int			tok = core_yylex(&yylval, &yylloc, scanner);
+			int			loc = tok ? yylloc : len;
+
+			if (lit_start >= 0)
+			{
+				int			end = loc;
+
+				while (end > lit_start && scanner_isspace(sql[end - 1]))
+					end--;
+				appendBinaryStringInfo(&out, sql + copied, lit_start - copied);
+				appendStringInfoString(&out, "'<redacted>'");
+				copied = end;
+				lit_start = -1;
+			}
+			if (tok == 0)
+				break;
+			if (tok == SCONST || tok == USCONST || tok == BCONST || tok == XCONST)
+				lit_start = yylloc;
+		}
+		scanner_finish(scanner);
+		appendStringInfoString(&out, sql + copied);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		resetStringInfo(&out);
+		appendStringInfoString(&out, "(statement withheld: it may contain a password)");
+	}
+	PG_END_TRY();
+	return out.data;
+}
+
+/*
+ * audit_redact: audit_log._redact(text): the same redaction, for the event
+ * trigger functions and for tests.
+ */
+Datum
+audit_redact(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(audit_redact_statement(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}
+
+/*
+ * statement_text: this statement's part of the query string, redacted.
+ */
+static const char *
+statement_text(PlannedStmt *pstmt, const char *query)
+{
+	char	   *s;
+
+	if (query == NULL)
+		return NULL;
+	if (pstmt->stmt_location > 0 && pstmt->stmt_location < (int) strlen(query))
+		query += pstmt->stmt_location;
+	if (pstmt->stmt_len > 0 && pstmt->stmt_len < (int) strlen(query))
+		s = pnstrdup(query, pstmt->stmt_len);
+	else
+		s = pstrdup(query);
+	return audit_redact_statement(s);
+}
+
+/* ---------- classification ---------- */
+
+typedef struct Classify
+{
+	List	   *events;
+	const char *command;
+	const char *statement;
+} Classify;
+
+static UEvent *
+add_event(Classify *c, const char *category, const char *code,
+		  const char *object_type, const char *object_name, bool cluster)
+{
+	UEvent	   *u = palloc0(sizeof(UEvent));
+
+	audit_event_init(&u->ev, category, code);
+	u->ev.occurred_at = GetCurrentTimestamp();
+	u->ev.object_type = object_type;
+	u->ev.object_name = object_name;
+	u->ev.command = c->command;
+	u->ev.statement = c->statement;
+	u->cluster = cluster;
+	c->events = lappend(c->events, u);
+	return u;
+}
+
+/*
+ * defel_value: the text of a DefElem's argument, NULL if none.
+ */
+static char *
+defel_value(DefElem *d)
+{
+	Node	   *a = d->arg;
+
+	if (a == NULL)
+		return NULL;
+	switch (nodeTag(a))
+	{
+		case T_String:
+			return strVal(a);
+		case T_Integer:
+			return psprintf("%d", intVal(a));
+		case T_Float:
+			return castNode(Float, a)->fval;
+		case T_Boolean:
+			return boolVal(a) ? "true" : "false";
+		case T_TypeName:
+			return TypeNameToString((TypeName *) a);
+		case T_List:
+			if (list_length((List *) a) > 0 && IsA(linitial((List *) a), RoleSpec))
+			{
+				StringInfoData s;
+				ListCell   *lc;
+
+				initStringInfo(&s);
+				foreach(lc, rolespec_names((List *) a))
+					appendStringInfo(&s, "%s%s", s.len ? "," : "", (char *) lfirst(lc));
+				return s.data;
+			}
+			return NULL;
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * role_options: JSON of the options of CREATE/ALTER ROLE, without the
+ * password's value (only whether one was set or removed) and without the
+ * member lists (they become membership events).
+ */
+static char *
+role_options(List *options, int *password, bool *others, const char *kind)
+{
+	Json		j;
+	ListCell   *lc;
+
+	*password = 0;
+	*others = false;
+	j_begin(&j);
+	if (kind)
+		j_str(&j, "kind", kind);
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "password") == 0)
+		{
+			*password = d->arg ? 1 : -1;
+			continue;
+		}
+		if (strcmp(d->defname, "rolemembers") == 0)
+			continue;
+		*others = true;
+		if (d->arg && IsA(d->arg, Boolean))
+			j_bool(&j, d->defname, boolVal(d->arg));
+		else
+			j_str(&j, d->defname, defel_value(d));
+	}
+	return j_end(&j);
+}
+
+static void
+setting_details(Json *j, VariableSetStmt *set, bool secret)
+{
+	char	   *value = (set->kind == VAR_SET_VALUE) ? ExtractSetVariableArgs(set) : NULL;
+
+	j_str(j, "setting", set->name);
+	if (set->kind == VAR_SET_VALUE)
+		j_str(j, "value", secret ? "<redacted>" : value);
+	j_str(j, "action", set->kind == VAR_SET_VALUE ? "set" :
+		  set->kind == VAR_SET_DEFAULT ? "set default" :
+		  set->kind == VAR_RESET ? "reset" : set->kind == VAR_RESET_ALL ? "reset all" : "other");
+}
+
+static bool
+secret_setting(const char *name)
+{
+	return name && (strcasestr(name, "password") || strcasestr(name, "secret"));
+}
+
+static void
+classify_grant(Classify *c, GrantStmt *g)
+{
+	bool		param = (g->objtype == OBJECT_PARAMETER_ACL);
+	bool		cluster = param || g->objtype == OBJECT_DATABASE || g->objtype == OBJECT_TABLESPACE;
+	const char *code = param ? "config.parameter_granted" :
+		g->is_grant ? "privilege.granted" : "privilege.revoked";
+	List	   *privs = NIL;
+	List	   *grantees = rolespec_names(g->grantees);
+	ListCell   *lc;
+
+	foreach(lc, g->privileges)
+	{
+		AccessPriv *p = lfirst_node(AccessPriv, lc);
+
+		privs = lappend(privs, p->priv_name ? p->priv_name : "all");
+	}
+	if (g->privileges == NIL)
+		privs = list_make1("all");
+
+	foreach(lc, g->objects)
+	{
+		Json		j;
+		const char *name = node_name(lfirst(lc));
+		UEvent	   *u;
+
+		if (g->targtype == ACL_TARGET_ALL_IN_SCHEMA)
+			name = psprintf("all %ss in schema %s", objtype_name(g->objtype), strVal(lfirst(lc)));
+		u = add_event(c, param ? "config" : "privilege", code,
+					  objtype_name(g->objtype), name, cluster);
+		j_begin(&j);
+		j_str(&j, "action", g->is_grant ? "grant" : "revoke");
+		j_strlist(&j, "privileges", privs);
+		j_strlist(&j, "grantees", grantees);
+		j_bool(&j, "grant_option", g->grant_option);
+		if (g->grantor)
+			j_str(&j, "grantor", rolespec_name(g->grantor));
+		u->details = j_end(&j);
+		if (IsA(lfirst(lc), RangeVar) && ((RangeVar *) lfirst(lc))->schemaname == NULL)
+			u->rv = (RangeVar *) lfirst(lc);
+	}
+}
+
+static void
+classify_membership(Classify *c, bool grant, List *roles, List *members,
+					bool admin, RoleSpec *grantor)
+{
+	ListCell   *lr;
+	ListCell   *lm;
+
+	foreach(lr, roles)
+	{
+		const char *role = IsA(lfirst(lr), AccessPriv) ?
+			((AccessPriv *) lfirst(lr))->priv_name : rolespec_name(lfirst(lr));
+
+		foreach(lm, members)
+		{
+			Json		j;
+			UEvent	   *u = add_event(c, "role",
+									  grant ? "role.membership_granted" : "role.membership_revoked",
+									  "role", role, true);
+
+			j_begin(&j);
+			j_str(&j, "role", role);
+			j_str(&j, "member", rolespec_name(lfirst(lm)));
+			j_bool(&j, "admin_option", admin);
+			if (grantor)
+				j_str(&j, "grantor", rolespec_name(grantor));
+			u->details = j_end(&j);
+		}
+	}
+}
+
+/*
+ * ddl_name: object name of a schema change, and the RangeVar to qualify
+ * after it ran when the name is not known before.
+ */
+static const char *
+ddl_name(Node *n, RangeVar **later)
+{
+	RangeVar   *rv = NULL;
+	const char *name = NULL;
+
+	switch (nodeTag(n))
+	{
+		case T_CreateStmt:
+			rv = ((CreateStmt *) n)->relation;
+			break;
+		case T_CreateForeignTableStmt:
+			rv = ((CreateForeignTableStmt *) n)->base.relation;
+			break;
+		case T_AlterTableStmt:
+			rv = ((AlterTableStmt *) n)->relation;
+			break;
+		case T_IndexStmt:
+			{
+				IndexStmt  *i = (IndexStmt *) n;
+
+				if (i->idxname)
+					name = i->relation->schemaname ?
+						psprintf("%s.%s", i->relation->schemaname, i->idxname) : i->idxname;
+				else
+					rv = i->relation;
+				break;
+			}
+		case T_ViewStmt:
+			rv = ((ViewStmt *) n)->view;
+			break;
+		case T_CreateTableAsStmt:
+			rv = ((CreateTableAsStmt *) n)->into->rel;
+			break;
+		case T_CreateSeqStmt:
+			rv = ((CreateSeqStmt *) n)->sequence;
+			break;
+		case T_AlterSeqStmt:
+			rv = ((AlterSeqStmt *) n)->sequence;
+			break;
+		case T_CreateSchemaStmt:
+			name = ((CreateSchemaStmt *) n)->schemaname;
+			break;
+		case T_CreateFunctionStmt:
+			name = NameListToString(((CreateFunctionStmt *) n)->funcname);
+			break;
+		case T_AlterFunctionStmt:
+			name = NameListToString(((AlterFunctionStmt *) n)->func->objname);
+			break;
+		case T_CreateTrigStmt:
+			{
+				CreateTrigStmt *t = (CreateTrigStmt *) n;
+				char	   *rel = rv_name(t->relation);
+
+				name = psprintf("%s on %s", t->trigname, rel ? rel : t->relation->relname);
+				break;
+			}
+		case T_RuleStmt:
+			name = ((RuleStmt *) n)->rulename;
+			break;
+		case T_CreatePolicyStmt:
+			name = ((CreatePolicyStmt *) n)->policy_name;
+			break;
+		case T_AlterPolicyStmt:
+			name = ((AlterPolicyStmt *) n)->policy_name;
+			break;
+		case T_CompositeTypeStmt:
+			rv = ((CompositeTypeStmt *) n)->typevar;
+			break;
+		case T_CreateEnumStmt:
+			name = NameListToString(((CreateEnumStmt *) n)->typeName);
+			break;
+		case T_CreateDomainStmt:
+			name = NameListToString(((CreateDomainStmt *) n)->domainname);
+			break;
+		case T_DefineStmt:
+			name = NameListToString(((DefineStmt *) n)->defnames);
+			break;
+		case T_CreateForeignServerStmt:
+			name = ((CreateForeignServerStmt *) n)->servername;
+			break;
+		case T_CreateUserMappingStmt:
+			name = psprintf("%s on server %s", rolespec_name(((CreateUserMappingStmt *) n)->user),
+							((CreateUserMappingStmt *) n)->servername);
+			break;
+		case T_AlterUserMappingStmt:
+			name = psprintf("%s on server %s", rolespec_name(((AlterUserMappingStmt *) n)->user),
+							((AlterUserMappingStmt *) n)->servername);
+			break;
+		case T_DropUserMappingStmt:
+			name = psprintf("%s on server %s", rolespec_name(((DropUserMappingStmt *) n)->user),
+							((DropUserMappingStmt *) n)->servername);
+			break;
+		case T_CreatePublicationStmt:
+			name = ((CreatePublicationStmt *) n)->pubname;
+			break;
+		case T_CreateSubscriptionStmt:
+			name = ((CreateSubscriptionStmt *) n)->subname;
+			break;
+		case T_CreateEventTrigStmt:
+			name = ((CreateEventTrigStmt *) n)->trigname;
+			break;
+		case T_AlterEventTrigStmt:
+			name = ((AlterEventTrigStmt *) n)->trigname;
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *r = (RenameStmt *) n;
+
+				if (r->relation)
+					rv = r->relation;
+				else
+					name = node_name(r->object);
+				break;
+			}
+		case T_AlterOwnerStmt:
+			{
+				AlterOwnerStmt *o = (AlterOwnerStmt *) n;
+
+				name = o->relation ? rv_name(o->relation) : node_name(o->object);
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *o = (AlterObjectSchemaStmt *) n;
+
+				name = o->relation ? rv_name(o->relation) : node_name(o->object);
+				break;
+			}
+		case T_CommentStmt:
+			name = node_name(((CommentStmt *) n)->object);
+			break;
+		default:
+			break;
+	}
+	if (rv)
+	{
+		name = rv_name(rv);
+		if (name == NULL)
+		{
+			*later = rv;
+			name = rv->relname;
+		}
+	}
+	return name;
+}
+
+static void
+capture_disabled(Classify *c, const char *table, const char *trigger, const char *action)
+{
+	Json		j;
+	UEvent	   *u = add_event(c, "audit", "audit.capture_disabled", "table", table, false);
+
+	j_begin(&j);
+	j_str(&j, "trigger", trigger);
+	j_str(&j, "action", action);
+	u->details = j_end(&j);
+}
+
+/*
+ * classify_alter_table: ALTER TABLE ... DISABLE/ENABLE [REPLICA] TRIGGER
+ * on an audit trigger turns capture off (only ENABLE ALWAYS keeps it on).
+ */
+static void
+classify_alter_table(Classify *c, AlterTableStmt *a)
+{
+	ListCell   *lc;
+	Oid			relid = InvalidOid;
+	char	   *table = NULL;
+
+	foreach(lc, a->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		const char *action = NULL;
+		bool		all = false;
+
+		switch (cmd->subtype)
+		{
+			case AT_DisableTrig: action = "disable trigger"; break;
+			case AT_EnableTrig: action = "enable trigger (origin only)"; break;
+			case AT_EnableReplicaTrig: action = "enable replica trigger"; break;
+			case AT_DisableTrigAll: action = "disable trigger all"; all = true; break;
+			case AT_DisableTrigUser: action = "disable trigger user"; all = true; break;
+			case AT_EnableTrigAll: action = "enable trigger all (origin only)"; all = true; break;
+			case AT_EnableTrigUser: action = "enable trigger user (origin only)"; all = true; break;
+			default: break;
+		}
+		if (action == NULL)
+			continue;
+		if (!OidIsValid(relid))
+		{
+			relid = RangeVarGetRelid(a->relation, NoLock, true);
+			if (!OidIsValid(relid))
+				return;
+			table = rv_name(a->relation);
+		}
+		if (all)
+		{
+			if (OidIsValid(get_trigger_oid(relid, "audit_log_insert", true)))
+				capture_disabled(c, table, "audit_log_*", action);
+		}
+		else if (is_audit_trigger(cmd->name))
+			capture_disabled(c, table, cmd->name, action);
+	}
+}
+
+static void
+classify_drop(Classify *c, DropStmt *d)
+{
+	ListCell   *lc;
+	const char *tag = c->command;
+
+	foreach(lc, d->objects)
+	{
+		Node	   *obj = lfirst(lc);
+		char	   *name = node_name(obj);
+
+		if (d->removeType == OBJECT_EXTENSION)
+		{
+			UEvent	   *u = add_event(c, "ddl", "extension.dropped", "extension", name, false);
+			Json		j;
+
+			j_begin(&j);
+			j_bool(&j, "cascade", d->behavior == DROP_CASCADE);
+			u->details = j_end(&j);
+			continue;
+		}
+		add_event(c, "ddl", tag_code(tag), objtype_name(d->removeType) ?
+				  objtype_name(d->removeType) : tag_object_type(tag), name, false);
+		if (d->removeType == OBJECT_TRIGGER && IsA(obj, List))
+		{
+			List	   *l = (List *) obj;
+			const char *trig = strVal(llast(l));
+
+			if (is_audit_trigger(trig))
+			{
+				List	   *rel = list_truncate(list_copy(l), list_length(l) - 1);
+
+				capture_disabled(c, node_name((Node *) rel), trig, "drop trigger");
+			}
+		}
+		if (d->removeType == OBJECT_EVENT_TRIGGER && name && strncmp(name, "audit_log_", 10) == 0)
+			capture_disabled(c, NULL, name, "drop event trigger");
+	}
+}
+
+/*
+ * classify: the events a statement produces when it runs.
+ */
+static List *
+classify(Node *n, Classify *c)
+{
+	switch (nodeTag(n))
+	{
+		case T_CreateRoleStmt:
+			{
+				CreateRoleStmt *s = (CreateRoleStmt *) n;
+				int			pw;
+				bool		others;
+				UEvent	   *u = add_event(c, "role", "role.created", "role", s->role, true);
+				ListCell   *lc;
+
+				u->details = role_options(s->options, &pw, &others,
+										  s->stmt_type == ROLESTMT_USER ? "user" :
+										  s->stmt_type == ROLESTMT_GROUP ? "group" : "role");
+				if (pw > 0)
+					add_event(c, "role", "role.password_changed", "role", s->role, true)->details =
+						"{\"password\": \"set\"}";
+				foreach(lc, s->options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+					RoleSpec   *self = makeNode(RoleSpec);
+
+					self->roletype = ROLESPEC_CSTRING;
+					self->rolename = s->role;
+					if (strcmp(d->defname, "rolemembers") == 0 || strcmp(d->defname, "adminmembers") == 0)
+						classify_membership(c, true, list_make1(self), (List *) d->arg,
+											strcmp(d->defname, "adminmembers") == 0, NULL);
+					else if (strcmp(d->defname, "addroleto") == 0)
+					{
+						ListCell   *lr;
+
+						foreach(lr, (List *) d->arg)
+							classify_membership(c, true, list_make1(lfirst(lr)), list_make1(self), false, NULL);
+					}
+				}
+				break;
+			}
+		case T_AlterRoleStmt:
+			{
+				AlterRoleStmt *s = (AlterRoleStmt *) n;
+				const char *role = rolespec_name(s->role);
+				int			pw;
+				bool		others;
+				char	   *opts = role_options(s->options, &pw, &others, NULL);
+				ListCell   *lc;
+
+				if (others || (pw == 0 && s->options == NIL))
+					add_event(c, "role", "role.altered", "role", role, true)->details = opts;
+				if (pw != 0)
+					add_event(c, "role", "role.password_changed", "role", role, true)->details =
+						pw > 0 ? "{\"password\": \"set\"}" : "{\"password\": \"removed\"}";
+				foreach(lc, s->options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+
+					if (strcmp(d->defname, "rolemembers") == 0)
+						classify_membership(c, s->action > 0, list_make1(s->role), (List *) d->arg, false, NULL);
+				}
+				break;
+			}
+		case T_AlterRoleSetStmt:
+			{
+				AlterRoleSetStmt *s = (AlterRoleSetStmt *) n;
+				const char *role = s->role ? rolespec_name(s->role) : "ALL";
+				UEvent	   *u = add_event(c, "config", "config.setting_altered", "role", role, true);
+				Json		j;
+
+				j_begin(&j);
+				j_str(&j, "role", role);
+				if (s->database)
+					j_str(&j, "database", s->database);
+				setting_details(&j, s->setstmt, secret_setting(s->setstmt->name) ||
+								(c->statement != NULL && strstr(c->statement, "<redacted>")));
+				u->details = j_end(&j);
+				break;
+			}
+		case T_AlterDatabaseSetStmt:
+			{
+				AlterDatabaseSetStmt *s = (AlterDatabaseSetStmt *) n;
+				UEvent	   *u = add_event(c, "config", "config.setting_altered", "database", s->dbname, true);
+				Json		j;
+
+				j_begin(&j);
+				j_str(&j, "database", s->dbname);
+				setting_details(&j, s->setstmt, secret_setting(s->setstmt->name) ||
+								(c->statement != NULL && strstr(c->statement, "<redacted>")));
+				u->details = j_end(&j);
+				break;
+			}
+		case T_AlterSystemStmt:
+			{
+				AlterSystemStmt *s = (AlterSystemStmt *) n;
+				UEvent	   *u = add_event(c, "config", "config.system_altered", "parameter",
+										  s->setstmt->name ? s->setstmt->name : "ALL", true);
+				Json		j;
+
+				j_begin(&j);
+				setting_details(&j, s->setstmt, secret_setting(s->setstmt->name) ||
+								(c->statement != NULL && strstr(c->statement, "<redacted>")));
+				u->details = j_end(&j);
+				break;
+			}
+		case T_VariableSetStmt:
+			{
+				VariableSetStmt *s = (VariableSetStmt *) n;
+				const char *code = NULL;
+
+				if (s->name == NULL)
+					break;
+				if (strcmp(s->name, "session_replication_role") == 0)
+					code = "audit.replication_role_changed";
+				else if (strncmp(s->name, "audit_log.", 10) == 0 &&
+						 strcmp(s->name, "audit_log.actor") != 0 && strcmp(s->name, "audit_log.actor_type") != 0 &&
+						 strcmp(s->name, "audit_log.client_addr") != 0 && strcmp(s->name, "audit_log.user_agent") != 0 &&
+						 strcmp(s->name, "audit_log.tenant") != 0 && strcmp(s->name, "audit_log.request_id") != 0)
+					code = "audit.setting_changed";
+				if (code)
+				{
+					UEvent	   *u = add_event(c, "audit", code, "setting", s->name, false);
+					Json		j;
+
+					j_begin(&j);
+					setting_details(&j, s, false);
+					j_bool(&j, "local", s->is_local);
+					u->details = j_end(&j);
+				}
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *r = (RenameStmt *) n;
+
+				if (r->renameType == OBJECT_ROLE)
+				{
+					Json		j;
+					UEvent	   *u = add_event(c, "role", "role.renamed", "role", r->subname, true);
+
+					j_begin(&j);
+					j_str(&j, "old_name", r->subname);
+					j_str(&j, "new_name", r->newname);
+					u->details = j_end(&j);
+					break;
+				}
+				if (r->renameType == OBJECT_TRIGGER && is_audit_trigger(r->subname))
+					capture_disabled(c, r->relation ? rv_name(r->relation) : NULL, r->subname, "rename trigger");
+				goto generic;
+			}
+		case T_DropRoleStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((DropRoleStmt *) n)->roles)
+					add_event(c, "role", "role.dropped", "role", rolespec_name(lfirst(lc)), true);
+				break;
+			}
+		case T_GrantRoleStmt:
+			{
+				GrantRoleStmt *g = (GrantRoleStmt *) n;
+
+				classify_membership(c, g->is_grant, g->granted_roles, g->grantee_roles,
+									g->admin_opt, g->grantor);
+				break;
+			}
+		case T_GrantStmt:
+			classify_grant(c, (GrantStmt *) n);
+			break;
+		case T_AlterDefaultPrivilegesStmt:
+			{
+				AlterDefaultPrivilegesStmt *a = (AlterDefaultPrivilegesStmt *) n;
+				List	   *roles = NIL;
+				List	   *schemas = NIL;
+				List	   *privs = NIL;
+				ListCell   *lc;
+				Json		j;
+				UEvent	   *u;
+
+				foreach(lc, a->options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+					ListCell   *lv;
+
+					if (strcmp(d->defname, "roles") == 0)
+						roles = rolespec_names((List *) d->arg);
+					else if (strcmp(d->defname, "schemas") == 0)
+						foreach(lv, (List *) d->arg)
+							schemas = lappend(schemas, strVal(lfirst(lv)));
+				}
+				foreach(lc, a->action->privileges)
+					privs = lappend(privs, lfirst_node(AccessPriv, lc)->priv_name);
+				if (a->action->privileges == NIL)
+					privs = list_make1("all");
+				u = add_event(c, "privilege", "privilege.defaults_altered",
+							  objtype_name(a->action->objtype),
+							  schemas ? (list_length(schemas) == 1 ? (char *) linitial(schemas) : NULL) : NULL,
+							  false);
+				j_begin(&j);
+				j_str(&j, "action", a->action->is_grant ? "grant" : "revoke");
+				j_str(&j, "object_type", objtype_name(a->action->objtype));
+				j_strlist(&j, "privileges", privs);
+				j_strlist(&j, "grantees", rolespec_names(a->action->grantees));
+				j_strlist(&j, "for_roles", roles ? roles : list_make1((void *) GetUserNameFromId(GetUserId(), true)));
+				j_strlist(&j, "schemas", schemas);
+				j_bool(&j, "grant_option", a->action->grant_option);
+				u->details = j_end(&j);
+				break;
+			}
+		case T_CreatedbStmt:
+		case T_CreateExtensionStmt:
+		case T_AlterExtensionStmt:
+			{
+				List	   *options;
+				const char *name;
+				UEvent	   *u;
+				Json		j;
+				ListCell   *lc;
+
+				if (IsA(n, CreatedbStmt))
+				{
+					options = ((CreatedbStmt *) n)->options;
+					name = ((CreatedbStmt *) n)->dbname;
+					u = add_event(c, "ddl", "database.created", "database", name, true);
+				}
+				else if (IsA(n, CreateExtensionStmt))
+				{
+					options = ((CreateExtensionStmt *) n)->options;
+					name = ((CreateExtensionStmt *) n)->extname;
+					u = add_event(c, "ddl", "extension.created", "extension", name, false);
+				}
+				else
+				{
+					options = ((AlterExtensionStmt *) n)->options;
+					name = ((AlterExtensionStmt *) n)->extname;
+					u = add_event(c, "ddl", "extension.altered", "extension", name, false);
+				}
+				j_begin(&j);
+				foreach(lc, options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+
+					j_str(&j, d->defname, defel_value(d));
+				}
+				u->details = j_end(&j);
+				break;
+			}
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *a = (AlterExtensionContentsStmt *) n;
+				UEvent	   *u = add_event(c, "ddl", "extension.altered", "extension", a->extname, false);
+				Json		j;
+
+				j_begin(&j);
+				j_str(&j, "action", a->action > 0 ? "add" : "drop");
+				j_str(&j, "object_type", objtype_name(a->objtype));
+				j_str(&j, "object", node_name(a->object));
+				u->details = j_end(&j);
+				break;
+			}
+		case T_DropdbStmt:
+			{
+				DropdbStmt *d = (DropdbStmt *) n;
+				UEvent	   *u = add_event(c, "ddl", "database.dropped", "database", d->dbname, true);
+
+				u->details = d->missing_ok ? "{\"if_exists\": true}" : NULL;
+				break;
+			}
+		case T_DropStmt:
+			classify_drop(c, (DropStmt *) n);
+			break;
+		case T_AlterTableStmt:
+			classify_alter_table(c, (AlterTableStmt *) n);
+			goto generic;
+		case T_AlterEventTrigStmt:
+			{
+				AlterEventTrigStmt *a = (AlterEventTrigStmt *) n;
+
+				if (strncmp(a->trigname, "audit_log_", 10) == 0 && a->tgenabled != TRIGGER_FIRES_ALWAYS)
+					capture_disabled(c, NULL, a->trigname, "alter event trigger");
+				goto generic;
+			}
+		default:
+	generic:
+			if (GetCommandLogLevel(n) == LOGSTMT_DDL)
+			{
+				RangeVar   *later = NULL;
+				const char *name = ddl_name(n, &later);
+				UEvent	   *u = add_event(c, "ddl", tag_code(c->command),
+										  tag_object_type(c->command), name, false);
+
+				u->rv = later;
+				if (IsA(n, RenameStmt))
+				{
+					Json		j;
+
+					j_begin(&j);
+					j_str(&j, "new_name", ((RenameStmt *) n)->newname);
+					u->details = j_end(&j);
+				}
+				else if (IsA(n, AlterOwnerStmt))
+				{
+					Json		j;
+
+					j_begin(&j);
+					j_str(&j, "new_owner", rolespec_name(((AlterOwnerStmt *) n)->newowner));
+					u->details = j_end(&j);
+				}
+			}
+			break;
+	}
+	return c->events;
+}
+
+/* ---------- tamper guard ---------- */
+
+/*
+ * tamper: record an attempt on the audit tables and refuse it.
+ */
+static void
+tamper(const char *what, Oid relid, const char *command, const char *statement)
+{
+	AuditEvent	ev;
+	Json		j;
+	char	   *rel = psprintf("%s.%s", AUDIT_SCHEMA, get_rel_name(relid));
+	char	   *msg = psprintf("%s on audit table %s is not allowed", what, rel);
+
+	audit_event_init(&ev, "audit", "audit.tamper_attempt");
+	ev.occurred_at = GetCurrentTimestamp();
+	ev.status = "failure";
+	ev.object_type = "table";
+	ev.object_name = rel;
+	ev.command = command;
+	ev.statement = statement;
+	j_begin(&j);
+	j_str(&j, "attempt", what);
+	j_str(&j, "error", msg);
+	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j_end(&j))));
+	audit_queue_event(&ev);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s on audit table %s is not allowed", what, rel),
+			 errdetail("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
+			 errhint("Use audit_log.maintain() and retention policies to remove old events.")));
+}
+
+static bool
+capture_off(void)
+{
+	return audit_in_worker || creating_extension || audit_internal_active();
+}
+
+/*
+ * check_tamper: refuse a utility statement aimed at the audit tables.
+ */
+static void
+check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query)
+{
+	RangeVar   *rv = NULL;
+	const char *what = NULL;
+	ListCell   *lc;
+
+	switch (nodeTag(n))
+	{
+		case T_AlterTableStmt:
+			rv = ((AlterTableStmt *) n)->relation;
+			what = "ALTER TABLE";
+			break;
+		case T_CreateTrigStmt:
+			rv = ((CreateTrigStmt *) n)->relation;
+			what = "CREATE TRIGGER";
+			break;
+		case T_RuleStmt:
+			rv = ((RuleStmt *) n)->relation;
+			what = "CREATE RULE";
+			break;
+		case T_RenameStmt:
+			rv = ((RenameStmt *) n)->relation;
+			what = "ALTER TABLE";
+			break;
+		case T_CopyStmt:
+			if (((CopyStmt *) n)->is_from)
+			{
+				rv = ((CopyStmt *) n)->relation;
+				what = "COPY FROM";
+			}
+			break;
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) n)->relations)
+				if (is_events_rv(lfirst(lc)))
+					tamper("TRUNCATE", RangeVarGetRelid(lfirst(lc), NoLock, true), command,
+						   statement_text(pstmt, query));
+			return;
+		case T_DropStmt:
+			{
+				DropStmt   *d = (DropStmt *) n;
+
+				if (d->removeType != OBJECT_TABLE && d->removeType != OBJECT_TRIGGER)
+					return;
+				foreach(lc, d->objects)
+				{
+					List	   *names = lfirst(lc);
+
+					if (d->removeType == OBJECT_TRIGGER)
+						names = list_truncate(list_copy(names), list_length(names) - 1);
+					rv = makeRangeVarFromNameList(names);
+					if (is_events_rv(rv))
+						tamper(d->removeType == OBJECT_TABLE ? "DROP TABLE" : "DROP TRIGGER",
+							   RangeVarGetRelid(rv, NoLock, true), command, statement_text(pstmt, query));
+				}
+				return;
+			}
+		case T_GrantStmt:
+			{
+				GrantStmt  *g = (GrantStmt *) n;
+
+				if (!g->is_grant || g->objtype != OBJECT_TABLE || g->targtype != ACL_TARGET_OBJECT)
+					return;
+				foreach(lc, g->objects)
+					if (is_events_rv(lfirst(lc)))
+						tamper("GRANT", RangeVarGetRelid(lfirst(lc), NoLock, true), command,
+							   statement_text(pstmt, query));
+				return;
+			}
+		default:
+			return;
+	}
+	if (rv && is_events_rv(rv))
+		tamper(what, RangeVarGetRelid(rv, NoLock, true), command, statement_text(pstmt, query));
+}
+
+/*
+ * audit_executor_start: refuse INSERT/UPDATE/DELETE/MERGE on the audit
+ * tables (whoever asks, superusers included).
+ */
+static void
+audit_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *ps = queryDesc->plannedstmt;
+
+	if (ps->resultRelations != NIL && !capture_off() &&
+		!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ps->resultRelations)
+		{
+			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), ps->rtable);
+
+			if (rte->rtekind == RTE_RELATION && is_events_relid(rte->relid))
+				tamper(ps->commandType == CMD_INSERT ? "INSERT" :
+					   ps->commandType == CMD_UPDATE ? "UPDATE" :
+					   ps->commandType == CMD_DELETE ? "DELETE" : "MERGE",
+					   rte->relid,
+					   ps->commandType == CMD_INSERT ? "INSERT" :
+					   ps->commandType == CMD_UPDATE ? "UPDATE" :
+					   ps->commandType == CMD_DELETE ? "DELETE" : "MERGE",
+					   audit_redact_statement(queryDesc->sourceText));
+		}
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* ---------- where events go ---------- */
+
+static Jsonb *
+text_to_jsonb(const char *s)
+{
+	return s ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))) : NULL;
+}
+
+/*
+ * pend: keep a cluster-wide event until its transaction ends.
+ */
+static void
+pend(AuditEvent *ev, bool written)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	PendingEvent *p = palloc(sizeof(PendingEvent));
+
+	p->level = GetCurrentTransactionNestLevel();
+	p->written = written;
+	p->buf = palloc(AUDIT_QUEUE_SLOT);
+	audit_event_serialize(ev, p->buf);
+	pending = lappend(pending, p);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * queue_as_failure: queue a pending event whose transaction rolled back.
+ */
+static void
+queue_as_failure(PendingEvent *p)
+{
+	AuditEvent	ev;
+	Json		j;
+	StringInfoData d;
+
+	audit_event_deserialize(p->buf, &ev);
+	ev.status = "failure";
+	initStringInfo(&d);
+	if (ev.details)
+	{
+		char	   *old = JsonbToCString(NULL, &ev.details->root, VARSIZE(ev.details));
+
+		appendStringInfoString(&d, old);
+		if (d.len > 2)
+		{
+			d.data[--d.len] = '\0';
+			appendStringInfoString(&d, ", \"error\": \"transaction rolled back\"}");
+		}
+		else
+		{
+			resetStringInfo(&d);
+			appendStringInfoString(&d, "{\"error\": \"transaction rolled back\"}");
+		}
+	}
+	else
+	{
+		j_begin(&j);
+		j_str(&j, "error", "transaction rolled back");
+		appendStringInfoString(&d, j_end(&j));
+	}
+	ev.details = text_to_jsonb(d.data);
+	audit_queue_event(&ev);
+}
+
+/*
+ * utility_xact_callback: at commit, queue the pending cluster-wide events
+ * not yet stored; at abort, queue them all as failures.
+ */
+static void
+utility_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (pending == NIL)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+	{
+		foreach(lc, pending)
+		{
+			PendingEvent *p = lfirst(lc);
+			AuditEvent	ev;
+
+			if (p->written)
+				continue;
+			audit_event_deserialize(p->buf, &ev);
+			audit_queue_event(&ev);
+		}
+		pending = NIL;
+	}
+	else if (event == XACT_EVENT_ABORT)
+	{
+		foreach(lc, pending)
+			queue_as_failure(lfirst(lc));
+		pending = NIL;
+	}
+}
+
+/*
+ * utility_subxact_callback: a rolled back subtransaction's events are
+ * failures; a committed one's belong to its parent.
+ */
+static void
+utility_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (pending == NIL)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending)
+		{
+			PendingEvent *p = lfirst(lc);
+
+			if (p->level >= level)
+			{
+				queue_as_failure(p);
+				pending = foreach_delete_current(pending, lc);
+			}
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending)
+		{
+			PendingEvent *p = lfirst(lc);
+
+			if (p->level >= level)
+				p->level = level - 1;
+		}
+	}
+}
+
+/*
+ * emit_success: the statement ran; store or queue its events.
+ */
+static void
+emit_success(List *events)
+{
+	ListCell   *lc;
+	AuditEvent *batch = palloc(sizeof(AuditEvent) * list_length(events));
+	List	   *batch_cluster = NIL;
+	int			n = 0;
+	bool		here = OidIsValid(audit_events_relid(true));
+	bool		snap = false;
+
+	foreach(lc, events)
+	{
+		UEvent	   *u = lfirst(lc);
+		bool		audit_db = u->ev.database && audit_database &&
+			strcmp(u->ev.database, audit_database) == 0;
+
+		if (u->rv)
+		{
+			char	   *name = rv_name(u->rv);
+
+			if (name)
+				u->ev.object_name = name;
+		}
+		u->ev.details = text_to_jsonb(u->details);
+		if (u->cluster && !(audit_db && here))
+			pend(&u->ev, false);
+		else if (here)
+		{
+			batch[n++] = u->ev;
+			if (u->cluster)
+				batch_cluster = lappend_int(batch_cluster, n - 1);
+		}
+		else if (strcmp(u->ev.event_type, "extension.dropped") == 0 && u->ev.object_name &&
+				 strcmp(u->ev.object_name, "audit_log") == 0)
+			audit_queue_event(&u->ev);
+	}
+	if (n == 0)
+		return;
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		snap = true;
+	}
+	audit_write_events(batch, n);
+	if (snap)
+		PopActiveSnapshot();
+	foreach(lc, batch_cluster)
+		pend(&batch[lfirst_int(lc)], true);
+}
+
+/*
+ * record_failure: the statement failed: queue its events as failures
+ * with the error, unless a nested statement recorded this error already.
+ */
+static void
+record_failure(List *events, ErrorData *edata)
+{
+	ListCell   *lc;
+
+	if (error_recorded)
+		return;
+	error_recorded = true;
+	foreach(lc, events)
+	{
+		UEvent	   *u = lfirst(lc);
+		Json		j;
+		StringInfoData d;
+
+		initStringInfo(&d);
+		if (u->details && strlen(u->details) > 2)
+		{
+			appendBinaryStringInfo(&d, u->details, strlen(u->details) - 1);
+			appendStringInfoString(&d, ", ");
+		}
+		else
+			appendStringInfoChar(&d, '{');
+		j_begin(&j);
+		j_str(&j, "error", edata->message);
+		j_str(&j, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+		appendStringInfoString(&d, j_end(&j) + 1);
+		u->ev.status = "failure";
+		u->ev.details = text_to_jsonb(d.data);
+		if (u->rv)
+		{
+			char	   *name = rv_name(u->rv);
+
+			if (name)
+				u->ev.object_name = name;
+		}
+		audit_queue_event(&u->ev);
+	}
+}
+
+/*
+ * audit_utility: the ProcessUtility hook.
+ */
+static void
+audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	List	   *volatile events = NIL;
+	MemoryContext volatile cxt = NULL;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile bool executed = false;
+
+	error_recorded = false;
+	if (!capture_off() && !IsA(parsetree, TransactionStmt))
+	{
+		Classify	c;
+
+		cxt = AllocSetContextCreate(TopMemoryContext, "audit_log statement",
+									ALLOCSET_SMALL_SIZES);
+		MemoryContextSwitchTo(cxt);
+		c.events = NIL;
+		c.command = GetCommandTagName(CreateCommandTag(parsetree));
+		c.statement = NULL;
+		PG_TRY();
+		{
+			check_tamper(parsetree, c.command, pstmt, queryString);
+			if (GetCommandLogLevel(parsetree) == LOGSTMT_DDL || IsA(parsetree, VariableSetStmt))
+			{
+				c.statement = statement_text(pstmt, queryString);
+				events = classify(parsetree, &c);
+			}
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextDelete(cxt);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(oldcxt);
+		if (events == NIL)
+		{
+			MemoryContextDelete(cxt);
+			cxt = NULL;
+		}
+	}
+
+	PG_TRY();
+	{
+		if (prev_utility_hook)
+			prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+							  queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+		executed = true;
+		if (events != NIL)
+		{
+			MemoryContextSwitchTo(cxt);
+			emit_success(events);
+			MemoryContextSwitchTo(oldcxt);
+		}
+	}
+	PG_CATCH();
+	{
+		if (events != NIL && !executed)
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			record_failure(events, edata);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		if (cxt)
+			MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (cxt)
+		MemoryContextDelete(cxt);
+}
+
+/*
+ * audit_utility_init: install the hooks (called from _PG_init when
+ * preloaded).
  */
 void
 audit_utility_init(void)
 {
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = audit_utility;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = audit_executor_start;
+	RegisterXactCallback(utility_xact_callback, NULL);
+	RegisterSubXactCallback(utility_subxact_callback, NULL);
+}
+
+/* ---------- event triggers (without the preload) ---------- */
+
+/*
+ * et_capture: write one event per row of an event-trigger function's
+ * query; columns: command tag, object type, object identity.
+ */
+static void
+et_capture(FunctionCallInfo fcinfo, const char *query)
+{
+	EventTriggerData *trig;
+	const char *tag;
+	const char *statement;
+	AuditEvent *evs;
+	uint64		i;
+	int			n = 0;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "not fired by event trigger manager");
+	if (audit_preloaded || audit_internal_active() || creating_extension ||
+		!OidIsValid(audit_events_relid(true)))
+		return;
+	trig = (EventTriggerData *) fcinfo->context;
+	tag = GetCommandTagName(trig->tag);
+	statement = audit_redact_statement(debug_query_string);
+
+	SPI_connect();
+	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "audit_log: event trigger query failed");
+	evs = palloc0(sizeof(AuditEvent) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		char	   *ctag = SPI_getvalue(tup, td, 1);
+		char	   *otype = SPI_getvalue(tup, td, 2);
+		char	   *ident = SPI_getvalue(tup, td, 3);
+		const char *code;
+		const char *category = "ddl";
+
+		if (ctag == NULL)
+			ctag = (char *) tag;
+		if (strcmp(ctag, "GRANT") == 0 || strcmp(ctag, "REVOKE") == 0)
+		{
+			category = "privilege";
+			code = ctag[0] == 'G' ? "privilege.granted" : "privilege.revoked";
+		}
+		else if (strcmp(ctag, "ALTER DEFAULT PRIVILEGES") == 0)
+		{
+			category = "privilege";
+			code = "privilege.defaults_altered";
+		}
+		else if (strcmp(ctag, "CREATE EXTENSION") == 0)
+			code = "extension.created";
+		else if (strcmp(ctag, "ALTER EXTENSION") == 0)
+			code = "extension.altered";
+		else if (strcmp(ctag, "DROP EXTENSION") == 0)
+			code = "extension.dropped";
+		else
+			code = tag_code(ctag);
+		audit_event_init(&evs[n], category, code);
+		evs[n].object_type = otype;
+		evs[n].object_name = ident;
+		evs[n].command = ctag;
+		evs[n].statement = statement;
+		evs[n].details = text_to_jsonb("{\"source\": \"event trigger\"}");
+		n++;
+	}
+	audit_write_events(evs, n);
+	SPI_finish();
+}
+
+/*
+ * audit_et_ddl_end: ddl_command_end event trigger function.
+ */
+Datum
+audit_et_ddl_end(PG_FUNCTION_ARGS)
+{
+	et_capture(fcinfo,
+			   "SELECT command_tag, object_type, object_identity "
+			   "FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE NOT in_extension");
+	PG_RETURN_NULL();
+}
+
+/*
+ * audit_et_sql_drop: sql_drop event trigger function (the objects the
+ * user named, not their dependents).
+ */
+Datum
+audit_et_sql_drop(PG_FUNCTION_ARGS)
+{
+	et_capture(fcinfo,
+			   "SELECT NULL::text, object_type, object_identity "
+			   "FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original");
+	PG_RETURN_NULL();
 }
