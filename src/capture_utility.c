@@ -202,6 +202,22 @@ rolespec_names(List *specs)
 }
 
 /*
+ * rv_relid: the relation a RangeVar names, InvalidOid if none; never an
+ * error (no privilege check on the schema: the statement itself checks).
+ */
+static Oid
+rv_relid(RangeVar *rv)
+{
+	if (rv->schemaname)
+	{
+		Oid			nsp = get_namespace_oid(rv->schemaname, true);
+
+		return OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
+	}
+	return RelnameGetRelid(rv->relname);
+}
+
+/*
  * rv_name: schema-qualified name of a relation; NULL when it does not
  * exist (yet) and no schema was written.
  */
@@ -212,7 +228,7 @@ rv_name(RangeVar *rv)
 
 	if (rv->schemaname)
 		return psprintf("%s.%s", rv->schemaname, rv->relname);
-	relid = RangeVarGetRelid(rv, NoLock, true);
+	relid = rv_relid(rv);
 	if (!OidIsValid(relid))
 		return NULL;
 	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), rv->relname);
@@ -247,7 +263,7 @@ node_name(Node *n)
 				if (list_length(l) == 1 && IsA(linitial(l), String))
 				{
 					RangeVar   *rv = makeRangeVar(NULL, strVal(linitial(l)), -1);
-					Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+					Oid			relid = rv_relid(rv);
 
 					if (OidIsValid(relid))
 						return rv_name(rv);
@@ -369,7 +385,7 @@ is_events_relid(Oid relid)
 static bool
 is_events_rv(RangeVar *rv)
 {
-	return rv && is_events_relid(RangeVarGetRelid(rv, NoLock, true));
+	return rv && is_events_relid(rv_relid(rv));
 }
 
 /* ---------- statement text ---------- */
@@ -749,6 +765,12 @@ ddl_name(Node *n, RangeVar **later)
 		case T_DefineStmt:
 			name = NameListToString(((DefineStmt *) n)->defnames);
 			break;
+		case T_CreateFdwStmt:
+			name = ((CreateFdwStmt *) n)->fdwname;
+			break;
+		case T_AlterFdwStmt:
+			name = ((AlterFdwStmt *) n)->fdwname;
+			break;
 		case T_CreateForeignServerStmt:
 			name = ((CreateForeignServerStmt *) n)->servername;
 			break;
@@ -862,7 +884,7 @@ classify_alter_table(Classify *c, AlterTableStmt *a)
 			continue;
 		if (!OidIsValid(relid))
 		{
-			relid = RangeVarGetRelid(a->relation, NoLock, true);
+			relid = rv_relid(a->relation);
 			if (!OidIsValid(relid))
 				return;
 			table = rv_name(a->relation);
@@ -1309,7 +1331,7 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 		case T_TruncateStmt:
 			foreach(lc, ((TruncateStmt *) n)->relations)
 				if (is_events_rv(lfirst(lc)))
-					tamper("TRUNCATE", RangeVarGetRelid(lfirst(lc), NoLock, true), command,
+					tamper("TRUNCATE", rv_relid(lfirst(lc)), command,
 						   statement_text(pstmt, query));
 			return;
 		case T_DropStmt:
@@ -1327,7 +1349,7 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 					rv = makeRangeVarFromNameList(names);
 					if (is_events_rv(rv))
 						tamper(d->removeType == OBJECT_TABLE ? "DROP TABLE" : "DROP TRIGGER",
-							   RangeVarGetRelid(rv, NoLock, true), command, statement_text(pstmt, query));
+							   rv_relid(rv), command, statement_text(pstmt, query));
 				}
 				return;
 			}
@@ -1339,7 +1361,7 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 					return;
 				foreach(lc, g->objects)
 					if (is_events_rv(lfirst(lc)))
-						tamper("GRANT", RangeVarGetRelid(lfirst(lc), NoLock, true), command,
+						tamper("GRANT", rv_relid(lfirst(lc)), command,
 							   statement_text(pstmt, query));
 				return;
 			}
@@ -1347,7 +1369,7 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 			return;
 	}
 	if (rv && is_events_rv(rv))
-		tamper(what, RangeVarGetRelid(rv, NoLock, true), command, statement_text(pstmt, query));
+		tamper(what, rv_relid(rv), command, statement_text(pstmt, query));
 }
 
 /*
@@ -1364,19 +1386,17 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 	{
 		ListCell   *lc;
 
-		foreach(lc, ps->resultRelations)
+		foreach(lc, ps->rtable)
 		{
-			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), ps->rtable);
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+			const char *op = ps->commandType == CMD_INSERT ? "INSERT" :
+				ps->commandType == CMD_UPDATE ? "UPDATE" :
+				ps->commandType == CMD_DELETE ? "DELETE" : "MERGE";
 
-			if (rte->rtekind == RTE_RELATION && is_events_relid(rte->relid))
-				tamper(ps->commandType == CMD_INSERT ? "INSERT" :
-					   ps->commandType == CMD_UPDATE ? "UPDATE" :
-					   ps->commandType == CMD_DELETE ? "DELETE" : "MERGE",
-					   rte->relid,
-					   ps->commandType == CMD_INSERT ? "INSERT" :
-					   ps->commandType == CMD_UPDATE ? "UPDATE" :
-					   ps->commandType == CMD_DELETE ? "DELETE" : "MERGE",
-					   audit_redact_statement(queryDesc->sourceText));
+			if (rte->rtekind == RTE_RELATION &&
+				(rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0 &&
+				is_events_relid(rte->relid))
+				tamper(op, rte->relid, op, audit_redact_statement(queryDesc->sourceText));
 		}
 	}
 	if (prev_executor_start)
@@ -1631,7 +1651,8 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	volatile bool executed = false;
 
 	error_recorded = false;
-	if (!capture_off() && !IsA(parsetree, TransactionStmt))
+	if (!capture_off() && context != PROCESS_UTILITY_SUBCOMMAND &&
+		!IsA(parsetree, TransactionStmt))
 	{
 		Classify	c;
 
