@@ -1796,6 +1796,17 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 			code = "extension.dropped";
 		else
 			code = tag_code(ctag);
+		if (otype)
+		{
+			char	   *p;
+			size_t		len = strlen(otype);
+
+			for (p = otype; *p; p++)
+				*p = pg_tolower((unsigned char) *p);
+			/* ALTER DEFAULT PRIVILEGES reports "TABLES", "FUNCTIONS"... */
+			if (strcmp(code, "privilege.defaults_altered") == 0 && len > 1 && otype[len - 1] == 's')
+				otype[len - 1] = '\0';
+		}
 		audit_event_init(&evs[n], category, code);
 		evs[n].object_type = otype;
 		evs[n].object_name = ident;

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <sys/socket.h>
 
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
@@ -107,10 +108,12 @@ audit_define_settings(void)
 							 NULL, &audit_log_connections, AUDIT_CONN_ALL,
 							 log_connections_options, PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
-	DefineCustomIntVariable("audit_log.queue_size",
-							"Capacity, in events, of the shared-memory queue to the background worker.",
-							NULL, &audit_queue_size, 1024, 4, 1048576,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* a postmaster setting can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("audit_log.queue_size",
+								"Capacity, in events, of the shared-memory queue to the background worker.",
+								NULL, &audit_queue_size, 1024, 4, 1048576,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.premake_days",
 							"Daily partitions created ahead of today.",
 							NULL, &audit_premake_days, 7, 1, 365,
