@@ -302,6 +302,24 @@ setting_changed(const char *name, const char *oldval, const char *newval)
 	CommitTransactionCommand();
 }
 
+/* Settings whose change by a reload is recorded (database: see below). */
+static const char *const watched_settings[] = {
+	"audit_log.log_connections", "audit_log.maintenance_interval",
+	"audit_log.premake_days", "audit_log.seal_window", "audit_log.seal_delay",
+	"audit_log.export_max_rows"
+};
+
+/*
+ * setting_value: a setting's current value, copied to TopMemoryContext.
+ */
+static char *
+setting_value(const char *name)
+{
+	const char *v = GetConfigOption(name, true, false);
+
+	return MemoryContextStrdup(TopMemoryContext, v ? v : "");
+}
+
 /*
  * audit_worker_main: entry point of the background worker.
  */
@@ -310,8 +328,8 @@ audit_worker_main(Datum arg)
 {
 	TimestampTz next_maintenance;
 	char	   *dbname;
-	char	   *old_conn;
-	char		old_interval[32];
+	char	   *old_values[lengthof(watched_settings)];
+	int			i;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -327,9 +345,8 @@ audit_worker_main(Datum arg)
 	audit_queue_set_worker(MyProcPid, MyLatch);
 	pgstat_report_appname("audit_log worker");
 
-	old_conn = MemoryContextStrdup(TopMemoryContext,
-								   GetConfigOption("audit_log.log_connections", false, false));
-	snprintf(old_interval, sizeof(old_interval), "%d", audit_maintenance_interval);
+	for (i = 0; i < lengthof(watched_settings); i++)
+		old_values[i] = setting_value(watched_settings[i]);
 	next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   (int64) audit_maintenance_interval * 1000);
 
@@ -353,25 +370,23 @@ audit_worker_main(Datum arg)
 
 		if (ConfigReloadPending)
 		{
-			const char *conn;
-			char		interval[32];
+			int			old_interval = audit_maintenance_interval;
 
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			conn = GetConfigOption("audit_log.log_connections", false, false);
-			snprintf(interval, sizeof(interval), "%d", audit_maintenance_interval);
-			if (strcmp(conn, old_conn) != 0)
+			for (i = 0; i < lengthof(watched_settings); i++)
 			{
-				setting_changed("audit_log.log_connections", old_conn, conn);
-				old_conn = MemoryContextStrdup(TopMemoryContext, conn);
+				char	   *now = setting_value(watched_settings[i]);
+
+				if (strcmp(now, old_values[i]) != 0)
+				{
+					setting_changed(watched_settings[i], old_values[i], now);
+					old_values[i] = now;
+				}
 			}
-			if (strcmp(interval, old_interval) != 0)
-			{
-				setting_changed("audit_log.maintenance_interval", old_interval, interval);
-				strlcpy(old_interval, interval, sizeof(old_interval));
+			if (old_interval != audit_maintenance_interval)
 				next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															   (int64) audit_maintenance_interval * 1000);
-			}
 			if (strcmp(dbname, audit_database) != 0)
 			{
 				setting_changed("audit_log.database", dbname, audit_database);
