@@ -32,9 +32,17 @@ CREATE TRIGGER items_noop BEFORE INSERT ON ud.items FOR EACH ROW EXECUTE FUNCTIO
 DO $$ BEGIN CREATE TABLE ud.from_do (x int); EXECUTE 'DROP TABLE ud.from_do'; END $$;
 -- a failing DDL: failure with the error
 CREATE TABLE ud.items (id int);
+-- a failing statement longer than a queue slot: kept, shortened
+SELECT format('CREATE FUNCTION ud.twice(int) RETURNS int LANGUAGE sql AS %L',
+              'SELECT 1 /* ' || repeat('x', 6000) || ' */') AS long_ddl \gset
+:long_ddl;
 DROP VIEW ud.cheap;
 DROP TABLE ud.copy2, ud.items CASCADE;
-SELECT pg_temp.wait_for('ddl.create_table', :start, 3) AS all_there;
+SELECT pg_temp.wait_for('ddl.create_table', :start, 3) AS all_there,
+       pg_temp.wait_for('ddl.create_function', :start, 2) AS long_one;
+SELECT status, left(statement, 40) AS statement_start, length(statement) BETWEEN 3000 AND 4096 AS shortened,
+       details->>'error' AS error
+  FROM audit_log.events WHERE event_id > :start AND event_type = 'ddl.create_function' AND status = 'failure';
 SELECT event_type, status, object_type, object_name, command, details
   FROM audit_log.events
  WHERE event_id > :start AND category = 'ddl'

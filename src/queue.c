@@ -170,33 +170,37 @@ audit_event_serialize(const AuditEvent *ev, char *buf)
 	f[17] = jsonb_text(ev->old_data); f[18] = jsonb_text(ev->new_data);
 	f[19] = ev->statement; f[20] = jsonb_text(ev->details);
 
+	/* every field but the statement must fit: drop row images, then details */
 	for (i = 0; i < SLOT_FIELDS; i++)
-		need += f[i] ? strlen(f[i]) + 1 : 0;
-	if (need > AUDIT_QUEUE_SLOT)
+		if (i != 19)
+			need += f[i] ? strlen(f[i]) + 1 : 0;
+	if (need + 64 > AUDIT_QUEUE_SLOT)
 	{
 		const char *trunc = "{\"truncated\": true}";
-		int			order[] = {19, 17, 18, 20};
+		int			order[] = {17, 18, 20};
 		int			k;
 
-		for (k = 0; k < 4 && need > AUDIT_QUEUE_SLOT; k++)
+		for (k = 0; k < 3 && need + 64 > AUDIT_QUEUE_SLOT; k++)
 		{
 			i = order[k];
 			if (f[i] == NULL)
 				continue;
 			need -= strlen(f[i]) + 1;
-			f[i] = (i == 19) ? "(statement too long for the queue)" : trunc;
+			f[i] = trunc;
 			need += strlen(f[i]) + 1;
 		}
 	}
+	/* short fields first; text fields other than JSON may be shortened */
 	for (i = 0; i < SLOT_FIELDS; i++)
 	{
-		/* text fields other than JSON may be shortened by put_field */
-		uint32		limit = (i >= 17 && i != 19) ? AUDIT_QUEUE_SLOT : AUDIT_QUEUE_SLOT - 64;
-
-		if (i >= 17 && i != 19 && f[i] && len + strlen(f[i]) + 1 > limit)
+		if (i == 19)
+			continue;
+		if (i >= 17 && f[i] && len + strlen(f[i]) + 1 > AUDIT_QUEUE_SLOT - 64)
 			f[i] = NULL;
-		put_field(buf, &len, &h->off[i], f[i], limit);
+		put_field(buf, &len, &h->off[i], f[i], AUDIT_QUEUE_SLOT - 64);
 	}
+	/* the statement last, cut to what is left */
+	put_field(buf, &len, &h->off[19], f[19], AUDIT_QUEUE_SLOT);
 	h->len = len;
 	h->occurred_at = ev->occurred_at ? ev->occurred_at : GetCurrentTimestamp();
 	h->txid = ev->txid;
