@@ -41,6 +41,7 @@ ALTER TABLE audit_log.events_default RENAME TO hidden;
 CREATE TRIGGER t BEFORE INSERT ON audit_log.events FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
 DROP TABLE audit_log.events_default;
 GRANT INSERT ON audit_log.events TO PUBLIC;
+CREATE TABLE public.ue_part PARTITION OF audit_log.events FOR VALUES FROM ('2000-01-01') TO ('2000-01-02');
 -- also from an unprivileged role
 CREATE ROLE ue_nobody;
 GRANT USAGE ON SCHEMA audit_log TO ue_nobody;
@@ -49,7 +50,7 @@ DELETE FROM audit_log.events;
 RESET ROLE;
 REVOKE USAGE ON SCHEMA audit_log FROM ue_nobody;
 DROP ROLE ue_nobody;
-SELECT pg_temp.wait_for('audit.tamper_attempt', :start, 11) AS all_there;
+SELECT pg_temp.wait_for('audit.tamper_attempt', :start, 12) AS all_there;
 SELECT event_type, status, effective_role, object_name, command, details
   FROM audit_log.events
  WHERE event_id > :start AND category = 'audit' AND event_type <> 'audit.enabled'

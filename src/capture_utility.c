@@ -1321,6 +1321,20 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 			rv = ((RenameStmt *) n)->relation;
 			what = "ALTER TABLE";
 			break;
+		case T_CreateStmt:
+			/*
+			 * a partition added to the events table outside the audit schema
+			 * (partitions of audit_log's own naming live in it)
+			 */
+			if (((CreateStmt *) n)->partbound != NULL &&
+				list_length(((CreateStmt *) n)->inhRelations) == 1 &&
+				(((CreateStmt *) n)->relation->schemaname == NULL ||
+				 strcmp(((CreateStmt *) n)->relation->schemaname, AUDIT_SCHEMA) != 0))
+			{
+				rv = linitial(((CreateStmt *) n)->inhRelations);
+				what = "CREATE TABLE PARTITION OF";
+			}
+			break;
 		case T_CopyStmt:
 			if (((CopyStmt *) n)->is_from)
 			{
