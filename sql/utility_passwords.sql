@@ -31,7 +31,7 @@ ALTER USER MAPPING FOR up_user SERVER up_srv OPTIONS (SET "password" 'Pw0-Mappin
 -- a function whose body holds a password
 CREATE FUNCTION pg_temp.set_pw() RETURNS void LANGUAGE sql
 AS $$ ALTER ROLE up_user PASSWORD 'Pw0-Body' $$;
-SELECT pg_temp.wait_for('role.password_changed', :start, 9) AS all_there;
+SELECT pg_temp.wait_for('role.password_changed', :start, 10) AS all_there;
 SELECT event_type, status, object_name, details, statement
   FROM audit_log.events
  WHERE event_id > :start AND category IN ('role', 'ddl')
