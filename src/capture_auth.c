@@ -23,6 +23,7 @@
 #include "libpq/auth.h"
 #include "libpq/hba.h"
 #include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -50,6 +51,51 @@ port_addr(Port *port)
 }
 
 /*
+ * safe_name: the name as given when it is valid UTF-8; else a copy with
+ * each invalid byte replaced by '?' (*changed set), so that the event can
+ * be stored and read whatever the client sent.
+ */
+static const char *
+safe_name(const char *s, bool *changed)
+{
+	char	   *copy;
+	int			len;
+	int			i = 0;
+
+	if (s == NULL || pg_encoding_verifymbstr(PG_UTF8, s, strlen(s)) == (int) strlen(s))
+		return s;
+	*changed = true;
+	copy = pstrdup(s);
+	len = strlen(copy);
+	while (i < len)
+	{
+		int			l = pg_encoding_verifymbchar(PG_UTF8, copy + i, len - i);
+
+		if (l < 0)
+		{
+			copy[i] = '?';
+			l = 1;
+		}
+		i += l;
+	}
+	return copy;
+}
+
+/*
+ * hex_of: the bytes of s in hex.
+ */
+static char *
+hex_of(const char *s)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	for (; *s; s++)
+		appendStringInfo(&b, "%02x", (unsigned char) *s);
+	return b.data;
+}
+
+/*
  * audit_client_auth: record the outcome of an authentication.
  */
 static void
@@ -58,6 +104,9 @@ audit_client_auth(Port *port, int status)
 	AuditEvent	ev;
 	StringInfoData d;
 	const char *method;
+	const char *user;
+	const char *dbname;
+	bool		changed = false;
 	bool		ok = (status == STATUS_OK);
 
 	if (prev_client_auth_hook)
@@ -71,28 +120,38 @@ audit_client_auth(Port *port, int status)
 		return;
 
 	method = port->hba ? hba_authname(port->hba->auth_method) : "unknown";
+	user = safe_name(port->user_name, &changed);
+	dbname = safe_name(port->database_name, &changed);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.occurred_at = GetCurrentTimestamp();
 	ev.category = "auth";
 	ev.event_type = ok ? "auth.login_succeeded" : "auth.login_failed";
 	ev.status = ok ? "success" : "failure";
-	ev.actor = port->user_name;
+	ev.actor = user;
 	ev.actor_type = "db_role";
-	ev.db_user = port->user_name;
+	ev.db_user = user;
 	ev.client_addr = port_addr(port);
 	ev.application_name = port->application_name;
-	ev.database = port->database_name;
+	ev.database = dbname;
 	ev.object_type = "database";
-	ev.object_name = port->database_name;
+	ev.object_name = dbname;
 	ev.command = "LOGIN";
 	ev.backend_pid = MyProcPid;
 
 	initStringInfo(&d);
 	appendStringInfoString(&d, "{\"user_name\": ");
-	escape_json(&d, port->user_name ? port->user_name : "");
+	escape_json(&d, user ? user : "");
 	appendStringInfoString(&d, ", \"database\": ");
-	escape_json(&d, port->database_name ? port->database_name : "");
+	escape_json(&d, dbname ? dbname : "");
+	if (changed)
+	{
+		/* the exact bytes the client sent */
+		appendStringInfoString(&d, ", \"user_name_hex\": ");
+		escape_json(&d, hex_of(port->user_name ? port->user_name : ""));
+		appendStringInfoString(&d, ", \"database_hex\": ");
+		escape_json(&d, hex_of(port->database_name ? port->database_name : ""));
+	}
 	appendStringInfoString(&d, ", \"auth_method\": ");
 	escape_json(&d, method);
 	appendStringInfoString(&d, ", \"connection\": ");

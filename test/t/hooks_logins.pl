@@ -64,6 +64,14 @@ is($rows, join("\n",
 	"auth.login_failed|failure|ghost'x|ghost'x|127.0.0.1|postgres|postgres|password|ghost'x"),
 	'failed and successful logins with user as given, address, database and method');
 
+# a name that is not valid UTF-8: stored readable, the exact bytes in details
+$node->connect_fails("$tcp user=\xffodd password=x", 'invalid UTF-8 user name fails',
+	expected_stderr => qr/password authentication failed/);
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM audit_log.events
+ WHERE event_type = 'auth.login_failed' AND actor = '?odd' AND details->>'user_name_hex' = 'ff6f6464'}),
+	'invalid bytes replaced, the bytes kept in hex');
+
 # log_connections = failures: successes are no longer recorded
 $node->append_conf('postgresql.conf', "audit_log.log_connections = 'failures'\n");
 $node->reload;
@@ -71,7 +79,7 @@ $node->poll_query_until('postgres', "SELECT current_setting('audit_log.log_conne
 $node->connect_ok("$tcp user=bob password=TapSecret-Bob2", 'bob logs in again');
 $node->connect_fails("$tcp user=alice password=WrongSecret-3", 'alice fails again');
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 4 FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
+	"SELECT count(*) = 5 FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
 	'failure recorded with log_connections = failures');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_succeeded' AND client_addr IS NOT NULL"),
@@ -88,7 +96,7 @@ $node->connect_fails("$tcp user=alice password=WrongSecret-4", 'alice fails, not
 $node->safe_psql('postgres', 'SELECT pg_sleep(1)');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
-	'4', 'nothing recorded with log_connections = none');
+	'5', 'nothing recorded with log_connections = none');
 
 # the password never appears: tables, views, the server log
 is($node->safe_psql('postgres', q{
