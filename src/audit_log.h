@@ -123,4 +123,17 @@ typedef struct AuditQueueStats
 extern void audit_queue_stats(AuditQueueStats *stats);
 extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
 
+/* queue.c: the ring of serialized events (worker side and serialization) */
+#define AUDIT_QUEUE_SLOT	4096
+struct Latch;
+extern void audit_event_serialize(const AuditEvent *ev, char *buf);
+extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
+extern int	audit_queue_pop(char *bufs, int max);
+extern void audit_queue_set_worker(pid_t pid, struct Latch *latch);
+extern void audit_queue_count_written(int n);
+
+/* capture_utility.c */
+extern char *audit_redact_statement(const char *sql);
+extern bool audit_in_worker;
+
 #endif							/* AUDIT_LOG_H */

@@ -146,10 +146,12 @@ DECLARE
     p record;
     leaves text[] := '{}';
     leaf text;
+    prev boolean;
 BEGIN
     IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part)) IS NOT NULL THEN
         RETURN false;
     END IF;
+    prev := @extschema@._internal(true);    -- the extension's own DDL: not a tamper attempt
     EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.events) PARTITION BY LIST (category)',
                               '@extschema@', part, '@extschema@');
     FOR p IN SELECT r.policy, r.categories FROM @extschema@.retention_policy r
@@ -173,6 +175,7 @@ BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %I.events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
         '@extschema@', '@extschema@', part,
         @extschema@._ts(@extschema@._day_lo(day)), @extschema@._ts(@extschema@._day_lo(day + 1)));
+    PERFORM @extschema@._internal(prev);
     RETURN true;
 END
 $$;

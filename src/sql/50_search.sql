@@ -41,6 +41,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     base text := left((SELECT relname FROM pg_class WHERE oid = leaf), 54);
+    prev boolean := @extschema@._internal(true);    -- the extension's own DDL
 BEGIN
     -- Never queue behind a late writer: retried at the next maintain().
     EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE NOWAIT', leaf::regclass);
@@ -52,6 +53,7 @@ BEGIN
                               base || '_addr_idx', leaf::regclass);
     -- Statistics of the key expression, so the planner costs the GIN index.
     EXECUTE pg_catalog.format('ANALYZE %s', leaf::regclass);
+    PERFORM @extschema@._internal(prev);
 END
 $$;
 

@@ -1,0 +1,61 @@
+-- Evasion and tamper attempts.
+SET timezone = 'UTC';
+CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+CREATE FUNCTION pg_temp.wait_for(code text, since bigint, n int DEFAULT 1) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        IF (SELECT count(*) FROM audit_log.events WHERE event_type = code AND event_id > since) >= n THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
+CREATE TABLE ue_t (id int PRIMARY KEY);
+SELECT audit_log.enable('ue_t');
+ALTER TABLE ue_t DISABLE TRIGGER audit_log_insert;
+ALTER TABLE ue_t ENABLE ALWAYS TRIGGER audit_log_insert;
+ALTER TABLE ue_t ENABLE REPLICA TRIGGER audit_log_update;
+ALTER TABLE ue_t DISABLE TRIGGER ALL;
+ALTER TABLE ue_t ENABLE ALWAYS TRIGGER audit_log_insert, ENABLE ALWAYS TRIGGER audit_log_update,
+    ENABLE ALWAYS TRIGGER audit_log_delete, ENABLE ALWAYS TRIGGER audit_log_truncate;
+DROP TRIGGER audit_log_delete ON ue_t;
+-- a rolled back disable is no event
+BEGIN;
+ALTER TABLE ue_t DISABLE TRIGGER audit_log_update;
+ROLLBACK;
+SET session_replication_role = replica;
+SET session_replication_role = origin;
+SET LOCAL session_replication_role = replica;
+-- tamper attempts: each fails and is recorded as a failure
+INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status)
+    VALUES (-1, now(), 'app', 'app.forged', 'success');
+UPDATE audit_log.events SET actor = 'nobody' WHERE event_id > :start;
+DELETE FROM audit_log.events WHERE event_id > :start;
+TRUNCATE audit_log.events;
+TRUNCATE audit_log.events_default;
+ALTER TABLE audit_log.events ADD COLUMN x int;
+ALTER TABLE audit_log.events_default RENAME TO hidden;
+CREATE TRIGGER t BEFORE INSERT ON audit_log.events FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+DROP TABLE audit_log.events_default;
+GRANT INSERT ON audit_log.events TO PUBLIC;
+CREATE TABLE public.ue_part PARTITION OF audit_log.events FOR VALUES FROM ('2000-01-01') TO ('2000-01-02');
+-- also from an unprivileged role
+CREATE ROLE ue_nobody;
+GRANT USAGE ON SCHEMA audit_log TO ue_nobody;
+SET ROLE ue_nobody;
+DELETE FROM audit_log.events;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA audit_log FROM ue_nobody;
+DROP ROLE ue_nobody;
+SELECT pg_temp.wait_for('audit.tamper_attempt', :start, 12) AS all_there;
+SELECT event_type, status, effective_role, object_name, command, details
+  FROM audit_log.events
+ WHERE event_id > :start AND category = 'audit' AND event_type <> 'audit.enabled'
+ ORDER BY status DESC, event_id;
+-- nothing was changed
+SELECT count(*) AS forged FROM audit_log.events WHERE event_type = 'app.forged';
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ue_t'::regclass ORDER BY 1;
+DROP TABLE ue_t;

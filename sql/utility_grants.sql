@@ -1,0 +1,54 @@
+-- Utility capture: grants, revokes, default privileges; a denied GRANT.
+SET timezone = 'UTC';
+CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+CREATE FUNCTION pg_temp.wait_for(code text, since bigint, n int DEFAULT 1) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        IF (SELECT count(*) FROM audit_log.events WHERE event_type = code AND event_id > since) >= n THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
+CREATE ROLE ug_reader;
+CREATE ROLE ug_owner;
+CREATE ROLE ug_nobody;
+CREATE SCHEMA ug;
+CREATE TABLE ug.accounts (id int PRIMARY KEY, name text);
+CREATE FUNCTION ug.f(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
+ALTER TABLE ug.accounts OWNER TO ug_owner;
+SET search_path = ug, public;
+GRANT SELECT, INSERT ON accounts TO ug_reader WITH GRANT OPTION;
+GRANT SELECT (name) ON ug.accounts TO PUBLIC;
+REVOKE INSERT ON accounts FROM ug_reader CASCADE;
+GRANT USAGE ON SCHEMA ug TO ug_reader;
+GRANT EXECUTE ON FUNCTION ug.f(int) TO ug_reader;
+GRANT ALL ON ALL TABLES IN SCHEMA ug TO ug_owner;
+REVOKE ALL ON FUNCTION ug.f(int) FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ug GRANT SELECT ON TABLES TO ug_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE ug_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+RESET search_path;
+-- inside a function, through EXECUTE
+CREATE FUNCTION pg_temp.grant_it() RETURNS void LANGUAGE plpgsql
+AS $$ BEGIN EXECUTE 'GRANT UPDATE ON ug.accounts TO ug_reader'; END $$;
+SELECT pg_temp.grant_it();
+-- denied: an unprivileged role grants on a table it does not own
+GRANT USAGE ON SCHEMA ug TO ug_nobody;
+SET ROLE ug_nobody;
+GRANT SELECT ON ug.accounts TO ug_nobody;
+GRANT SELECT ON ug.accounts TO ug_nobody;
+RESET ROLE;
+SELECT pg_temp.wait_for('privilege.granted', :start, 9) AS all_there;
+SELECT event_type, status, effective_role, object_type, object_name, command, details
+  FROM audit_log.events
+ WHERE event_id > :start AND category = 'privilege'
+ ORDER BY status DESC, event_id;
+-- the statement is kept as written
+SELECT statement FROM audit_log.events
+ WHERE event_id > :start AND category = 'privilege' AND status = 'failure';
+DROP SCHEMA ug CASCADE;
+ALTER DEFAULT PRIVILEGES FOR ROLE ug_owner GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
+DROP ROLE ug_reader, ug_owner, ug_nobody;

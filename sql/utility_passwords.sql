@@ -1,0 +1,47 @@
+-- Passwords never reach the audit tables, in any case, quoted or not.
+SET timezone = 'UTC';
+CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+CREATE FUNCTION pg_temp.wait_for(code text, since bigint, n int DEFAULT 1) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        IF (SELECT count(*) FROM audit_log.events WHERE event_type = code AND event_id > since) >= n THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
+CREATE ROLE up_user PASSWORD 'Pw0-Create';
+alter role up_user password 'pw0-lower';
+ALTER USER up_user WITH ENCRYPTED PASSWORD E'Pw0\-Escaped';
+ALTER ROLE up_user PaSsWoRd $$Pw0-Dollar$$ VALID UNTIL 'infinity';
+ALTER ROLE up_user PASSWORD $tag$Pw0-Tagged$tag$;
+ALTER ROLE up_user PASSWORD U&'Pw0-Unicode';
+ALTER ROLE up_user PASSWORD NULL;
+CREATE ROLE "up_Quoted" PASSWORD 'Pw0-Quoted';
+DO $$ BEGIN EXECUTE format('ALTER ROLE up_user PASSWORD %L', 'Pw0-Dynamic'); END $$;
+-- a failing one: the error and the statement still carry no secret
+ALTER ROLE up_missing PASSWORD 'Pw0-Failed';
+CREATE FOREIGN DATA WRAPPER up_fdw;
+CREATE SERVER up_srv FOREIGN DATA WRAPPER up_fdw;
+CREATE USER MAPPING FOR up_user SERVER up_srv OPTIONS (user 'remote', password 'Pw0-Mapping');
+ALTER USER MAPPING FOR up_user SERVER up_srv OPTIONS (SET "password" 'Pw0-Mapping2');
+-- a function whose body holds a password
+CREATE FUNCTION pg_temp.set_pw() RETURNS void LANGUAGE sql
+AS $$ ALTER ROLE up_user PASSWORD 'Pw0-Body' $$;
+SELECT pg_temp.wait_for('role.password_changed', :start, 10) AS all_there;
+SELECT event_type, status, object_name, details, statement
+  FROM audit_log.events
+ WHERE event_id > :start AND category IN ('role', 'ddl')
+ ORDER BY status DESC, event_id;
+SELECT count(*) AS leaks FROM audit_log.events e
+ WHERE event_id > :start AND e::text ILIKE '%pw0-%';
+SELECT count(*) AS leaks_in_view FROM audit_log.event_log e
+ WHERE event_id > :start AND e::text ILIKE '%pw0-%';
+SELECT audit_log._redact('CREATE ROLE x PASSWORD ''a''''b'' LOGIN') AS redacted,
+       audit_log._redact('SELECT ''kept''') AS untouched;
+DROP SERVER up_srv CASCADE;
+DROP FOREIGN DATA WRAPPER up_fdw;
+DROP ROLE up_user, "up_Quoted";

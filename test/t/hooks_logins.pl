@@ -1,0 +1,112 @@
+# Logins captured by the ClientAuthentication hook: wrong passwords with
+# "password" and "scram-sha-256" in pg_hba.conf, successful logins, names
+# given by the client stored as given; passwords in no table, view or log
+# line of ours; audit_log.log_connections.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('logins');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+listen_addresses = '127.0.0.1'
+log_statement = 'none'
+log_min_error_statement = 'panic'
+password_encryption = 'scram-sha-256'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+$node->safe_psql('postgres', q{
+CREATE ROLE alice LOGIN PASSWORD 'TapSecret-Alice1';
+CREATE ROLE bob LOGIN PASSWORD 'TapSecret-Bob1';
+ALTER ROLE bob PASSWORD 'TapSecret-Bob2';
+});
+# a failing password change: the statement errors, nothing of ours may leak it
+$node->psql('postgres', q{ALTER ROLE nobody_here PASSWORD 'TapSecret-Failed3'});
+
+my $hba = $node->data_dir . '/pg_hba.conf';
+open(my $fh, '>', $hba) or die;
+print $fh "local all all trust\n";
+print $fh "host all alice 127.0.0.1/32 password\n";
+print $fh "host all bob 127.0.0.1/32 scram-sha-256\n";
+print $fh "host all all 127.0.0.1/32 password\n";
+close $fh;
+$node->reload;
+
+my $port = $node->port;
+my $tcp = "host=127.0.0.1 port=$port dbname=postgres";
+
+$node->connect_fails("$tcp user=alice password=WrongSecret-1", 'alice, wrong password',
+	expected_stderr => qr/password authentication failed/);
+$node->connect_fails("$tcp user=bob password=WrongSecret-2", 'bob, wrong scram password',
+	expected_stderr => qr/password authentication failed/);
+$node->connect_ok("$tcp user=bob password=TapSecret-Bob2", 'bob, right password');
+$node->connect_fails("$tcp user=ghost\\'x password=nothing", 'unknown user fails',
+	expected_stderr => qr/password authentication failed/);
+
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) >= 4 FROM audit_log.events WHERE category = 'auth' AND client_addr IS NOT NULL"),
+	'login events arrive through the queue');
+
+my $rows = $node->safe_psql('postgres', q{
+SELECT event_type, status, actor, db_user, host(client_addr), database, object_name,
+       details->>'auth_method', details->>'user_name'
+  FROM audit_log.events WHERE category = 'auth' AND client_addr IS NOT NULL
+ ORDER BY event_id});
+is($rows, join("\n",
+	"auth.login_failed|failure|alice|alice|127.0.0.1|postgres|postgres|password|alice",
+	"auth.login_failed|failure|bob|bob|127.0.0.1|postgres|postgres|scram-sha-256|bob",
+	"auth.login_succeeded|success|bob|bob|127.0.0.1|postgres|postgres|scram-sha-256|bob",
+	"auth.login_failed|failure|ghost'x|ghost'x|127.0.0.1|postgres|postgres|password|ghost'x"),
+	'failed and successful logins with user as given, address, database and method');
+
+# a name that is not valid UTF-8: stored readable, the exact bytes in details
+$node->connect_fails("$tcp user=\xffodd password=x", 'invalid UTF-8 user name fails',
+	expected_stderr => qr/password authentication failed/);
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM audit_log.events
+ WHERE event_type = 'auth.login_failed' AND actor = '?odd' AND details->>'user_name_hex' = 'ff6f6464'}),
+	'invalid bytes replaced, the bytes kept in hex');
+
+# log_connections = failures: successes are no longer recorded
+$node->append_conf('postgresql.conf', "audit_log.log_connections = 'failures'\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('audit_log.log_connections') = 'failures'");
+$node->connect_ok("$tcp user=bob password=TapSecret-Bob2", 'bob logs in again');
+$node->connect_fails("$tcp user=alice password=WrongSecret-3", 'alice fails again');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 5 FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
+	'failure recorded with log_connections = failures');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_succeeded' AND client_addr IS NOT NULL"),
+	'1', 'success not recorded with log_connections = failures');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM audit_log.events WHERE event_type = 'audit.setting_changed' AND object_name = 'audit_log.log_connections'"),
+	'the reload that changed log_connections is recorded');
+
+# none: nothing
+$node->append_conf('postgresql.conf', "audit_log.log_connections = 'none'\n");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('audit_log.log_connections') = 'none'");
+$node->connect_fails("$tcp user=alice password=WrongSecret-4", 'alice fails, not recorded');
+$node->safe_psql('postgres', 'SELECT pg_sleep(1)');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
+	'5', 'nothing recorded with log_connections = none');
+
+# the password never appears: tables, views, the server log
+is($node->safe_psql('postgres', q{
+SELECT (SELECT count(*) FROM audit_log.events e WHERE e::text ILIKE '%tapsecret%')
+     + (SELECT count(*) FROM audit_log.event_log e WHERE e::text ILIKE '%tapsecret%')}),
+	'0', 'no password in the events or the event_log view');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM audit_log.events WHERE event_type = 'role.password_changed'"),
+	'4', 'password changes recorded (3 successes, 1 failure)');
+$node->stop;
+my $log = slurp_file($node->logfile);
+unlike($log, qr/TapSecret/i, 'no password in the server log');
+done_testing();

@@ -1,0 +1,57 @@
+# The worker runs audit_log.maintain() every audit_log.maintenance_interval
+# when that function exists; an error in it is logged and the worker goes
+# on; a reload that changes the interval is recorded.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('maint');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+audit_log.maintenance_interval = '1s'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+# Stand-in for the real maintain(): counts its runs.
+$node->safe_psql('postgres', q{
+CREATE TABLE maint_runs (at timestamptz);
+DO $$ BEGIN
+  IF to_regprocedure('audit_log.maintain()') IS NOT NULL THEN
+    ALTER EXTENSION audit_log DROP FUNCTION audit_log.maintain();
+    DROP FUNCTION audit_log.maintain();
+  END IF;
+END $$;
+CREATE FUNCTION audit_log.maintain() RETURNS TABLE(action text, object text, detail text)
+LANGUAGE sql AS $$ INSERT INTO public.maint_runs VALUES (now()) RETURNING 'ran', NULL::text, NULL::text $$;
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) >= 2 FROM maint_runs'),
+	'the worker runs maintain() every interval');
+
+my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
+$node->safe_psql('postgres', q{
+CREATE OR REPLACE FUNCTION audit_log.maintain() RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'maintenance exploded'; END $$;
+});
+my $offset = -s $node->logfile;
+ok($node->wait_for_log(qr/maintenance exploded/, $offset), 'an error of maintain() is logged');
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE ROLE after_error');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM audit_log.events WHERE object_name = 'after_error'"),
+	'the worker goes on storing events');
+is($node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status'), $pid,
+	'the same worker, not a restart');
+
+$node->append_conf('postgresql.conf', "audit_log.maintenance_interval = '1h'\n");
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM audit_log.events
+ WHERE event_type = 'audit.setting_changed' AND object_name = 'audit_log.maintenance_interval'
+   AND details->>'old_value' = '1' AND details->>'value' = '3600'}),
+	'the reload that changed the interval is recorded');
+$node->stop;
+done_testing();

@@ -1,0 +1,138 @@
+# The queue and the worker: role changes made in another database reach
+# audit_log.database; a denied GRANT is recorded as a failure; the worker
+# killed (SIGKILL, SIGTERM) comes back and drains what was queued; a tiny
+# queue flooded with failed logins never blocks a backend, the overflow is
+# counted in audit_log.status and written to the server log.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('queue');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+restart_after_crash = on
+listen_addresses = '127.0.0.1'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+$node->safe_psql('postgres', 'CREATE DATABASE elsewhere');
+
+# --- role changes in another database (no extension there)
+$node->safe_psql('elsewhere', q{
+CREATE ROLE far_role;
+ALTER ROLE far_role CREATEDB;
+CREATE ROLE far_group;
+GRANT far_group TO far_role;
+ALTER SYSTEM SET work_mem = '7MB';
+ALTER SYSTEM RESET work_mem;
+});
+$node->psql('elsewhere', 'BEGIN; DROP ROLE far_group; ROLLBACK;');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 7 FROM audit_log.events WHERE database = 'elsewhere' AND category IN ('role', 'config')"),
+	'cluster-wide events from another database arrive in the audit database');
+is($node->safe_psql('postgres', q{
+SELECT string_agg(event_type || ':' || status || ':' || object_name, ',' ORDER BY event_id)
+  FROM audit_log.events WHERE database = 'elsewhere' AND category IN ('role', 'config')}),
+	'role.created:success:far_role,role.altered:success:far_role,role.created:success:far_group,'
+	. 'role.membership_granted:success:far_group,config.system_altered:success:work_mem,'
+	. 'config.system_altered:success:work_mem,role.dropped:failure:far_group',
+	'in order, the rolled back drop as a failure');
+
+# --- a denied GRANT by an unprivileged role
+$node->safe_psql('postgres', q{
+CREATE ROLE mallory LOGIN;
+CREATE TABLE payroll (id int);
+});
+my ($ret, $out, $err) = $node->psql('postgres',
+	'SET ROLE mallory; GRANT SELECT ON payroll TO mallory;');
+like($err, qr/permission denied for table payroll/, 'the GRANT is denied');
+($ret, $out, $err) = $node->psql('elsewhere', 'SET ROLE mallory; CREATE ROLE mallory_friend;');
+like($err, qr/permission denied to create role/, 'CREATE ROLE is denied');
+ok($node->poll_query_until('postgres', q{
+SELECT count(*) = 2 FROM audit_log.events
+ WHERE status = 'failure' AND effective_role = 'mallory'
+   AND event_type IN ('privilege.granted', 'role.created')}),
+	'both denials recorded as failures');
+is($node->safe_psql('postgres', q{
+SELECT details->>'error' FROM audit_log.events
+ WHERE event_type = 'privilege.granted' AND status = 'failure'}),
+	'permission denied for table payroll', 'with the error message');
+
+# --- the worker killed with SIGKILL: the server restarts, so does the worker
+my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
+ok($pid > 0, 'worker running');
+kill 'KILL', $pid;
+ok($node->poll_query_until('postgres',
+	"SELECT worker_pid IS NOT NULL AND worker_pid <> $pid FROM audit_log.status"),
+	'worker restarted after SIGKILL');
+$node->safe_psql('elsewhere', 'CREATE ROLE after_kill');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM audit_log.events WHERE object_name = 'after_kill'"),
+	'the restarted worker stores events');
+
+# --- SIGTERM: events queued while the worker is down are drained when it is back
+$pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
+kill 'TERM', $pid;
+$node->poll_query_until('postgres', 'SELECT worker_pid IS NULL FROM audit_log.status');
+$node->safe_psql('elsewhere', 'CREATE ROLE while_down');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM audit_log.events WHERE object_name = 'while_down'"),
+	'event queued while the worker was down is drained after its restart');
+
+$node->stop;
+
+# --- a tiny queue flooded: the worker is stopped, 30 failed logins
+$node = PostgreSQL::Test::Cluster->new('tiny');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+audit_log.queue_size = 4
+listen_addresses = '127.0.0.1'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+$node->poll_query_until('postgres', 'SELECT queue_depth = 0 AND worker_pid IS NOT NULL FROM audit_log.status');
+$pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
+my $logged_before = $node->safe_psql('postgres', 'SELECT events_logged FROM audit_log.status');
+kill 'STOP', $pid;
+my $tcp = 'host=127.0.0.1 port=' . $node->port . ' dbname=postgres';
+open(my $fh, '>', $node->data_dir . '/pg_hba.conf') or die;
+print $fh "local all all trust\nhost all all 127.0.0.1/32 password\n";
+close $fh;
+$node->reload;
+$node->safe_psql('postgres', q{ALTER ROLE mallory PASSWORD 'QueueSecret-1'});
+for my $i (1 .. 30)
+{
+	$node->connect_fails("$tcp user=flood$i password=x", "failed login $i returns",
+		expected_stderr => qr/password authentication failed/);
+}
+my $status = $node->safe_psql('postgres',
+	'SELECT queue_depth, queue_capacity, events_logged - ' . $logged_before . ' FROM audit_log.status');
+my ($depth, $cap, $logged) = split /\|/, $status;
+is($cap, 4, 'queue capacity is audit_log.queue_size');
+is($depth, 4, 'the queue is full');
+# 30 failed logins and the trust logins of the checks, minus the 4 queued
+ok($logged >= 27, "overflow counted in audit_log.status ($logged)");
+kill 'CONT', $pid;
+ok($node->poll_query_until('postgres', 'SELECT queue_depth = 0 FROM audit_log.status'),
+	'the worker drains the queue after it resumes');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) >= 3 FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
+	'the queued events are stored');
+my $log = slurp_file($node->logfile);
+my @lines = ($log =~ /audit_log event: (\{[^\n]*"event_type":"auth\.login_failed"[^\n]*"reason":"queue full"\})/g);
+ok(@lines >= 26, 'each overflowing event is one structured line in the server log');
+like($lines[0], qr/"user_name":\s*"flood\d+"/, 'with the user name given');
+my @ours = ($log =~ /(audit_log event: [^\n]*)/g);
+ok(@ours >= 26, 'our lines found');
+ok(!grep(/QueueSecret/, @ours), 'no password in our server log lines');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM audit_log.events e WHERE e::text LIKE '%QueueSecret%'}),
+	'0', 'no password in the events');
+$node->stop;
+done_testing();
