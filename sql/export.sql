@@ -8,12 +8,13 @@ SELECT count(*) AS partitions FROM (
     SELECT audit_log._create_partition(d::date)
       FROM generate_series('2025-04-01'::date, '2025-04-30'::date, '1 day') d) s;
 
--- Deterministic event ids for this test.
-SELECT setval('audit_log.events_event_id_seq', 1000000) AS first_id_minus_1;
-
--- 100,001 bulk events over April, 1,000 actors, 250 addresses.
+-- 100,001 bulk events over April, 1,000 actors, 250 addresses, with
+-- deterministic event ids: the EXCLUSIVE lock keeps the background worker
+-- (logins, failures of earlier tests) from taking ids in between.
 BEGIN;
 SELECT audit_log._internal(true) IS NOT NULL AS internal;
+LOCK TABLE audit_log.events IN EXCLUSIVE MODE;
+SELECT setval('audit_log.events_event_id_seq', 1000000) AS first_id_minus_1;
 INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
     db_user, client_addr, tenant, object_type, object_name, resource_id, command, new_data, txid, backend_pid)
 SELECT nextval('audit_log.events_event_id_seq'),
@@ -51,6 +52,8 @@ SET timezone = 'America/New_York';
 SET datestyle = 'SQL, DMY';
 BEGIN;
 SELECT audit_log._internal(true) IS NOT NULL AS internal;
+LOCK TABLE audit_log.events IN EXCLUSIVE MODE;
+SELECT setval('audit_log.events_event_id_seq', 1200000) AS cells_first_id_minus_1;
 INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
     db_user, client_addr, application_name, user_agent, tenant, request_id, object_type, object_name,
     resource_id, command, old_data, new_data, statement, details, txid, backend_pid)
