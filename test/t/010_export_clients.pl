@@ -212,6 +212,7 @@ SKIP:
         'changed_columns described');
     is(join("\n", grep { /^SEARCH / } @lines),
         join("\n",
+            'SEARCH ddl.create_table | jdbc_alice | acme | 198.51.100.9 | null',
             'SEARCH audit.enabled | jdbc_alice | acme | 198.51.100.9 | null',
             'SEARCH data.insert | jdbc_alice | acme | 198.51.100.9 | null',
             'SEARCH data.update | jdbc_alice | acme | 198.51.100.9 | {email}',
