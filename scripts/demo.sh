@@ -59,11 +59,17 @@ for pw in wrong-password also-wrong; do
 done
 PGPASSWORD=s3rvice-pass "${RUNAS[@]}" "$BIN/psql" -X -h 127.0.0.1 -p "$PORT" -U app_service -d postgres \
     -c 'select 1' >/dev/null && echo "   login as app_service with the right password: accepted"
-sleep 2   # logins travel through the queue to the background worker
+# Logins and failures travel through the queue to the background worker.
+for _ in $(seq 50); do
+    [ "$("${PSQL[@]}" -At -c 'SELECT queue_depth FROM audit_log.status')" = 0 ] && break
+    sleep 0.1
+done
+sleep 0.5   # the last batch commits
 
 echo "== searches"
 "${PSQL[@]}" -f "$SRC/scripts/demo_search.sql"
 
 echo "== CSV export"
 "${PSQL[@]}" -c "\\copy (SELECT * FROM audit_log.export(since => now() - interval '1 day')) TO '$OUT' WITH (FORMAT csv, HEADER)"
-echo "   $(($(wc -l < "$OUT") - 1)) events exported to: $OUT"
+ROWS=$("${PSQL[@]}" -At -c "SELECT details->>'rows' FROM audit_log.events WHERE event_type = 'audit.exported' ORDER BY event_id DESC LIMIT 1")
+echo "   $ROWS events exported (an audit.exported event records it) to: $OUT"

@@ -89,11 +89,18 @@ GRANT SELECT ON app.users TO auditor_jane;
 REVOKE SELECT ON app.users FROM auditor_jane;
 ALTER TABLE app.users ADD COLUMN locale text;
 CREATE INDEX users_locale_idx ON app.users (locale);
--- A denied GRANT: app_service may not grant what it does not own.
+SET client_min_messages = notice;
+-- Denied privileged commands: app_service may not create roles nor grant
+-- itself more.  Both fail, and both are recorded as failures.
 SET ROLE app_service;
 DO $$ BEGIN
-    EXECUTE 'GRANT DELETE ON app.api_keys TO auditor_jane';
+    EXECUTE 'CREATE ROLE backdoor SUPERUSER LOGIN';
 EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'GRANT by app_service refused: %', SQLERRM;
+    RAISE NOTICE 'refused: %', SQLERRM;
+END $$;
+DO $$ BEGIN
+    EXECUTE 'GRANT audit_log_admin TO app_service';
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'refused: %', SQLERRM;
 END $$;
 RESET ROLE;

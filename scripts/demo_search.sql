@@ -10,9 +10,12 @@ SELECT event_id, category, event_type, actor, object_name, resource_id, changed_
 SELECT event_type, actor, object_name, resource_id, new_data, old_data
   FROM audit_log.search(event_types => '{user.role_added,user.role_removed}');
 
-\echo '-- Privileged database changes (roles, privileges, configuration, schema):'
-SELECT category, event_type, status, db_user, object_type, object_name, command
-  FROM audit_log.privileged_changes ORDER BY event_id;
+\echo '-- Privileged database changes (roles, privileges, configuration, schema), failures included:'
+SELECT category, event_type, status, effective_role, object_type, object_name, command,
+       details->>'error' AS error
+  FROM audit_log.privileged_changes
+ WHERE command NOT IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+ ORDER BY event_id;
 
 \echo '-- Logins:'
 SELECT event_type, status, details->>'user_name' AS user_name, client_addr, details->>'auth_method' AS method
