@@ -248,7 +248,7 @@ run_maintenance(void)
 		bool		exists = false;
 
 		SPI_connect();
-		if (SPI_execute("SELECT pg_catalog.to_regprocedure('audit_log.maintain()') IS NOT NULL",
+		if (SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'audit_log' AND p.proname = 'maintain')",
 						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;

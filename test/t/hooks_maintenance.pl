@@ -13,18 +13,22 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'audit_log'
 audit_log.database = 'postgres'
 audit_log.maintenance_interval = '1s'
+audit_log.premake_days = 9
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+# The real maintain(as_of DEFAULT NULL) runs: CREATE EXTENSION made today
+# and 7 days ahead, maintain() adds the days up to premake_days = 9.
+ok($node->poll_query_until('postgres', q{
+SELECT to_regclass(format('audit_log.events_p%s',
+       to_char((now() AT TIME ZONE 'UTC')::date + 9, 'YYYYMMDD'))) IS NOT NULL}),
+	'the worker runs the real audit_log.maintain()');
 # Stand-in for the real maintain(): counts its runs.
 $node->safe_psql('postgres', q{
 CREATE TABLE maint_runs (at timestamptz);
-DO $$ BEGIN
-  IF to_regprocedure('audit_log.maintain()') IS NOT NULL THEN
-    ALTER EXTENSION audit_log DROP FUNCTION audit_log.maintain();
-    DROP FUNCTION audit_log.maintain();
-  END IF;
-END $$;
+SELECT audit_log._internal(true);
+ALTER EXTENSION audit_log DROP FUNCTION audit_log.maintain(timestamptz);
+DROP FUNCTION audit_log.maintain(timestamptz);
 CREATE FUNCTION audit_log.maintain() RETURNS TABLE(action text, object text, detail text)
 LANGUAGE sql AS $$ INSERT INTO public.maint_runs VALUES (now()) RETURNING 'ran', NULL::text, NULL::text $$;
 });
