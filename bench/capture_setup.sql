@@ -66,8 +66,8 @@ $$;
 -- Audit storage of a method: bytes (heap, TOAST, indexes) and rows.
 CREATE FUNCTION bench_audit_bytes(method text) RETURNS bigint LANGUAGE sql AS $$
 SELECT CASE method
-    WHEN 'audit_log' THEN (SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0)::bigint
-                             FROM pg_inherits i WHERE i.inhparent = 'audit_log.events'::regclass)
+    WHEN 'audit_log' THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
+                             FROM pg_partition_tree('audit_log.events') t WHERE t.isleaf)
     WHEN 'plpgsql' THEN pg_total_relation_size('plpgsql_audit')
     ELSE 0 END
 $$;
