@@ -25,6 +25,8 @@
  */
 #include "audit_log.h"
 
+#include "access/htup_details.h"
+
 #include <ctype.h>
 
 #include "catalog/pg_type.h"
@@ -381,6 +383,7 @@ audit_export(PG_FUNCTION_ARGS)
 		{
 			Datum		values[AUDIT_NCOLUMNS];
 			bool		isnull[AUDIT_NCOLUMNS];
+			Datum		raw[AUDIT_NCOLUMNS];
 			MemoryContext old;
 
 			if (rows == limit)
@@ -390,9 +393,11 @@ audit_export(PG_FUNCTION_ARGS)
 			}
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(rowcxt);
+			/* One pass over the row, not one attribute walk per column. */
+			heap_deform_tuple(tt->vals[r], td, raw, isnull);
 			for (i = 0; i < td->natts; i++)
 			{
-				Datum		d = SPI_getbinval(tt->vals[r], td, i + 1, &isnull[i]);
+				Datum		d = raw[i];
 				Oid			typid = TupleDescAttr(td, i)->atttypid;
 
 				if (isnull[i])
