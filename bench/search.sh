@@ -73,7 +73,7 @@ echo "generation: $(( (t1 - t0) / 1000 )) s for $EVENTS rows ($(( EVENTS * 1000 
 leaves=$(q -At -c "SELECT audit_log._index_closed()")
 t3=$(now_ms)
 echo "search indexes of the closed days ($leaves leaves): $(( (t3 - t2) / 1000 )) s"
-q -At -c "SELECT 'events table + indexes: ' || pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log.events'::regclass"
+q -At -c "SELECT 'events table + indexes: ' || pg_size_pretty(sum(pg_total_relation_size(t.relid))) FROM pg_partition_tree('audit_log.events') t WHERE t.isleaf"
 
 echo "== search(): first page of 100 rows (best of 3, ms)"
 D30="since => now() - interval '30 days'"
