@@ -99,7 +99,6 @@ extern bool audit_valid_event_code(const char *code);
 extern Oid	audit_events_relid(bool missing_ok);
 extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
-extern bool audit_writer_active(void);
 extern bool audit_internal_active(void);
 
 

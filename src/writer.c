@@ -105,16 +105,6 @@ audit_events_relid(bool missing_ok)
 }
 
 /*
- * audit_writer_active: true while this backend is writing events, so that
- * guards on the events table can tell the extension from anybody else.
- */
-bool
-audit_writer_active(void)
-{
-	return writer_depth > 0;
-}
-
-/*
  * audit_internal_active: true while the extension's own SQL functions
  * (enable, disable, maintain...) work on audit objects: their DDL is not
  * itself captured and the guards of the audit tables let it through.
