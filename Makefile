@@ -17,6 +17,9 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
 # Regression suite (sql/, expected/), isolation specs (test/specs,
 # test/expected) and TAP tests (test/t), each on its own temporary instance.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+# The same encoding and collation whatever the environment's locale.
+ENCODING = UTF8
+NO_LOCALE = 1
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/audit_log.conf
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/audit_log.conf

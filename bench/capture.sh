@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== cluster in $WORK (port $PORT, $("$PG_CONFIG" --version))"
-as_pg "$BIN/initdb" -D "$DATA" -A trust -U postgres >/dev/null
+as_pg "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 cat >> "$DATA/postgresql.conf" <<CONF
 port = $PORT
 listen_addresses = ''

@@ -24,7 +24,7 @@ export PGHOST=$SOCK PGPORT=$PORT PGDATABASE=bench
 cleanup() { "$PG_BIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-"$PG_BIN/initdb" -D "$DATA" -A trust >/dev/null
+"$PG_BIN/initdb" -D "$DATA" -A trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 cat >> "$DATA/postgresql.conf" <<CONF
 port = $PORT
 listen_addresses = ''

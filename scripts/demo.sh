@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting a throwaway cluster in $DIR (port $PORT)"
-"${RUNAS[@]}" "$BIN/initdb" -D "$DIR/data" -U postgres -A trust --no-sync >/dev/null
+"${RUNAS[@]}" "$BIN/initdb" -D "$DIR/data" -U postgres -A trust --no-sync --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 cat >> "$DIR/data/postgresql.conf" <<CONF
 shared_preload_libraries = 'audit_log'
 listen_addresses = '127.0.0.1'

@@ -23,11 +23,21 @@ if [ "$(id -u)" = 0 ]; then
 fi
 cd "$WORK"
 
+# TAP clusters take their encoding from the locale: UTF-8 whatever the caller has.
+export LANG=C.UTF-8
+unset LC_ALL
+
 OUT=$(mktemp)
 status=0
 for suite in regress isolation tap; do
     echo "== $suite"
-    "${RUNAS[@]}" make -s PG_CONFIG="$PG_CONFIG" "check-$suite" 2>&1 | tee -a "$OUT" || status=1
+    if ! "${RUNAS[@]}" make -s PG_CONFIG="$PG_CONFIG" "check-$suite" 2>&1 | tee -a "$OUT"; then
+        status=1
+        # The diffs right after the suite's summary, where a reader looks first.
+        for f in regression.diffs output_iso/regression.diffs; do
+            [ -f "$f" ] && { echo "--- $f"; cat "$f"; }
+        done
+    fi
 done
 
 passed=$(grep -cE '\.\.\. ok( |$)' "$OUT" || true)
@@ -39,10 +49,7 @@ passed=$((passed + tap_ok))
 failed=$((failed + tap_bad))
 
 if [ $status -ne 0 ] || [ $failed -ne 0 ]; then
-    echo "== failure details"
-    for f in regression.diffs output_iso/regression.diffs; do
-        [ -f "$f" ] && { echo "--- $f"; cat "$f"; }
-    done
+    echo "== failure details (diffs above, after each suite)"
     for f in tmp_check/log/*.log tmp_check_iso/log/*.log log/*.log tmp_check/log/regress_log_*; do
         [ -f "$f" ] && { echo "--- $f (last 80 lines)"; tail -n 80 "$f"; }
     done

@@ -12,6 +12,13 @@
  * go to the server log too.  maintain() runs in its own transaction; its
  * errors are reported and the loop goes on.
  *
+ * Locking: every transaction of the worker first takes a share lock on the
+ * audit_log extension object (lock_extension), the lock DROP EXTENSION takes
+ * in exclusive mode before anything else.  Without it, a batch written
+ * while the extension is being dropped locks the events table and then a
+ * partition, in the opposite order of the drop, and one of the two fails
+ * with a deadlock.
+ *
  * Life cycle: started by the postmaster, restarted AUDIT_WORKER_RESTART
  * seconds after any exit (crash included).  If it cannot connect (the audit
  * database does not exist), it sends what is queued to the server log
@@ -24,6 +31,8 @@
 #include "audit_log.h"
 
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -32,6 +41,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -159,6 +169,31 @@ decode_batch(AuditEvent *evs, int from, int n)
 }
 
 /*
+ * lock_extension: share-lock the audit_log extension of this database for
+ * the rest of the transaction, so that DROP EXTENSION waits for us or we
+ * for it; false when the extension is not installed (or was dropped while
+ * we waited).
+ */
+static bool
+lock_extension(void)
+{
+	Oid			extoid = get_extension_oid("audit_log", true);
+
+	while (OidIsValid(extoid))
+	{
+		Oid			now;
+
+		/* also accepts the invalidations of whatever we waited for */
+		LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+		now = get_extension_oid("audit_log", true);
+		if (now == extoid)
+			return true;
+		extoid = now;			/* dropped, maybe created again: lock that */
+	}
+	return false;
+}
+
+/*
  * write_batch: store slots [from, from+n) in one transaction; false (and
  * nothing stored) when it failed.
  */
@@ -177,7 +212,7 @@ write_batch(int from, int n)
 		int			i;
 
 		decode_batch(evs, from, n);
-		if (OidIsValid(audit_events_relid(true)))
+		if (lock_extension() && OidIsValid(audit_events_relid(true)))
 		{
 			audit_write_events(evs, n);
 			audit_queue_count_written(n);
@@ -248,7 +283,8 @@ run_maintenance(void)
 		bool		exists = false;
 
 		SPI_connect();
-		if (SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'audit_log' AND p.proname = 'maintain')",
+		if (lock_extension() &&
+			SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'audit_log' AND p.proname = 'maintain')",
 						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;

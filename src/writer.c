@@ -185,14 +185,14 @@ set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
 
 /*
  * fill_row: the 25 columns of audit_log.events for one event, in table
- * order.  Assigns event_id, and occurred_at/txid/backend_pid when unset.
+ * order.  Assigns event_id from sequence seqid, and occurred_at/txid/backend_pid when unset.
  */
 static void
-fill_row(AuditEvent *ev, Datum *values, bool *nulls)
+fill_row(AuditEvent *ev, Oid seqid, Datum *values, bool *nulls)
 {
 	memset(nulls, 0, sizeof(bool) * AUDIT_NCOLUMNS);
 
-	ev->event_id = nextval_internal(events_seqid, false);
+	ev->event_id = nextval_internal(seqid, false);
 	if (ev->occurred_at == 0)
 		ev->occurred_at = GetCurrentTimestamp();
 	if (ev->txid == 0)
@@ -321,13 +321,20 @@ audit_write_events(AuditEvent *events, int nevents)
 	CommandId	cid;
 	int			i;
 	MultiState	ms;
+	Oid			relid;
+	Oid			seqid;
 
 	if (nevents <= 0)
 		return;
 	memset(&ms, 0, sizeof(ms));
 	Assert(IsTransactionState());
 
-	(void) audit_events_relid(false);
+	/*
+	 * Local copies: the invalidations that table_open() and nextval accept
+	 * may reset the cached OIDs under us.
+	 */
+	relid = audit_events_relid(false);
+	seqid = events_seqid;
 
 	writecxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "audit_log writer",
@@ -337,12 +344,12 @@ audit_write_events(AuditEvent *events, int nevents)
 
 	PG_TRY();
 	{
-		rel = table_open(events_relid, RowExclusiveLock);
+		rel = table_open(relid, RowExclusiveLock);
 
 		estate = CreateExecutorState();
 		rte = makeNode(RangeTblEntry);
 		rte->rtekind = RTE_RELATION;
-		rte->relid = events_relid;
+		rte->relid = relid;
 		rte->relkind = RELKIND_PARTITIONED_TABLE;
 		rte->rellockmode = RowExclusiveLock;
 		rte->requiredPerms = ACL_INSERT;
@@ -378,7 +385,7 @@ audit_write_events(AuditEvent *events, int nevents)
 
 			ExecClearTuple(rootslot);
 			MemoryContextSwitchTo(rowcxt);
-			fill_row(&events[i], rootslot->tts_values, rootslot->tts_isnull);
+			fill_row(&events[i], seqid, rootslot->tts_values, rootslot->tts_isnull);
 			MemoryContextSwitchTo(writecxt);
 			ExecStoreVirtualTuple(rootslot);
 

@@ -33,7 +33,9 @@ $$;
 /*
  * _index_leaf(leaf): build the search indexes of one leaf partition of a
  * day that has ended, then ANALYZE it.  Takes a SHARE lock on the leaf
- * (nobody writes a past day) within the caller's lock_timeout.
+ * (nobody writes a past day) within the caller's lock_timeout: a late
+ * writer makes it fail with lock_not_available (maintain() retries at its
+ * next run); an autovacuum of the leaf gives way after deadlock_timeout.
  */
 CREATE FUNCTION @extschema@._index_leaf(leaf oid) RETURNS void
 LANGUAGE plpgsql
@@ -43,8 +45,7 @@ DECLARE
     base text := left((SELECT relname FROM pg_class WHERE oid = leaf), 54);
     prev boolean := @extschema@._internal(true);    -- the extension's own DDL
 BEGIN
-    -- Never queue behind a late writer: retried at the next maintain().
-    EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE NOWAIT', leaf::regclass);
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', leaf::regclass);
     EXECUTE pg_catalog.format(
         'CREATE INDEX IF NOT EXISTS %I ON %s USING gin '
         '((ARRAY[''u:'' || actor, ''u:'' || db_user, ''t:'' || event_type, ''r:'' || resource_id]))',
@@ -60,7 +61,8 @@ $$;
 /*
  * _index_closed(as_of): build the search indexes of every leaf of the days
  * that ended before as_of; returns how many leaves it indexed.  maintain()
- * does this as its step 5; tests call it directly.
+ * does this as its step 5; tests call it directly.  Waits for each lock at
+ * most the session's lock_timeout, or 10 seconds when it has none.
  */
 CREATE FUNCTION @extschema@._index_closed(as_of timestamptz DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql
@@ -69,13 +71,18 @@ AS $$
 DECLARE
     l record;
     n integer := 0;
+    old_lock_timeout text := current_setting('lock_timeout');
 BEGIN
+    IF old_lock_timeout = '0' THEN
+        PERFORM set_config('lock_timeout', '10s', true);
+    END IF;
     FOR l IN SELECT s.leaf FROM @extschema@._leaves() s
               WHERE s.hi <= least(coalesce(as_of, now()), now()) AND NOT @extschema@._leaf_indexed(s.leaf)
     LOOP
         PERFORM @extschema@._index_leaf(l.leaf);
         n := n + 1;
     END LOOP;
+    PERFORM set_config('lock_timeout', old_lock_timeout, true);
     RETURN n;
 END
 $$;
