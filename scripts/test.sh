@@ -40,8 +40,9 @@ for suite in regress isolation tap; do
     fi
 done
 
-passed=$(grep -cE '\.\.\. ok( |$)' "$OUT" || true)
-failed=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$OUT" || true)
+# pg_regress lines ("test name ... ok"); TAP files are counted below.
+passed=$(grep -vE '^test/t/' "$OUT" | grep -cE '\.\.\. ok( |$)' || true)
+failed=$(grep -vE '^test/t/' "$OUT" | grep -cE '\.\.\. FAILED|\.\.\. failed' || true)
 tap_ok=$(grep -cE '^test/t/[^ ]+\.pl \.+ ok' "$OUT" || true)
 tap_bad=$(grep -cE '^test/t/[^ ]+\.pl \.+ ' "$OUT" || true)
 tap_bad=$((tap_bad - tap_ok))
