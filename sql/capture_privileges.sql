@@ -131,7 +131,30 @@ RESET ROLE;
 SELECT event_type, db_user = session_user AS db_user_is_session, effective_role FROM table_events
  WHERE object_name = 'public.priv_t' AND category = 'audit' ORDER BY event_id;
 
--- Nothing was forged, changed or removed: only the expected new events.
+-- Each refused write is an audit.tamper_attempt failure: 8 each for the
+-- owner, the reader and the admin, and the 2 TRUNCATEs of the ordinary role
+-- (refused before PostgreSQL checks the schema; its DML never gets that far).
+-- Failures are written by the worker, after their transaction: wait for
+-- all 26 before looking.
+CREATE FUNCTION pg_temp.wait_tamper(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        IF (SELECT count(*) FROM audit_log.events
+             WHERE event_type = 'audit.tamper_attempt' AND effective_role LIKE 'priv\_%') >= n THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT pg_temp.wait_tamper(26) AS tamper_attempts_arrived;
+SELECT effective_role, command, status, object_name, count(*)
+  FROM audit_log.events WHERE event_type = 'audit.tamper_attempt' AND effective_role LIKE 'priv\_%'
+ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+
+-- Nothing was forged, changed or removed: only the expected new events
+-- (the 18 INSERT/UPDATE/DELETE attempts, the owner's INSERT, enable and
+-- disable by the admin).
 SELECT count(*) AS forged FROM audit_log.events WHERE event_type = 'app.forged' OR actor = 'forged';
 SELECT count(*) - :initial_events AS new_events FROM table_events;
 SELECT command, resource_id, effective_role FROM table_events
