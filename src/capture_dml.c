@@ -66,6 +66,8 @@ typedef struct ColumnInfo
 	int16		typlen;
 	bool		typbyval;
 	FmgrInfo	out;
+	struct ColumnInfo *elem;	/* arrays: how to write an element, else NULL */
+	char		elemalign;
 } ColumnInfo;
 
 typedef struct CaptureState
@@ -218,6 +220,29 @@ sort_json_columns(CaptureState *cs)
 }
 
 /*
+ * init_element: for an array column, how to write its elements (arrays
+ * are recorded as JSON arrays, their elements like scalar columns).
+ */
+static void
+init_element(ColumnInfo *col)
+{
+	Oid			elemtype = get_element_type(col->typid);
+	ColumnInfo *e;
+	Oid			outfn;
+	bool		isvarlena;
+
+	if (!OidIsValid(elemtype))
+		return;
+	e = palloc0(sizeof(ColumnInfo));
+	e->name = col->name;
+	e->typid = getBaseType(elemtype);
+	get_typlenbyvalalign(elemtype, &e->typlen, &e->typbyval, &col->elemalign);
+	getTypeOutputInfo(elemtype, &outfn, &isvarlena);
+	fmgr_info(outfn, &e->out);
+	col->elem = e;
+}
+
+/*
  * init_state: the per-statement view of the audited table and options.
  */
 static void
@@ -257,6 +282,7 @@ init_state(CaptureState *cs, TriggerData *td)
 		col->typbyval = att->attbyval;
 		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
 		fmgr_info(outfn, &col->out);
+		init_element(col);
 	}
 
 	if (!mark_columns(cs, parse_name_list(args[5]), 0))
@@ -356,10 +382,65 @@ jsonb_to_tree(Jsonb *jb, JsonbValue *v)
 	*v = *res;
 }
 
+static void value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v);
+
+/*
+ * array_level_to_jsonb: dimension dim of an array (elements from *pos on)
+ * as a JSON array, nested for the dimensions below it.
+ */
+static void
+array_level_to_jsonb(ColumnInfo *elem, int dim, int ndim, const int *dims,
+					 Datum *values, bool *nulls, int *pos, JsonbValue *v)
+{
+	int			i;
+
+	v->type = jbvArray;
+	v->val.array.rawScalar = false;
+	v->val.array.nElems = dims[dim];
+	v->val.array.elems = palloc(sizeof(JsonbValue) * Max(dims[dim], 1));
+	for (i = 0; i < dims[dim]; i++)
+	{
+		if (dim + 1 < ndim)
+			array_level_to_jsonb(elem, dim + 1, ndim, dims, values, nulls, pos,
+								 &v->val.array.elems[i]);
+		else
+		{
+			value_to_jsonb(elem, values[*pos], nulls[*pos], &v->val.array.elems[i]);
+			(*pos)++;
+		}
+	}
+}
+
+/*
+ * array_to_jsonb: an array value as a JSON array, as to_jsonb() writes it
+ * (a multidimensional array as nested arrays; bounds are not kept), each
+ * element written like a scalar column (timestamptz in UTC).
+ */
+static void
+array_to_jsonb(ColumnInfo *col, Datum value, JsonbValue *v)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	int			ndim = ARR_NDIM(arr);
+	Datum	   *values;
+	bool	   *nulls;
+	int			n;
+	int			pos = 0;
+	static const int no_dims[1] = {0};
+
+	if (ndim == 0)
+	{
+		array_level_to_jsonb(col->elem, 0, 1, no_dims, NULL, NULL, &pos, v);
+		return;
+	}
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), col->elem->typlen, col->elem->typbyval,
+					  col->elemalign, &values, &nulls, &n);
+	array_level_to_jsonb(col->elem, 0, ndim, ARR_DIMS(arr), values, nulls, &pos, v);
+}
+
 /*
  * value_to_jsonb: one column value as a JsonbValue, the way to_jsonb()
- * would write it for scalars (but timestamptz always in UTC); arrays and
- * composites as their text form.
+ * would write it for scalars and arrays (but timestamptz always in UTC);
+ * composites and other types as their text form.
  */
 static void
 value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
@@ -369,6 +450,11 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 	if (isnull)
 	{
 		v->type = jbvNull;
+		return;
+	}
+	if (col->elem != NULL)
+	{
+		array_to_jsonb(col, value, v);
 		return;
 	}
 	switch (col->typid)
