@@ -17,6 +17,14 @@ SELECT category, event_type, status, effective_role, object_type, object_name, c
  WHERE command NOT IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
  ORDER BY event_id;
 
+\echo '-- API keys that were ever given the "write" scope (arrays are JSON arrays):'
+SELECT event_type, actor, resource_id, row_after -> 'scopes' AS scopes,
+       row_after ->> 'key_hash' AS key_hash, row_after ->> 'revoked_at' AS revoked_at
+  FROM (SELECT *, coalesce(old_data, '{}') || coalesce(new_data, '{}') AS row_after
+          FROM audit_log.search(event_types => '{api_key.created,api_key.updated}')) s
+ WHERE (row_after -> 'scopes') ? 'write'
+ ORDER BY event_id;
+
 \echo '-- Logins:'
 SELECT event_type, status, details->>'user_name' AS user_name, client_addr, details->>'auth_method' AS method
   FROM audit_log.login_activity ORDER BY event_id;
