@@ -65,6 +65,15 @@ RESET datestyle;
 SET timezone = 'UTC';
 SELECT resource_id, new_data -> 'tstz' AS tstz, new_data -> 'ts' AS ts FROM table_events
  WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12') ORDER BY resource_id;
+-- Intervals and bytea are recorded in PostgreSQL's default styles whatever
+-- the writer's IntervalStyle and bytea_output.
+SET IntervalStyle = 'iso_8601';
+SET bytea_output = 'escape';
+INSERT INTO typ_all (id, iv, by) VALUES (13, '1 year 2 mons 3 days 04:05:06', '\xdeadbeef');
+RESET IntervalStyle;
+RESET bytea_output;
+SELECT new_data -> 'iv' AS iv, new_data -> 'by' AS by FROM table_events
+ WHERE object_name = 'public.typ_all' AND resource_id IN ('1', '13') ORDER BY resource_id;
 -- The recorded string is the original instant.
 SELECT DISTINCT (new_data ->> 'tstz')::timestamptz = '2024-06-01 12:00:00+00' AS same_instant
   FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12');

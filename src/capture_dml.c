@@ -34,9 +34,11 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/bytea.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -439,8 +441,9 @@ array_to_jsonb(ColumnInfo *col, Datum value, JsonbValue *v)
 
 /*
  * value_to_jsonb: one column value as a JsonbValue, the way to_jsonb()
- * would write it for scalars and arrays (but timestamptz always in UTC);
- * composites and other types as their text form.
+ * would write it for scalars and arrays (but timestamptz always in UTC,
+ * intervals and bytea in the default styles); composites and other types
+ * as their text form.
  */
 static void
 value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
@@ -516,6 +519,26 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 				v->type = jbvString;
 				v->val.string.val = pstrdup(s);
 				v->val.string.len = strlen(s);
+				return;
+			}
+		case INTERVALOID:
+		case BYTEAOID:
+			{
+				/*
+				 * In one style whatever the writer's IntervalStyle and
+				 * bytea_output (PostgreSQL's defaults): the same value reads
+				 * the same in every event.  The output functions cannot fail.
+				 */
+				int			save_interval = IntervalStyle;
+				int			save_bytea = bytea_output;
+
+				IntervalStyle = INTSTYLE_POSTGRES;
+				bytea_output = BYTEA_OUTPUT_HEX;
+				v->val.string.val = OutputFunctionCall(&col->out, value);
+				IntervalStyle = save_interval;
+				bytea_output = save_bytea;
+				v->type = jbvString;
+				v->val.string.len = strlen(v->val.string.val);
 				return;
 			}
 		case JSONBOID:
