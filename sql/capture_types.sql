@@ -66,14 +66,22 @@ SET timezone = 'UTC';
 SELECT resource_id, new_data -> 'tstz' AS tstz, new_data -> 'ts' AS ts FROM table_events
  WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12') ORDER BY resource_id;
 -- Intervals and bytea are recorded in PostgreSQL's default styles whatever
--- the writer's IntervalStyle and bytea_output.
+-- the writer's IntervalStyle and bytea_output; floats as the shortest number
+-- that reads back exactly, whatever extra_float_digits.
 SET IntervalStyle = 'iso_8601';
 SET bytea_output = 'escape';
-INSERT INTO typ_all (id, iv, by) VALUES (13, '1 year 2 mons 3 days 04:05:06', '\xdeadbeef');
+SET extra_float_digits = -3;
+INSERT INTO typ_all (id, iv, by, f4, f8) VALUES (13, '1 year 2 mons 3 days 04:05:06', '\xdeadbeef', 0.1, 0.1::float8 + 0.2::float8);
+SET extra_float_digits = 3;
+INSERT INTO typ_all (id, f4, f8) VALUES (14, 0.1, 0.1::float8 + 0.2::float8);
 RESET IntervalStyle;
 RESET bytea_output;
-SELECT new_data -> 'iv' AS iv, new_data -> 'by' AS by FROM table_events
- WHERE object_name = 'public.typ_all' AND resource_id IN ('1', '13') ORDER BY resource_id;
+RESET extra_float_digits;
+SELECT resource_id, new_data -> 'iv' AS iv, new_data -> 'by' AS by, new_data -> 'f4' AS f4, new_data -> 'f8' AS f8
+  FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('1', '13', '14') ORDER BY resource_id;
+SELECT DISTINCT (new_data ->> 'f8')::float8 = 0.1::float8 + 0.2::float8 AS f8_exact,
+       (new_data ->> 'f4')::float4 = 0.1::float4 AS f4_exact
+  FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('13', '14');
 -- The recorded string is the original instant.
 SELECT DISTINCT (new_data ->> 'tstz')::timestamptz = '2024-06-01 12:00:00+00' AS same_instant
   FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12');

@@ -41,6 +41,7 @@
 #include "utils/bytea.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
+#include "utils/float.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -495,9 +496,24 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 
 				if (!isnan(d) && !isinf(d))
 				{
+					/*
+					 * The shortest text that reads back as the same float
+					 * (extra_float_digits 1, PostgreSQL's default, whatever
+					 * the writer's), as a JSON number.
+					 */
+					int			save = extra_float_digits;
+					char	   *text;
+
+					extra_float_digits = 1;
+					text = col->typid == FLOAT4OID ?
+						DatumGetCString(DirectFunctionCall1(float4out, value)) :
+						float8out_internal(d);
+					extra_float_digits = save;
 					v->type = jbvNumeric;
-					v->val.numeric = DatumGetNumeric(
-													 DirectFunctionCall1(float8_numeric, Float8GetDatum(d)));
+					v->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																		 CStringGetDatum(text),
+																		 ObjectIdGetDatum(InvalidOid),
+																		 Int32GetDatum(-1)));
 					return;
 				}
 				break;
