@@ -49,7 +49,8 @@ VALUES (3, 'NaN', 'Infinity', '-Infinity', 'infinity', '-infinity', 'infinity');
 SELECT resource_id, jsonb_pretty(new_data) FROM table_events
  WHERE object_name = 'public.typ_all' AND command = 'INSERT' ORDER BY event_id;
 -- Scalars keep their JSON type, arrays are JSON arrays (nested for more
--- dimensions); composites and other types are strings in their text form.
+-- dimensions), composites JSON objects; other types are strings in their
+-- text form.
 SELECT k, jsonb_typeof(v) FROM table_events, jsonb_each(new_data) AS e(k, v)
  WHERE object_name = 'public.typ_all' AND resource_id = '1' ORDER BY k;
 
@@ -86,26 +87,30 @@ SELECT DISTINCT (new_data ->> 'f8')::float8 = 0.1::float8 + 0.2::float8 AS f8_ex
 SELECT DISTINCT (new_data ->> 'tstz')::timestamptz = '2024-06-01 12:00:00+00' AS same_instant
   FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('10', '11', '12');
 
--- Array elements follow the scalar rules (timestamptz in UTC whatever the
--- TimeZone, numbers as numbers, NaN as a string), NULL elements are null,
--- arrays of domains, enums and composites too; an empty array is [].
+-- Array elements and composite attributes follow the scalar rules
+-- (timestamptz in UTC whatever the TimeZone, numbers as numbers, NaN as a
+-- string), NULL elements are null, arrays of domains, enums and composites,
+-- composites holding arrays and composites; an empty array is [].
 CREATE DOMAIN typ_posints AS int[] CHECK (0 < ALL (VALUE));
+CREATE TYPE typ_stamp AS (at timestamptz, tags text[], p typ_pair, gone int);
+ALTER TYPE typ_stamp DROP ATTRIBUTE gone;
 CREATE TABLE typ_arr (id int PRIMARY KEY, tsa timestamptz[], na numeric[], ba bool[], ea text[],
                       ja jsonb[], ma typ_mood[], pa typ_pair[], da typ_posint[], dd typ_posints,
-                      ba3 int[][][]);
+                      ba3 int[][][], st typ_stamp);
 SELECT audit_log.enable('typ_arr');
 SET timezone = 'Asia/Kolkata';
 INSERT INTO typ_arr VALUES (1, ARRAY['2024-06-01 12:00:00+00'::timestamptz, NULL], '{1.5,NaN,-2}', '{t,f}', '{}',
     ARRAY['{"a": [1, null]}'::jsonb, 'null'], '{happy,sad}', ARRAY[ROW(1, 'one')::typ_pair, NULL],
-    ARRAY[3, 4]::typ_posint[], '{5,6}', '{{{1,2}},{{3,4}}}');
-UPDATE typ_arr SET ea = '{"x y"}', ba3 = '[0:1]={7,8}';
+    ARRAY[3, 4]::typ_posint[], '{5,6}', '{{{1,2}},{{3,4}}}',
+    ROW('2024-06-01 12:00:00+00', '{a,NULL}', ROW(2, NULL))::typ_stamp);
+UPDATE typ_arr SET ea = '{"x y"}', ba3 = '[0:1]={7,8}', st.tags = '{b}';
 SET timezone = 'UTC';
 SELECT command, old_data, new_data FROM table_events
  WHERE object_name = 'public.typ_arr' AND category = 'data' ORDER BY event_id;
 SELECT k, jsonb_typeof(v) FROM table_events, jsonb_each(new_data) AS e(k, v)
  WHERE object_name = 'public.typ_arr' AND command = 'INSERT' ORDER BY k;
 -- The row after the UPDATE (old_data || new_data) is what to_jsonb() writes
--- in UTC, but for the composites inside an array (text, as composites).
+-- in UTC: no column differs.
 SELECT k, v AS recorded, jv AS to_jsonb
   FROM table_events e, jsonb_each(e.old_data || e.new_data) AS n(k, v), typ_arr t,
        jsonb_each(to_jsonb(t)) AS j(jk, jv)

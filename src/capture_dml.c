@@ -49,6 +49,7 @@
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(audit_capture);
@@ -71,6 +72,10 @@ typedef struct ColumnInfo
 	FmgrInfo	out;
 	struct ColumnInfo *elem;	/* arrays: how to write an element, else NULL */
 	char		elemalign;
+	struct ColumnInfo *fields;	/* composites: one per attribute, else NULL */
+	int		   *fieldorder;		/* live attributes in jsonb key order */
+	int			nfields;
+	TupleDesc	fielddesc;		/* the composite's row type */
 } ColumnInfo;
 
 typedef struct CaptureState
@@ -193,9 +198,9 @@ load_keys(CaptureState *cs)
 static int
 json_key_cmp(const void *a, const void *b, void *arg)
 {
-	CaptureState *cs = (CaptureState *) arg;
-	const char *ka = cs->cols[*(const int *) a].name;
-	const char *kb = cs->cols[*(const int *) b].name;
+	ColumnInfo *cols = (ColumnInfo *) arg;
+	const char *ka = cols[*(const int *) a].name;
+	const char *kb = cols[*(const int *) b].name;
 	size_t		la = strlen(ka);
 	size_t		lb = strlen(kb);
 
@@ -218,31 +223,74 @@ sort_json_columns(CaptureState *cs)
 	for (i = 0; i < cs->natts; i++)
 		if (!cs->cols[i].skip)
 			cs->jsonorder[cs->njson++] = i;
-	qsort_arg(cs->jsonorder, cs->njson, sizeof(int), json_key_cmp, cs);
+	qsort_arg(cs->jsonorder, cs->njson, sizeof(int), json_key_cmp, cs->cols);
 	cs->pairs = palloc(sizeof(JsonbPair) * Max(cs->njson, 1));
 }
 
 /*
- * init_element: for an array column, how to write its elements (arrays
- * are recorded as JSON arrays, their elements like scalar columns).
+ * init_value_info: how to write values of type typid (its name already set):
+ * domains as their base type; arrays as JSON arrays of elements written
+ * the same way; composites as JSON objects of their attributes (nested
+ * composites and arrays too, down to AUDIT_VALUE_DEPTH levels, deeper ones
+ * as text).
  */
+#define AUDIT_VALUE_DEPTH 8
 static void
-init_element(ColumnInfo *col)
+init_value_info(ColumnInfo *col, Oid typid, int depth)
 {
-	Oid			elemtype = get_element_type(col->typid);
-	ColumnInfo *e;
-	Oid			outfn;
-	bool		isvarlena;
+	Oid			elemtype = InvalidOid;
+	char		typtype;
+	HeapTuple	tup;
+	Form_pg_type t;
 
-	if (!OidIsValid(elemtype))
+	/* one catalog lookup for the base type (domains share its output) */
+	col->typid = getBaseType(typid);
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(col->typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", col->typid);
+	t = (Form_pg_type) GETSTRUCT(tup);
+	col->typlen = t->typlen;
+	col->typbyval = t->typbyval;
+	typtype = t->typtype;
+	if (IsTrueArrayType(t))
+		elemtype = t->typelem;
+	fmgr_info(t->typoutput, &col->out);
+	ReleaseSysCache(tup);
+	if (depth >= AUDIT_VALUE_DEPTH)
 		return;
-	e = palloc0(sizeof(ColumnInfo));
-	e->name = col->name;
-	e->typid = getBaseType(elemtype);
-	get_typlenbyvalalign(elemtype, &e->typlen, &e->typbyval, &col->elemalign);
-	getTypeOutputInfo(elemtype, &outfn, &isvarlena);
-	fmgr_info(outfn, &e->out);
-	col->elem = e;
+
+	if (OidIsValid(elemtype))
+	{
+		ColumnInfo *e = palloc0(sizeof(ColumnInfo));
+		int16		len;
+		bool		byval;
+
+		e->name = col->name;
+		init_value_info(e, elemtype, depth + 1);
+		get_typlenbyvalalign(elemtype, &len, &byval, &col->elemalign);
+		col->elem = e;
+	}
+	else if (typtype == TYPTYPE_COMPOSITE)
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc_copy(col->typid, -1);
+		int			i;
+
+		col->fielddesc = desc;
+		col->fields = palloc0(sizeof(ColumnInfo) * Max(desc->natts, 1));
+		col->fieldorder = palloc(sizeof(int) * Max(desc->natts, 1));
+		col->nfields = 0;
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped)
+				continue;
+			col->fields[i].name = NameStr(att->attname);
+			init_value_info(&col->fields[i], att->atttypid, depth + 1);
+			col->fieldorder[col->nfields++] = i;
+		}
+		qsort_arg(col->fieldorder, col->nfields, sizeof(int), json_key_cmp, col->fields);
+	}
 }
 
 /*
@@ -271,8 +319,6 @@ init_state(CaptureState *cs, TriggerData *td)
 	{
 		Form_pg_attribute att = TupleDescAttr(cs->desc, i);
 		ColumnInfo *col = &cs->cols[i];
-		Oid			outfn;
-		bool		isvarlena;
 
 		if (att->attisdropped)
 		{
@@ -280,12 +326,7 @@ init_state(CaptureState *cs, TriggerData *td)
 			continue;
 		}
 		col->name = NameStr(att->attname);
-		col->typid = getBaseType(att->atttypid);	/* domains as their base type */
-		col->typlen = att->attlen;
-		col->typbyval = att->attbyval;
-		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
-		fmgr_info(outfn, &col->out);
-		init_element(col);
+		init_value_info(col, att->atttypid, 0);
 	}
 
 	if (!mark_columns(cs, parse_name_list(args[5]), 0))
@@ -441,9 +482,44 @@ array_to_jsonb(ColumnInfo *col, Datum value, JsonbValue *v)
 }
 
 /*
+ * composite_to_jsonb: a composite value as a JSON object of its attributes,
+ * as to_jsonb() writes it, each attribute written like a column.
+ */
+static void
+composite_to_jsonb(ColumnInfo *col, Datum value, JsonbValue *v)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(value);
+	HeapTupleData tuple;
+	Datum	   *values = palloc(sizeof(Datum) * Max(col->fielddesc->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(col->fielddesc->natts, 1));
+	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * Max(col->nfields, 1));
+	int			k;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = td;
+	heap_deform_tuple(&tuple, col->fielddesc, values, nulls);
+	for (k = 0; k < col->nfields; k++)
+	{
+		int			i = col->fieldorder[k];
+		ColumnInfo *f = &col->fields[i];
+
+		pairs[k].key.type = jbvString;
+		pairs[k].key.val.string.val = f->name;
+		pairs[k].key.val.string.len = strlen(f->name);
+		pairs[k].order = k;
+		value_to_jsonb(f, values[i], nulls[i], &pairs[k].value);
+	}
+	v->type = jbvObject;
+	v->val.object.nPairs = col->nfields;
+	v->val.object.pairs = pairs;
+}
+
+/*
  * value_to_jsonb: one column value as a JsonbValue, the way to_jsonb()
- * would write it for scalars and arrays (but timestamptz always in UTC,
- * intervals and bytea in the default styles); composites and other types
+ * would write it for scalars, arrays and composites (but timestamptz always
+ * in UTC, intervals, bytea and floats in the default styles); other types
  * as their text form.
  */
 static void
@@ -459,6 +535,11 @@ value_to_jsonb(ColumnInfo *col, Datum value, bool isnull, JsonbValue *v)
 	if (col->elem != NULL)
 	{
 		array_to_jsonb(col, value, v);
+		return;
+	}
+	if (col->fields != NULL)
+	{
+		composite_to_jsonb(col, value, v);
 		return;
 	}
 	switch (col->typid)
