@@ -1,17 +1,7 @@
 -- Utility capture: configuration (ALTER SYSTEM, ALTER ROLE/DATABASE SET, GRANT SET ON PARAMETER, audit_log settings).
 SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
-CREATE FUNCTION pg_temp.wait_for(code text, since bigint, n int DEFAULT 1) RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1..300 LOOP
-        IF (SELECT count(*) FROM audit_log.events WHERE event_type = code AND event_id > since) >= n THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-    RETURN false;
-END $$;
+\i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE uc_role;
 ALTER ROLE uc_role SET work_mem = '8MB';
