@@ -70,8 +70,8 @@ typedef struct ColumnInfo
 	int16		typlen;
 	bool		typbyval;
 	FmgrInfo	out;
+	char		typalign;
 	struct ColumnInfo *elem;	/* arrays: how to write an element, else NULL */
-	char		elemalign;
 	struct ColumnInfo *fields;	/* composites: one per attribute, else NULL */
 	int		   *fieldorder;		/* live attributes in jsonb key order */
 	int			nfields;
@@ -251,6 +251,7 @@ init_value_info(ColumnInfo *col, Oid typid, int depth)
 	t = (Form_pg_type) GETSTRUCT(tup);
 	col->typlen = t->typlen;
 	col->typbyval = t->typbyval;
+	col->typalign = t->typalign;
 	typtype = t->typtype;
 	if (IsTrueArrayType(t))
 		elemtype = t->typelem;
@@ -261,14 +262,8 @@ init_value_info(ColumnInfo *col, Oid typid, int depth)
 
 	if (OidIsValid(elemtype))
 	{
-		ColumnInfo *e = palloc0(sizeof(ColumnInfo));
-		int16		len;
-		bool		byval;
-
-		e->name = col->name;
-		init_value_info(e, elemtype, depth + 1);
-		get_typlenbyvalalign(elemtype, &len, &byval, &col->elemalign);
-		col->elem = e;
+		col->elem = palloc0(sizeof(ColumnInfo));
+		init_value_info(col->elem, elemtype, depth + 1);
 	}
 	else if (typtype == TYPTYPE_COMPOSITE)
 	{
@@ -477,7 +472,7 @@ array_to_jsonb(ColumnInfo *col, Datum value, JsonbValue *v)
 		return;
 	}
 	deconstruct_array(arr, ARR_ELEMTYPE(arr), col->elem->typlen, col->elem->typbyval,
-					  col->elemalign, &values, &nulls, &n);
+					  col->elem->typalign, &values, &nulls, &n);
 	array_level_to_jsonb(col->elem, 0, ndim, ARR_DIMS(arr), values, nulls, &pos, v);
 }
 
