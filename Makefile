@@ -1,16 +1,18 @@
-# audit_log: PGXS build for PostgreSQL 15.
+# audit_log: PGXS build for PostgreSQL 15 and later.
 EXTENSION = audit_log
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 MODULE_big = audit_log
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from src/sql/*.sql, one file per concern,
-# in name order.
+# The install script of the current version is assembled from src/sql/*.sql,
+# one file per concern, in name order.  Released install scripts
+# (audit_log--1.0.sql, as shipped) and the upgrade scripts live at the root.
 DATA_built = audit_log--$(EXTVERSION).sql
+DATA = audit_log--1.0.sql audit_log--1.0--1.1.sql
 SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
 EXTRA_CLEAN = audit_log--$(EXTVERSION).sql results output_iso tmp_check tmp_check_iso log regression.diffs regression.out
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AUDIT_CFLAGS)
 

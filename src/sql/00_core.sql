@@ -1,7 +1,7 @@
 /*
  * audit_log install script, part 00: roles, the events table, the event
  * type catalogue, internal functions.  The install script
- * audit_log--1.0.sql is the files of src/sql concatenated in name order.
+ * audit_log--1.1.sql is the files of src/sql concatenated in name order.
  */
 \echo Use "CREATE EXTENSION audit_log CASCADE" to load this file. \quit
 

@@ -1,0 +1,144 @@
+# Upgrade from the released 1.0: a database with events of every kind, seals,
+# policies, holds and audited tables is updated with ALTER EXTENSION audit_log
+# UPDATE.  Nothing is lost, verify() still says ok, capture goes on, and the
+# schema of the extension equals that of a fresh install of the new version.
+# The new library also serves the database while it is still on 1.0.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+});
+$node->start;
+
+my $db = 'postgres';
+my $default_version = $node->safe_psql($db,
+	"SELECT default_version FROM pg_available_extensions WHERE name = 'audit_log'");
+
+$node->safe_psql($db, "CREATE EXTENSION audit_log VERSION '1.0' CASCADE");
+is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'audit_log'"),
+	'1.0', 'installed at 1.0');
+
+# Events of every kind on 1.0, served by the new library.
+$node->safe_psql($db, q{
+	CREATE SCHEMA app;
+	CREATE TABLE app.users (id int PRIMARY KEY, email text, password_hash text);
+	CREATE TABLE app.keys (id int PRIMARY KEY, owner int, scope text) PARTITION BY RANGE (id);
+	CREATE TABLE app.keys_1 PARTITION OF app.keys FOR VALUES FROM (0) TO (1000);
+	SELECT audit_log.enable('app.users', 'privilege',
+		event_types => '{"INSERT": "user.created"}', mask_columns => '{password_hash}');
+	SELECT audit_log.enable('app.keys', 'privilege');
+	INSERT INTO app.users VALUES (1, 'a@example.com', 'x'), (2, 'b@example.com', 'y');
+	UPDATE app.users SET password_hash = 'z' WHERE id = 1;
+	DELETE FROM app.users WHERE id = 2;
+	INSERT INTO app.keys VALUES (1, 1, 'read');
+	CREATE ROLE upg_alice LOGIN PASSWORD 'secret1';
+	ALTER ROLE upg_alice PASSWORD 'secret2';
+	GRANT SELECT ON app.users TO upg_alice;
+	CREATE TABLE app.other (id int);
+	SELECT audit_log.log('app.key_rotated', object_type => 'api_key', resource_id => '1');
+	SELECT audit_log.set_retention('short', '30 days', '{auth}');
+	SELECT audit_log.hold('case-1', now() - interval '1 day', now() + interval '1 day', 'legal');
+});
+# A failed command and a login travel through the worker.
+$node->psql($db, 'SET ROLE upg_alice; CREATE ROLE upg_nope;');
+$node->psql($db, 'SELECT 1', connstr => $node->connstr($db) . ' user=upg_alice password=wrong');
+$node->poll_query_until($db, q{
+	SELECT count(*) > 0 FROM audit_log.events WHERE status = 'failure'})
+  or die 'the worker wrote no failure';
+
+# Events of closed windows (the 12 hours before the last full hour), sealed.
+$node->safe_psql($db, q{
+	SELECT count(audit_log._record_at(date_trunc('hour', now()) - make_interval(hours => h + 1, mins => m),
+	                                  'app', 'app.test', 'h' || h, jsonb_build_object('n', h * 1.5, 'txt', 'é€')))
+	  FROM generate_series(1, 12) h, generate_series(0, 50, 10) m;
+});
+cmp_ok($node->safe_psql($db, 'SELECT audit_log.seal()'), '>=', 12, 'seal() on 1.0');
+
+# Everything up to the event id $upto (later events are new logins).
+sub snapshot_sql
+{
+	my ($upto) = @_;
+	return qq{
+	SELECT (SELECT count(*) FROM audit_log.events WHERE event_id <= $upto) || '/' ||
+	       (SELECT md5(string_agg(event_id || event_type || coalesce(old_data::text, '') ||
+	                              coalesce(new_data::text, ''), ',' ORDER BY event_id))
+	          FROM audit_log.events WHERE event_id <= $upto) || '/' ||
+	       (SELECT count(*) FROM audit_log.seals) || '/' ||
+	       (SELECT string_agg(policy || ':' || keep, ',' ORDER BY policy) FROM audit_log.retention_policies) || '/' ||
+	       (SELECT string_agg(name, ',' ORDER BY name) FROM audit_log.legal_holds) || '/' ||
+	       (SELECT string_agg(table_name || ':' || category, ',' ORDER BY table_name)
+	          FROM audit_log.audited_tables)};
+}
+my $verify_sql = q{SELECT string_agg(DISTINCT status, ',') FROM audit_log.verify()};
+is($node->safe_psql($db, $verify_sql), 'ok', 'verify() says ok on 1.0');
+
+# The new library serves 1.0 across a restart.
+$node->restart;
+$node->safe_psql($db, q{INSERT INTO app.users VALUES (3, 'c@example.com', 'w')});
+is($node->safe_psql($db, q{
+	SELECT count(*) FROM audit_log.events WHERE event_type = 'user.created' AND resource_id = '3'}),
+	'1', 'capture works on 1.0 after a restart with the new library');
+my $upto = $node->safe_psql($db, 'SELECT max(event_id) FROM audit_log.events');
+my $before = $node->safe_psql($db, snapshot_sql($upto));
+
+$node->safe_psql($db, 'ALTER EXTENSION audit_log UPDATE');
+is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'audit_log'"),
+	$default_version, "updated to $default_version");
+is($node->safe_psql($db, snapshot_sql($upto)), $before,
+	'every event, seal, policy, hold and audited table is kept');
+is($node->safe_psql($db, $verify_sql), 'ok', 'verify() says ok after the update');
+
+# Capture goes on after the update, in the same session and in a new one.
+$node->safe_psql($db, q{
+	UPDATE app.users SET email = 'c2@example.com' WHERE id = 3;
+	INSERT INTO app.keys VALUES (2, 3, 'write');
+	CREATE ROLE upg_bob;
+});
+is($node->safe_psql($db, q{
+	SELECT string_agg(event_type, ',' ORDER BY event_id) FROM audit_log.events
+	 WHERE event_id > (SELECT max(event_id) FROM audit_log.events WHERE resource_id = '3'
+	                     AND event_type = 'user.created')
+	   AND event_type IN ('data.update', 'data.insert', 'role.created')}),
+	'data.update,data.insert,role.created', 'capture goes on after the update');
+
+# The updated schema equals a fresh install's (extension members only).
+$node->safe_psql($db, 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION audit_log CASCADE');
+
+# schema_of(db): the extension's objects as pg_dump --schema-only prints them,
+# one statement per entry, sorted.
+sub schema_of
+{
+	my ($dbname) = @_;
+	my ($out, $err);
+	IPC::Run::run [ 'pg_dump', '--schema-only', '--no-owner', '--schema=audit_log',
+		'-d', $node->connstr($dbname) ], '>', \$out, '2>', \$err
+	  or die "pg_dump failed: $err";
+	# Partitions are data (one per day), not schema; so are the rows of the
+	# configuration tables.
+	my @entries = grep { !/events_p\d{8}/ && /\S/ } split /\n(?=-- Name: )/, $out;
+	s/^-- Name: .*?\n//s for @entries;
+	s/^(--|\\(un)?restrict ).*$//mg for @entries;
+	s/\n{2,}/\n/g for @entries;
+	return join("\n", sort @entries);
+}
+my $updated = schema_of($db);
+my $fresh = schema_of('fresh');
+is($updated, $fresh, 'pg_dump --schema-only of the updated extension equals a fresh install');
+if ($updated ne $fresh)
+{
+	my ($u, $f) = ("$PostgreSQL::Test::Utils::tmp_check/updated.sql",
+		"$PostgreSQL::Test::Utils::tmp_check/fresh.sql");
+	PostgreSQL::Test::Utils::append_to_file($u, $updated);
+	PostgreSQL::Test::Utils::append_to_file($f, $fresh);
+	diag(`diff -u $f $u | head -100`);
+}
+
+done_testing();
