@@ -8,8 +8,10 @@
  *
  * log() and _record() write in the caller's transaction through writer.c.
  * log() looks up and registers event codes in audit_log.event_types with
- * SPI, as the bootstrap superuser, after the caller's context has been
- * taken, so the event still names the caller.
+ * SPI, as the bootstrap superuser in a security-restricted operation under
+ * the pinned search_path (guard.c), after the caller's context has been
+ * taken, so the event still names the caller and none of the caller's
+ * objects (planted functions or operators) can run with those rights.
  *
  *-------------------------------------------------------------------------
  */
@@ -82,14 +84,18 @@ register_app_code(const char *code, const char *category)
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 	bool		reserved = false;
+	int			pin;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	pin = audit_pin_search_path();
 	SPI_connect();
 	args[0] = CStringGetTextDatum(code);
 	args[1] = CStringGetTextDatum(category);
-	if (SPI_execute_with_args("SELECT builtin FROM audit_log.event_type_catalog WHERE event_type = $1",
+	if (SPI_execute_with_args("SELECT builtin FROM audit_log.event_type_catalog "
+							  "WHERE event_type OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
@@ -103,6 +109,7 @@ register_app_code(const char *code, const char *category)
 							  "VALUES ($1, $2, 'Application event', false) ON CONFLICT DO NOTHING",
 							  2, argtypes, args, NULL, false, 0);
 	SPI_finish();
+	audit_unpin_search_path(pin);
 	SetUserIdAndSecContext(save_userid, save_sec);
 
 	if (reserved)

@@ -75,6 +75,7 @@ extern int	audit_maintenance_interval;
 extern int	audit_seal_window;
 extern int	audit_seal_delay;
 extern int	audit_export_max_rows;
+extern bool audit_internal_setting;
 
 #define AUDIT_CONN_ALL		0
 #define AUDIT_CONN_FAILURES 1
@@ -99,7 +100,12 @@ extern bool audit_valid_event_code(const char *code);
 extern Oid	audit_events_relid(bool missing_ok);
 extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
+extern bool audit_writing(void);
+
+/* guard.c: internal operations, pinned search_path */
 extern bool audit_internal_active(void);
+extern int	audit_pin_search_path(void);
+extern void audit_unpin_search_path(int nestlevel);
 
 
 /* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */

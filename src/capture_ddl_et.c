@@ -9,7 +9,8 @@
  * They run as the user who issued the command (db_user, effective_role
  * are right) and write through writer.c in the command's transaction; the
  * objects come from pg_event_trigger_ddl_commands() and
- * pg_event_trigger_dropped_objects() read with SPI.
+ * pg_event_trigger_dropped_objects() read with SPI under the pinned
+ * search_path (guard.c): a user's planted objects never run in them.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +40,7 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	AuditEvent *evs;
 	uint64		i;
 	int			n = 0;
+	int			pin;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "not fired by event trigger manager");
@@ -49,6 +51,7 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	tag = GetCommandTagName(trig->tag);
 	statement = audit_redact_statement(debug_query_string);
 
+	pin = audit_pin_search_path();
 	SPI_connect();
 	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "audit_log: event trigger query failed");
@@ -104,6 +107,7 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	}
 	audit_write_events(evs, n);
 	SPI_finish();
+	audit_unpin_search_path(pin);
 }
 
 /*

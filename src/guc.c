@@ -141,5 +141,17 @@ audit_define_settings(void)
 							AUDIT_EXPORT_MAX_ROWS_DEFAULT, 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
+	/*
+	 * Hidden: marks the extension's own operations (guard.c).  Set only in
+	 * the SET clause of its functions, which PostgreSQL undoes on return
+	 * and on error.
+	 */
+	DefineCustomBoolVariable("audit_log.internal",
+							 "Marks an internal operation of audit_log's own functions.",
+							 NULL, &audit_internal_setting, false,
+							 PGC_SUSET,
+							 GUC_NO_SHOW_ALL | GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("audit_log");
 }

@@ -45,11 +45,7 @@
 static Oid	events_relid = InvalidOid;
 static Oid	events_seqid = InvalidOid;
 static bool callback_registered = false;
-static int	writer_depth = 0;
-static bool internal_op = false;
-static bool xact_callback_registered = false;
-
-PG_FUNCTION_INFO_V1(audit_internal);
+static int	writer_depth = 0;	/* > 0 while this backend writes events */
 
 /*
  * writer_relcache_callback: forget the cached OIDs when the events table
@@ -102,50 +98,6 @@ audit_events_relid(bool missing_ok)
 		events_seqid = seq;
 	}
 	return events_relid;
-}
-
-/*
- * audit_internal_active: true while the extension's own SQL functions
- * (enable, disable, maintain...) work on audit objects: their DDL is not
- * itself captured and the guards of the audit tables let it through.
- */
-bool
-audit_internal_active(void)
-{
-	return internal_op || writer_depth > 0;
-}
-
-/*
- * internal_xact_callback: an internal operation never outlives its
- * transaction.
- */
-static void
-internal_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		internal_op = false;
-}
-
-/*
- * audit_internal: audit_log._internal(on boolean) -> previous value.  Marks
- * the start and end of an internal operation of the extension's own SQL
- * functions.  Granted to nobody: only the extension's SECURITY DEFINER
- * functions (and superusers) call it.
- */
-Datum
-audit_internal(PG_FUNCTION_ARGS)
-{
-	bool		prev = internal_op;
-
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(internal_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	internal_op = PG_GETARG_BOOL(0);
-	PG_RETURN_BOOL(prev);
 }
 
 static inline void
@@ -432,6 +384,16 @@ audit_write_events(AuditEvent *events, int nevents)
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(writecxt);
+}
+
+/*
+ * audit_writing: true while audit_write_events() is storing rows (the
+ * guards of the audit tables let the writer's own inserts through).
+ */
+bool
+audit_writing(void)
+{
+	return writer_depth > 0;
 }
 
 /*
