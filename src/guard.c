@@ -108,14 +108,14 @@ audit_internal(PG_FUNCTION_ARGS)
 }
 
 /*
- * audit_load: audit_log._load(), does nothing: calling it loads the
- * library, so that its settings are defined in a session where nothing
+ * audit_load: audit_log._load() -> true.  Does nothing: calling it loads
+ * the library, so that its settings are defined in a session where nothing
  * else has (no preload).
  */
 Datum
 audit_load(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_VOID();
+	PG_RETURN_BOOL(true);
 }
 
 /*

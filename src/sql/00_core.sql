@@ -177,12 +177,15 @@ LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION @extschema@._record(text, text, text, text, text, text, jsonb, text) FROM PUBLIC;
 
 /*
- * _internal(on): mark the start (true) and end (false) of an internal
- * operation of the extension's own functions; returns the previous value.
- * Their DDL on audit objects and triggers is not captured as a user's, and
- * the guards of the audit tables let it through.  Granted to nobody.
+ * The extension's own functions that change audit objects and triggers
+ * carry SET audit_log.internal = on: their DDL is not captured as a user's
+ * and the guards of the audit tables let it through, for the duration of
+ * the call only (PostgreSQL restores the setting on return and on error).
+ *
+ * _load(): loads the library, so that its settings are defined in a
+ * session without the preload; returns true.
  */
-CREATE FUNCTION @extschema@._internal(on_ boolean) RETURNS boolean
-AS 'MODULE_PATHNAME', 'audit_internal'
+CREATE FUNCTION @extschema@._load() RETURNS boolean
+AS 'MODULE_PATHNAME', 'audit_load'
 LANGUAGE C STRICT VOLATILE;
-REVOKE ALL ON FUNCTION @extschema@._internal(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._load() FROM PUBLIC;

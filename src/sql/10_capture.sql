@@ -96,6 +96,7 @@ CREATE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data'
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
     rel record;
@@ -194,7 +195,6 @@ BEGIN
     wc := @extschema@._check_columns(target, when_changed, 'when_changed');
 
     -- Everything is valid: apply.
-    PERFORM @extschema@._internal(true);
     INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
     SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
       FROM unnest(codes) WITH ORDINALITY AS u(c, o)
@@ -228,7 +228,6 @@ BEGIN
                                               'DELETE', codes[3], 'TRUNCATE', codes[4]),
             'exclude_columns', to_jsonb(ex), 'mask_columns', to_jsonb(mk),
             'when_changed', to_jsonb(wc), 'updated', was_enabled));
-    PERFORM @extschema@._internal(false);
 END
 $$;
 
@@ -239,6 +238,7 @@ CREATE FUNCTION @extschema@.disable(target regclass)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
     qname text;
@@ -253,7 +253,6 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
-    PERFORM @extschema@._internal(true);
     FOR qname IN SELECT target::text
                  UNION
                  SELECT p.relid::text FROM pg_partition_tree(target) p WHERE p.isleaf
@@ -267,7 +266,6 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
     DELETE FROM @extschema@.table_config WHERE relid = target;
     PERFORM @extschema@._record('audit', 'audit.disabled', 'success', 'table', qname, 'SELECT', NULL);
-    PERFORM @extschema@._internal(false);
 END
 $$;
 

@@ -140,18 +140,17 @@ AS $$ SELECT pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"+00
 CREATE FUNCTION @extschema@._create_partition(day date) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
     part text := @extschema@._partition_name(day);
     p record;
     leaves text[] := '{}';
     leaf text;
-    prev boolean;
 BEGIN
     IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part)) IS NOT NULL THEN
         RETURN false;
     END IF;
-    prev := @extschema@._internal(true);    -- the extension's own DDL: not a tamper attempt
     EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.events) PARTITION BY LIST (category)',
                               '@extschema@', part, '@extschema@');
     FOR p IN SELECT r.policy, r.categories FROM @extschema@.retention_policy r
@@ -175,7 +174,6 @@ BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %I.events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
         '@extschema@', '@extschema@', part,
         @extschema@._ts(@extschema@._day_lo(day)), @extschema@._ts(@extschema@._day_lo(day + 1)));
-    PERFORM @extschema@._internal(prev);
     RETURN true;
 END
 $$;
@@ -323,6 +321,7 @@ CREATE FUNCTION @extschema@.set_retention(policy text, keep interval, categories
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
     cats text[];
@@ -384,13 +383,11 @@ BEGIN
         cats := ARRAY(SELECT DISTINCT x FROM unnest(cats) x ORDER BY x);
     END IF;
 
-    PERFORM @extschema@._internal(true);
     INSERT INTO @extschema@.retention_policy AS r (policy, keep, categories, changed_at, changed_by)
     VALUES (policy, keep, cats, now(), session_user)
     ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
        SET keep = EXCLUDED.keep, categories = EXCLUDED.categories,
            changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by;
-    PERFORM @extschema@._internal(false);
 
     PERFORM @extschema@._record('audit', 'audit.retention_changed', 'success', 'retention_policy', policy,
         'SELECT audit_log.set_retention',
@@ -406,6 +403,7 @@ CREATE FUNCTION @extschema@.hold(name text, from_time timestamptz, to_time times
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 BEGIN
     IF name IS NULL OR from_time IS NULL OR to_time IS NULL THEN
@@ -424,9 +422,7 @@ BEGIN
         RAISE EXCEPTION 'legal hold "%" already exists', name
             USING ERRCODE = 'duplicate_object', HINT = 'Release it first or choose another name.';
     END IF;
-    PERFORM @extschema@._internal(true);
     INSERT INTO @extschema@.legal_hold (name, from_time, to_time, reason) VALUES (name, from_time, to_time, reason);
-    PERFORM @extschema@._internal(false);
     PERFORM @extschema@._record('audit', 'audit.hold_placed', 'success', 'legal_hold', name,
         'SELECT audit_log.hold',
         jsonb_build_object('name', name, 'from_time', @extschema@._ts(from_time),
@@ -441,13 +437,12 @@ CREATE FUNCTION @extschema@.release(name text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
     h record;
 BEGIN
-    PERFORM @extschema@._internal(true);
     DELETE FROM @extschema@.legal_hold l WHERE l.name = release.name RETURNING * INTO h;
-    PERFORM @extschema@._internal(false);
     IF h.name IS NULL THEN
         RAISE EXCEPTION 'legal hold "%" does not exist', coalesce(name, 'NULL')
             USING ERRCODE = 'undefined_object', HINT = 'See audit_log.legal_holds.';
@@ -468,6 +463,7 @@ CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
     t timestamptz := coalesce(as_of, now());
@@ -483,13 +479,12 @@ DECLARE
     drop_list oid[];
     total int;
 BEGIN
-    PERFORM @extschema@._internal(true);    -- also loads the library and its settings
+    PERFORM @extschema@._load();    -- the library's settings, without the preload
     -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
     IF old_lock_timeout = '0' THEN
         PERFORM set_config('lock_timeout', '250ms', true);
     END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('audit_log.maintain')) THEN
-        PERFORM @extschema@._internal(false);
         PERFORM set_config('lock_timeout', old_lock_timeout, true);
         action := 'skipped'; object := 'maintain'; detail := 'another maintain() is running';
         RETURN NEXT;
@@ -649,7 +644,6 @@ BEGIN
         END;
     END LOOP;
 
-    PERFORM @extschema@._internal(false);
     PERFORM set_config('lock_timeout', old_lock_timeout, true);
     RETURN;
 END

@@ -106,9 +106,10 @@ $$;
 CREATE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
 AS $$
 DECLARE
-    was_internal boolean := @extschema@._internal(true);   -- also loads the settings
+    loaded boolean := @extschema@._load();   -- the library's settings, without the preload
     wsec bigint := @extschema@._setting_seconds('audit_log.seal_window');
     w interval := @extschema@._setting_seconds('audit_log.seal_window') * interval '1 second';
     lim timestamptz;
@@ -162,7 +163,6 @@ BEGIN
         END LOOP;
         start := start + nwin * w;
     END LOOP;
-    PERFORM @extschema@._internal(was_internal);
     RETURN total;
 END
 $$;

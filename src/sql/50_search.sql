@@ -40,10 +40,10 @@ $$;
 CREATE FUNCTION @extschema@._index_leaf(leaf oid) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on       -- the extension's own DDL
 AS $$
 DECLARE
     base text := left((SELECT relname FROM pg_class WHERE oid = leaf), 54);
-    prev boolean := @extschema@._internal(true);    -- the extension's own DDL
 BEGIN
     EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', leaf::regclass);
     EXECUTE pg_catalog.format(
@@ -54,7 +54,6 @@ BEGIN
                               base || '_addr_idx', leaf::regclass);
     -- Statistics of the key expression, so the planner costs the GIN index.
     EXECUTE pg_catalog.format('ANALYZE %s', leaf::regclass);
-    PERFORM @extschema@._internal(prev);
 END
 $$;
 
