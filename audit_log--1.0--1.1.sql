@@ -8,3 +8,665 @@
  * or drops a table that holds them.
  */
 \echo Use "ALTER EXTENSION audit_log UPDATE TO '1.1'" to load this file. \quit
+
+-- ==== hardening (issue 8): internal operations marked by the SET clause ====
+-- The mark of 1.0, _internal(), could outlive a failed call; 1.1 functions
+-- set audit_log.internal in their SET clause instead.
+CREATE OR REPLACE FUNCTION @extschema@._load() RETURNS boolean
+AS 'MODULE_PATHNAME', 'audit_load'
+LANGUAGE C STRICT VOLATILE;
+
+REVOKE ALL ON FUNCTION @extschema@._load() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data',
+    event_types jsonb DEFAULT NULL, exclude_columns text[] DEFAULT NULL,
+    mask_columns text[] DEFAULT NULL, when_changed text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    rel record;
+    ops constant text[] := ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
+    codes text[] := ARRAY['data.insert', 'data.update', 'data.delete', 'data.truncate'];
+    ex text[];
+    mk text[];
+    wc text[];
+    k text;
+    v jsonb;
+    i int;
+    other record;
+    was_enabled boolean;
+    qname text;
+    args text;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'table to audit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.relispartition, n.nspname, c.relname,
+           EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                     AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'audit_log') AS ours
+      INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', target::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    qname := format('%I.%I', rel.nspname, rel.relname);
+    IF rel.ours OR rel.nspname = '@extschema@' THEN
+        RAISE EXCEPTION 'cannot audit "%": it belongs to audit_log', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The audit tables are protected by the extension itself.';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = format('It is a %s.', CASE rel.relkind WHEN 'v' THEN 'view'
+                      WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                      WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
+                      WHEN 'c' THEN 'composite type' ELSE 'relation that is not a table' END),
+                  HINT = 'Only ordinary and partitioned tables can be audited.';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION '"%" is a partition', qname
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = format('Enable auditing on its partitioned table %s.',
+                                (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
+    END IF;
+    IF category IS NULL OR category NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') THEN
+        RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use one of data, ddl, privilege, role, auth, config, audit, app.';
+    END IF;
+
+    IF event_types IS NOT NULL THEN
+        IF jsonb_typeof(event_types) <> 'object' THEN
+            RAISE EXCEPTION 'event_types must be a JSON object mapping operations to event codes'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example {"INSERT": "user.role_added", "DELETE": "user.role_removed"}.';
+        END IF;
+        FOR k, v IN SELECT * FROM jsonb_each(event_types) LOOP
+            i := array_position(ops, upper(k));
+            IF i IS NULL THEN
+                RAISE EXCEPTION 'unknown operation "%" in event_types', k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
+            END IF;
+            IF jsonb_typeof(v) <> 'string'
+               OR (v #>> '{}') !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'
+               OR length(v #>> '{}') > 100 THEN
+                RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Event codes are lowercase dotted identifiers such as "user.role_added".';
+            END IF;
+            codes[i] := v #>> '{}';
+        END LOOP;
+    END IF;
+    FOR i IN 1..4 LOOP
+        SELECT t.category, t.builtin INTO other
+          FROM @extschema@.event_type_catalog t WHERE t.event_type = codes[i];
+        IF FOUND AND other.builtin AND codes[i] NOT LIKE 'data.%' THEN
+            RAISE EXCEPTION 'event type "%" is reserved for audit_log''s own capture', codes[i]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Choose a code of your own, such as "user.role_added".';
+        ELSIF FOUND AND NOT other.builtin AND other.category <> enable.category THEN
+            RAISE EXCEPTION 'event type "%" already belongs to category "%"', codes[i], other.category
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use the same category as the other tables with this code, or another code.';
+        END IF;
+    END LOOP;
+
+    ex := @extschema@._check_columns(target, exclude_columns, 'exclude_columns');
+    mk := @extschema@._check_columns(target, mask_columns, 'mask_columns');
+    wc := @extschema@._check_columns(target, when_changed, 'when_changed');
+
+    -- Everything is valid: apply.
+    INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
+    SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
+      FROM unnest(codes) WITH ORDINALITY AS u(c, o)
+     WHERE c NOT LIKE 'data.%'
+    ON CONFLICT (event_type) DO NOTHING;
+
+    args := format('%L, %L, %L, %L, %L, %L, %L, %L', category, codes[1], codes[2], codes[3],
+                   codes[4], ex::text, mk::text, wc::text);
+    PERFORM @extschema@._attach(target, args);
+    -- Statement triggers fire only for the table a statement names: the
+    -- partitions of a partitioned table get their own, naming the parent.
+    PERFORM @extschema@._attach(p.relid, args || format(', %L', qname))
+       FROM pg_partition_tree(target) p
+      WHERE p.relid <> target AND p.isleaf;
+
+    was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
+    INSERT INTO @extschema@.table_config AS t
+           (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
+    VALUES (target, category,
+            jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2], 'DELETE', codes[3], 'TRUNCATE', codes[4]),
+            ex, mk, wc, now(), session_user)
+    ON CONFLICT (relid) DO UPDATE
+       SET category = excluded.category, event_types = excluded.event_types,
+           exclude_columns = excluded.exclude_columns, mask_columns = excluded.mask_columns,
+           when_changed = excluded.when_changed, enabled_at = excluded.enabled_at,
+           enabled_by = excluded.enabled_by;
+
+    PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
+        jsonb_build_object('category', category,
+            'event_types', jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2],
+                                              'DELETE', codes[3], 'TRUNCATE', codes[4]),
+            'exclude_columns', to_jsonb(ex), 'mask_columns', to_jsonb(mk),
+            'when_changed', to_jsonb(wc), 'updated', was_enabled));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.disable(target regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    qname text;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT format('%I.%I', n.nspname, c.relname) INTO qname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target) THEN
+        RAISE EXCEPTION 'table "%" is not audited', coalesce(qname, target::text)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'audit_log.audited_tables lists the audited tables.';
+    END IF;
+    FOR qname IN SELECT target::text
+                 UNION
+                 SELECT p.relid::text FROM pg_partition_tree(target) p WHERE p.isleaf
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_insert ON %s', qname);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_update ON %s', qname);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_delete ON %s', qname);
+        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_truncate ON %s', qname);
+    END LOOP;
+    SELECT format('%I.%I', n.nspname, c.relname) INTO qname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
+    DELETE FROM @extschema@.table_config WHERE relid = target;
+    PERFORM @extschema@._record('audit', 'audit.disabled', 'success', 'table', qname, 'SELECT', NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._create_partition(day date) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    part text := @extschema@._partition_name(day);
+    p record;
+    leaves text[] := '{}';
+    leaf text;
+BEGIN
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part)) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.events) PARTITION BY LIST (category)',
+                              '@extschema@', part, '@extschema@');
+    FOR p IN SELECT r.policy, r.categories FROM @extschema@.retention_policy r
+              WHERE r.policy <> 'default' AND cardinality(r.categories) > 0 ORDER BY r.policy
+    LOOP
+        leaf := part || '_' || p.policy;
+        EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES IN (%s)',
+            '@extschema@', leaf, '@extschema@', part,
+            (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(p.categories) c));
+        leaves := leaves || leaf;
+    END LOOP;
+    EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT',
+                              '@extschema@', part || '_default', '@extschema@', part);
+    leaves := leaves || (part || '_default') || part;
+    FOREACH leaf IN ARRAY leaves LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', '@extschema@', leaf);
+        EXECUTE pg_catalog.format(
+            'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE %I.%I FROM CURRENT_USER',
+            '@extschema@', leaf);
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %I.events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
+        '@extschema@', '@extschema@', part,
+        @extschema@._ts(@extschema@._day_lo(day)), @extschema@._ts(@extschema@._day_lo(day + 1)));
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.set_retention(policy text, keep interval, categories text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    cats text[];
+    c text;
+    other text;
+    old record;
+BEGIN
+    IF policy IS NULL THEN
+        RAISE EXCEPTION 'retention policy name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF policy !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+        RAISE EXCEPTION 'invalid retention policy name "%"', policy
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A policy name is 1 to 40 characters: lowercase letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF keep IS NULL THEN
+        RAISE EXCEPTION 'retention period must not be null' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Give an interval such as ''90 days''.';
+    END IF;
+    IF keep <= interval '0' THEN
+        RAISE EXCEPTION 'retention period must be positive, not %', keep
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give an interval such as ''90 days''.';
+    END IF;
+    IF keep > interval '100 years' THEN
+        RAISE EXCEPTION 'retention period % is longer than 100 years', keep
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The longest retention period is 100 years.';
+    END IF;
+    SELECT * INTO old FROM @extschema@.retention_policy r WHERE r.policy = set_retention.policy;
+    IF policy = 'default' THEN
+        IF categories IS NOT NULL THEN
+            RAISE EXCEPTION 'the default retention policy takes no categories'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Policy default covers every category no other policy names.',
+                      HINT = 'Call set_retention(''default'', keep) without categories.';
+        END IF;
+    ELSE
+        cats := coalesce(categories, old.categories);
+        IF cats IS NULL OR cardinality(cats) = 0 THEN
+            RAISE EXCEPTION 'retention policy "%" needs at least one category', policy
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Name the categories it covers, e.g. set_retention(''short'', ''30 days'', ''{auth}'').';
+        END IF;
+        FOREACH c IN ARRAY cats LOOP
+            IF c IS NULL OR NOT c = ANY (@extschema@._categories()) THEN
+                RAISE EXCEPTION 'unknown event category "%"', coalesce(c, 'NULL')
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'The categories are ' || array_to_string(@extschema@._categories(), ', ') || '.';
+            END IF;
+            SELECT r.policy INTO other FROM @extschema@.retention_policy r
+             WHERE r.policy <> set_retention.policy AND c = ANY (r.categories);
+            IF other IS NOT NULL THEN
+                RAISE EXCEPTION 'category "%" already belongs to retention policy "%"', c, other
+                    USING ERRCODE = 'duplicate_object',
+                          DETAIL = 'A category can belong to one retention policy only.',
+                          HINT = 'Remove it from policy "' || other || '" first.';
+            END IF;
+        END LOOP;
+        cats := ARRAY(SELECT DISTINCT x FROM unnest(cats) x ORDER BY x);
+    END IF;
+
+    INSERT INTO @extschema@.retention_policy AS r (policy, keep, categories, changed_at, changed_by)
+    VALUES (policy, keep, cats, now(), session_user)
+    ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
+       SET keep = EXCLUDED.keep, categories = EXCLUDED.categories,
+           changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by;
+
+    PERFORM @extschema@._record('audit', 'audit.retention_changed', 'success', 'retention_policy', policy,
+        'SELECT audit_log.set_retention',
+        jsonb_build_object('policy', policy, 'keep', keep::text, 'categories', to_jsonb(cats),
+                           'previous_keep', old.keep::text, 'previous_categories', to_jsonb(old.categories)));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.hold(name text, from_time timestamptz, to_time timestamptz, reason text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+BEGIN
+    IF name IS NULL OR from_time IS NULL OR to_time IS NULL THEN
+        RAISE EXCEPTION 'legal hold name, from_time and to_time must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(name) = '' THEN
+        RAISE EXCEPTION 'legal hold name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_time >= to_time THEN
+        RAISE EXCEPTION 'legal hold "%" starts at or after its end', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'from_time must be earlier than to_time.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.legal_hold h WHERE h.name = hold.name) THEN
+        RAISE EXCEPTION 'legal hold "%" already exists', name
+            USING ERRCODE = 'duplicate_object', HINT = 'Release it first or choose another name.';
+    END IF;
+    INSERT INTO @extschema@.legal_hold (name, from_time, to_time, reason) VALUES (name, from_time, to_time, reason);
+    PERFORM @extschema@._record('audit', 'audit.hold_placed', 'success', 'legal_hold', name,
+        'SELECT audit_log.hold',
+        jsonb_build_object('name', name, 'from_time', @extschema@._ts(from_time),
+                           'to_time', @extschema@._ts(to_time), 'reason', reason));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.release(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    h record;
+BEGIN
+    DELETE FROM @extschema@.legal_hold l WHERE l.name = release.name RETURNING * INTO h;
+    IF h.name IS NULL THEN
+        RAISE EXCEPTION 'legal hold "%" does not exist', coalesce(name, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'See audit_log.legal_holds.';
+    END IF;
+    PERFORM @extschema@._record('audit', 'audit.hold_released', 'success', 'legal_hold', name,
+        'SELECT audit_log.release',
+        jsonb_build_object('name', name, 'from_time', @extschema@._ts(h.from_time),
+                           'to_time', @extschema@._ts(h.to_time), 'reason', h.reason));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    t timestamptz := coalesce(as_of, now());
+    old_lock_timeout text := current_setting('lock_timeout');
+    events_busy boolean := false;
+    premake int;
+    d date;
+    n bigint;
+    lo timestamptz;
+    sealed int;
+    r record;
+    l record;
+    drop_list oid[];
+    total int;
+BEGIN
+    PERFORM @extschema@._load();    -- the library's settings, without the preload
+    IF NOT pg_catalog.isfinite(t) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', t
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now, or give a time such as now() + interval ''1 day''.';
+    END IF;
+    -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
+    IF old_lock_timeout = '0' THEN
+        PERFORM set_config('lock_timeout', '250ms', true);
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('audit_log.maintain')) THEN
+        PERFORM set_config('lock_timeout', old_lock_timeout, true);
+        action := 'skipped'; object := 'maintain'; detail := 'another maintain() is running';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    premake := current_setting('audit_log.premake_days')::int;
+
+    -- 1. Partitions ahead: today (UTC) and premake_days more.
+    FOR d IN SELECT g::date FROM generate_series((t AT TIME ZONE 'UTC')::date,
+                                                 (t AT TIME ZONE 'UTC')::date + premake, interval '1 day') g
+    LOOP
+        -- A day with stray rows is created when they are moved (step 2).
+        CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
+                               WHERE e.occurred_at >= @extschema@._day_lo(d)
+                                 AND e.occurred_at < @extschema@._day_lo(d + 1));
+        BEGIN
+            IF @extschema@._create_partition(d) THEN
+                action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
+                detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
+                              || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
+                RETURN NEXT;
+            END IF;
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            action := 'retry'; object := '@extschema@.' || @extschema@._partition_name(d);
+            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        END;
+    END LOOP;
+
+    -- 2. Stray rows of the safety net go to their day.
+    FOR d IN SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date
+               FROM @extschema@.events_default e ORDER BY 1
+    LOOP
+        BEGIN
+            LOCK TABLE @extschema@.events_default IN ACCESS EXCLUSIVE MODE;
+            IF pg_catalog.to_regclass('pg_temp.audit_log_strays') IS NULL THEN
+                CREATE TEMP TABLE audit_log_strays (LIKE @extschema@.events) ON COMMIT DROP;
+            END IF;
+            TRUNCATE pg_temp.audit_log_strays;
+            WITH m AS (DELETE FROM @extschema@.events_default e
+                        WHERE e.occurred_at >= @extschema@._day_lo(d) AND e.occurred_at < @extschema@._day_lo(d + 1)
+                        RETURNING e.*)
+            INSERT INTO pg_temp.audit_log_strays SELECT * FROM m;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF @extschema@._create_partition(d) THEN
+                action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
+                detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
+                              || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
+                RETURN NEXT;
+            END IF;
+            INSERT INTO @extschema@.events SELECT * FROM pg_temp.audit_log_strays;
+            action := 'moved'; object := '@extschema@.' || @extschema@._partition_name(d);
+            detail := n || ' rows from @extschema@.events_default'; RETURN NEXT;
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            action := 'retry'; object := '@extschema@.events_default';
+            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        END;
+    END LOOP;
+
+    -- 3. Seal the closed windows (before anything is dropped).
+    sealed := @extschema@.seal(t);
+    IF sealed > 0 THEN
+        action := 'sealed'; object := '@extschema@.seals';
+        detail := sealed || ' windows up to ' ||
+                  @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
+        RETURN NEXT;
+    END IF;
+
+    -- 4. Drop what has expired, by whole leaves, or whole days when every
+    --    leaf of the day goes.
+    IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
+        DROP TABLE pg_temp.audit_log_leaves;
+    END IF;
+    CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
+        SELECT s.*, s.expires <= t AS expired FROM @extschema@._leaf_state() s;
+    FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
+               FROM pg_temp.audit_log_leaves s
+              GROUP BY s.day_oid, s.day_name
+             HAVING bool_or(s.expired)
+              ORDER BY s.day_name
+    LOOP
+        -- Report held and unsealed leaves; keep only the droppable ones.
+        drop_list := '{}';
+        FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                  WHERE s.day_oid = r.day_oid AND s.expired ORDER BY s.leaf_name
+        LOOP
+            IF cardinality(l.holds) > 0 THEN
+                action := 'held'; object := '@extschema@.' || l.leaf_name;
+                detail := 'expired but kept by legal hold ' || array_to_string(l.holds, ', '); RETURN NEXT;
+            ELSIF NOT l.sealed AND @extschema@._rows(l.leaf) > 0 THEN
+                action := 'deferred'; object := '@extschema@.' || l.leaf_name;
+                detail := 'expired but its windows are not sealed yet'; RETURN NEXT;
+            ELSE
+                drop_list := drop_list || l.leaf;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN cardinality(drop_list) = 0;
+        IF events_busy AND cardinality(drop_list) = r.leaves THEN
+            -- Writers hold audit_log.events: do not queue behind them again.
+            action := 'retry'; object := '@extschema@.' || r.day_name;
+            detail := 'audit_log.events is busy: retried at the next run'; RETURN NEXT;
+            CONTINUE;
+        END IF;
+        BEGIN
+            IF cardinality(drop_list) = r.leaves THEN
+                events_busy := true;
+                EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
+            END IF;
+            events_busy := false;
+            EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
+            -- Every lock first: once a row is reported, nothing waits any more.
+            FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
+                      WHERE s.leaf = ANY (drop_list) AND s.leaf <> r.day_oid ORDER BY s.leaf_name
+            LOOP
+                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', l.leaf::regclass);
+            END LOOP;
+            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                      WHERE s.leaf = ANY (drop_list) ORDER BY s.leaf_name
+            LOOP
+                n := @extschema@._rows(l.leaf);
+                INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
+                VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.policy, n, clock_timestamp());
+                PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
+                    '@extschema@.' || l.leaf_name, 'DROP TABLE',
+                    jsonb_build_object('rows', n, 'from_time', @extschema@._ts(l.lo),
+                                       'to_time', @extschema@._ts(l.hi), 'policy', l.policy,
+                                       'keep', l.keep::text, 'categories', to_jsonb(l.categories)));
+                IF cardinality(drop_list) < r.leaves THEN
+                    EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
+                END IF;
+                action := 'purged'; object := '@extschema@.' || l.leaf_name;
+                detail := n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
+                          || '), policy ' || l.policy || ' (' || l.keep::text || ')';
+                RETURN NEXT;
+            END LOOP;
+            IF cardinality(drop_list) = r.leaves THEN
+                EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
+            END IF;
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            action := 'retry'; object := '@extschema@.' || r.day_name;
+            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        END;
+    END LOOP;
+
+    -- 5. Search indexes for the days that have ended (see _index_leaf()),
+    --    by the real clock whatever as_of says: nobody writes those days.
+    FOR l IN SELECT s.leaf, s.leaf_name FROM @extschema@._leaves() s
+              WHERE s.hi <= least(t, now()) AND NOT @extschema@._leaf_indexed(s.leaf)
+              ORDER BY s.leaf_name
+    LOOP
+        BEGIN
+            PERFORM @extschema@._index_leaf(l.leaf);
+            action := 'indexed'; object := '@extschema@.' || l.leaf_name;
+            detail := 'search indexes built'; RETURN NEXT;
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            action := 'retry'; object := '@extschema@.' || l.leaf_name;
+            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        END;
+    END LOOP;
+
+    PERFORM set_config('lock_timeout', old_lock_timeout, true);
+    RETURN;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    loaded boolean := @extschema@._load();   -- the library's settings, without the preload
+    wsec bigint := @extschema@._setting_seconds('audit_log.seal_window');
+    w interval := @extschema@._setting_seconds('audit_log.seal_window') * interval '1 second';
+    lim timestamptz;
+    start timestamptz;
+    prev bytea;
+    nwin int;
+    r record;
+    ws timestamptz;
+    dg bytea;
+    total int := 0;
+BEGIN
+    IF as_of IS NOT NULL AND NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
+    lim := least(coalesce(as_of, now()), clock_timestamp())
+           - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';
+    -- No transaction that began before a window's end may still add to it.
+    lim := least(lim,
+                 (SELECT min(a.xact_start) FROM pg_stat_activity a
+                   WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()),
+                 (SELECT min(p.prepared) FROM pg_prepared_xacts p));
+
+    SELECT s.window_end, s.digest INTO start, prev FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
+    IF start IS NULL THEN
+        start := @extschema@._chain_origin(wsec);
+    END IF;
+    WHILE start IS NOT NULL AND start + w <= lim LOOP
+        nwin := least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 604800 / wsec)::int);
+        FOR r IN
+            SELECT g.i, coalesce(a.n, 0) AS n, coalesce(a.ids, '{}'::int8multirange) AS ids,
+                   coalesce(a.hashes, ''::bytea) AS hashes,
+                   @extschema@._sha256(coalesce(a.cat, ''::bytea)) AS content
+              FROM generate_series(0, nwin - 1) g(i)
+              LEFT JOIN (
+                  SELECT floor((EXTRACT(epoch FROM x.occurred_at) - EXTRACT(epoch FROM start)) / wsec)::int AS i,
+                         count(*) AS n,
+                         range_agg(int8range(x.event_id, x.event_id, '[]')) AS ids,
+                         string_agg(substring(x.h FROM 1 FOR 4), ''::bytea ORDER BY x.event_id) AS hashes,
+                         string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
+                    FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
+                            FROM @extschema@.events e
+                           WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w) x
+                   GROUP BY 1) a ON a.i = g.i
+             ORDER BY g.i
+        LOOP
+            ws := start + r.i * w;
+            dg := @extschema@._seal_digest(prev, ws, ws + w, r.n, r.content);
+            INSERT INTO @extschema@.seal (window_start, window_end, events, event_ids, event_hashes,
+                                          content_digest, prev_digest, digest)
+            VALUES (ws, ws + w, r.n, r.ids, r.hashes, r.content, prev, dg);
+            prev := dg;
+            total := total + 1;
+        END LOOP;
+        start := start + nwin * w;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._index_leaf(leaf oid) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on       -- the extension's own DDL
+AS $$
+DECLARE
+    base text := left((SELECT relname FROM pg_class WHERE oid = leaf), 54);
+BEGIN
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', leaf::regclass);
+    EXECUTE pg_catalog.format(
+        'CREATE INDEX IF NOT EXISTS %I ON %s USING gin '
+        '((ARRAY[''u:'' || actor, ''u:'' || db_user, ''t:'' || event_type, ''r:'' || resource_id]))',
+        base || '_keys_idx', leaf::regclass);
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON %s (client_addr)',
+                              base || '_addr_idx', leaf::regclass);
+    -- Statistics of the key expression, so the planner costs the GIN index.
+    EXECUTE pg_catalog.format('ANALYZE %s', leaf::regclass);
+END
+$$;
+
+DROP FUNCTION @extschema@._internal(boolean);
+
+-- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
+DO $pin$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+         WHERE p.pronamespace = '@extschema@'::regnamespace
+           AND l.lanname IN ('sql', 'plpgsql')
+           AND NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}'
+         ORDER BY p.oid
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$pin$;

@@ -31,11 +31,11 @@ report "retention benchmark: $N events over $DAYS days ($(date -u +%F))"
 
 # Partitions for every day, then the events, in event_id (= time) order.
 t0=$(now_ms)
-q "SELECT audit_log._internal(true);
+q "SET audit_log.internal = on;
    SELECT count(audit_log._create_partition(d::date)) AS days
      FROM generate_series((now() AT TIME ZONE 'UTC')::date - $DAYS, (now() AT TIME ZONE 'UTC')::date, interval '1 day') d;" >/dev/null
 q "SET synchronous_commit = off;
-   SELECT audit_log._internal(true);
+   SET audit_log.internal = on;
    INSERT INTO audit_log.events
    SELECT i, now() - interval '$DAYS days' + (i * ($DAYS * 86400.0 / $N)) * interval '1 second',
           c, c || '.bench', 'success', 'user' || (i % 997), 'user', 'app', 'app',
@@ -46,7 +46,7 @@ q "SET synchronous_commit = off;
      FROM generate_series(1, $N) i,
           LATERAL (SELECT (ARRAY['data','ddl','privilege','role','auth','config','audit','app'])[1 + i % 8] AS c) k;
    SELECT setval('audit_log.events_event_id_seq', $N);
-   SELECT audit_log._internal(false);" >/dev/null
+   RESET audit_log.internal;" >/dev/null
 q "VACUUM ANALYZE audit_log.events"
 t1=$(now_ms)
 report "generate: $N events in $(( (t1 - t0) / 1000 )) s; table size $(q "SELECT pg_size_pretty(sum(bytes)) FROM audit_log.partitions")"

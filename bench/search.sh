@@ -2,7 +2,7 @@
 # Search and export benchmark, run in one go on a running server:
 #   PGHOST=/tmp/sock PGPORT=5530 bench/search.sh
 # 1. 10 million events over 90 days (direct INSERT by a superuser inside
-#    audit_log._internal(true)), VACUUM ANALYZE;
+#    audit_log.internal = on), VACUUM ANALYZE;
 # 2. first page of 100 rows of search() for each filter kind within 30 days,
 #    a 7-day date range and a 7-day free-text query (best of 3, ms);
 # 3. export of 100,000 rows through psql \copy of export() vs a bare
@@ -41,7 +41,7 @@ CHUNK=1000000
 for ((start = 0; start < EVENTS; start += CHUNK)); do
     q <<SQL
 BEGIN;
-SELECT audit_log._internal(true) \gset
+SET LOCAL audit_log.internal = on;
 INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
     db_user, effective_role, client_addr, application_name, tenant, database, object_type, object_name,
     resource_id, command, old_data, new_data, statement, details, txid, backend_pid)
@@ -135,7 +135,7 @@ report "search indexes on today"
 q -At -c "SELECT format('DROP INDEX %s;', c.oid::regclass) FROM pg_partition_tree(format('audit_log.events_p%s', to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD'))::regclass) t JOIN pg_index x ON x.indrelid = t.relid JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relname ~ '_(keys|addr)_idx$'" > /tmp/bench_search_drop.sql
 q <<SQL >/dev/null
 BEGIN;
-SELECT audit_log._internal(true);
+SET audit_log.internal = on;
 \i /tmp/bench_search_drop.sql
 COMMIT;
 SQL

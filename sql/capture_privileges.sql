@@ -36,7 +36,7 @@ SELECT s, pg_temp.try(s) FROM unnest(ARRAY[
     $q$DELETE FROM audit_log.events_default$q$,
     $q$TRUNCATE audit_log.events_default$q$,
     $q$SELECT audit_log._record('app', 'app.forged', 'success', NULL, NULL, NULL, NULL)$q$,
-    $q$SELECT audit_log._internal(true)$q$,
+    $q$SET audit_log.internal = on$q$,
     $q$SELECT nextval('audit_log.events_event_id_seq')$q$,
     $q$UPDATE audit_log.table_config SET mask_columns = '{}'$q$,
     $q$DELETE FROM audit_log.event_type_catalog WHERE NOT builtin$q$

@@ -12,7 +12,7 @@ SELECT count(*) AS partitions FROM (
 -- deterministic event ids: the EXCLUSIVE lock keeps the background worker
 -- (logins, failures of earlier tests) from taking ids in between.
 BEGIN;
-SELECT audit_log._internal(true) IS NOT NULL AS internal;
+SET LOCAL audit_log.internal = on;
 LOCK TABLE audit_log.events IN EXCLUSIVE MODE;
 SELECT setval('audit_log.events_event_id_seq', 1000000) AS first_id_minus_1;
 INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
@@ -23,7 +23,7 @@ SELECT nextval('audit_log.events_event_id_seq'),
        CASE WHEN i % 5000 = 0 THEN '192.0.2.1' ELSE '10.' || (i % 250) || '.0.1' END::inet, 't' || (i % 7), 'table', 'public.bulk', i::text, 'INSERT',
        jsonb_build_object('i', i), 1, 1
   FROM generate_series(1, 100001) i;
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 VACUUM ANALYZE audit_log.events;
 
@@ -51,7 +51,7 @@ RESET audit_log.export_max_rows;
 SET timezone = 'America/New_York';
 SET datestyle = 'SQL, DMY';
 BEGIN;
-SELECT audit_log._internal(true) IS NOT NULL AS internal;
+SET LOCAL audit_log.internal = on;
 LOCK TABLE audit_log.events IN EXCLUSIVE MODE;
 SELECT setval('audit_log.events_event_id_seq', 1200000) AS cells_first_id_minus_1;
 INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
@@ -64,7 +64,7 @@ VALUES
    '{"s": "=1+1", "a": ["@x", -1.5, null, true, {"k": "+y"}], "=key": "v"}', '-2+3', '"-7"', 42, 4242),
   (nextval('audit_log.events_event_id_seq'), '2025-04-30 23:00:01+00', 'app', 'app.cells', 'failure',
    '-', 'user', 'app', '10.0.0.1', '+', '@', NULL, 'x2', 'report', '=', '-1e3', 'SELECT', NULL, '-3.5', NULL, '[]', 42, 4242);
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 SELECT * FROM audit_log.export(tenants => '{""}', since => '2025-04-30') \gx
 SELECT actor, actor_type, application_name, user_agent, object_name, resource_id, new_data, statement, details

@@ -42,10 +42,10 @@ RESET datestyle;
 SET timezone = 'UTC';
 -- Tampering is detected and located (details in the TAP test).
 BEGIN;  -- a superuser who bypasses the guard for one transaction
-SELECT audit_log._internal(true);
+SET LOCAL audit_log.internal = on;
 UPDATE audit_log.events SET actor = 'mallory'
  WHERE event_id = (SELECT min(event_id) FROM audit_log.events WHERE object_name = 'obj30');
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 SELECT status, count(*) > 0 AS windows, regexp_replace(detail, '[0-9]+', 'N', 'g') AS detail
   FROM audit_log.verify() GROUP BY status, 3 ORDER BY status;

@@ -24,12 +24,12 @@ SELECT action, object FROM audit_log.maintain('2025-01-30 12:00+00') WHERE actio
 SELECT count(*) AS created FROM audit_log.maintain('2025-01-30 12:00+00') WHERE action = 'created';
 RESET audit_log.premake_days;
 BEGIN;  -- a superuser who bypasses the guard for one transaction
-SELECT audit_log._internal(true);
+SET LOCAL audit_log.internal = on;
 DO $$ DECLARE p text; BEGIN
   FOR p IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = 'audit_log.events'::regclass AND c.relname ~ '^events_p2024|^events_p2025'
   LOOP EXECUTE format('DROP TABLE audit_log.%I', p); END LOOP; END $$;
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 
 -- Policies, then 150 days of history: auth 30 days, role 400 days, the rest 90.

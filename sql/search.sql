@@ -8,7 +8,7 @@ SELECT count(*) AS partitions FROM (
 
 -- Fixture events f1..f8 (request_id is the label; ids are never printed).
 BEGIN;
-SELECT audit_log._internal(true) IS NOT NULL AS internal;
+SET LOCAL audit_log.internal = on;
 INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
     db_user, client_addr, tenant, request_id, object_type, object_name, resource_id, command,
     old_data, new_data, statement, details)
@@ -32,7 +32,7 @@ SELECT nextval('audit_log.events_event_id_seq'), v.*
     ('2025-03-08 09:00', 'ddl', 'ddl.create_table', 'success', 'frank', 'db_role', 'frank', '10.1.0.2', NULL, 'f8',
      'table', 'public.axb', NULL, 'CREATE TABLE', NULL, NULL, NULL, NULL)
   ) AS v;
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 
 -- labels(...): the labels of a search's fixture rows, in result order.
@@ -178,6 +178,6 @@ SELECT p.proname FROM pg_proc p
 SELECT p.proname FROM pg_proc p
  WHERE p.pronamespace = 'audit_log'::regnamespace
    AND has_function_privilege('audit_log_reader', p.oid, 'EXECUTE')
-   AND p.proname IN ('search', 'export', 'export_csv', '_search_where', '_search_filters', '_record', '_internal')
+   AND p.proname IN ('search', 'export', 'export_csv', '_search_where', '_search_filters', '_record', '_load')
  ORDER BY 1;
 DROP ROLE search_reader, search_nobody;

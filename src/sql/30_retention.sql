@@ -480,6 +480,11 @@ DECLARE
     total int;
 BEGIN
     PERFORM @extschema@._load();    -- the library's settings, without the preload
+    IF NOT pg_catalog.isfinite(t) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', t
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now, or give a time such as now() + interval ''1 day''.';
+    END IF;
     -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
     IF old_lock_timeout = '0' THEN
         PERFORM set_config('lock_timeout', '250ms', true);

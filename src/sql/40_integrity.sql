@@ -121,6 +121,11 @@ DECLARE
     dg bytea;
     total int := 0;
 BEGIN
+    IF as_of IS NOT NULL AND NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now.';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
     lim := least(coalesce(as_of, now()), clock_timestamp())
            - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';

@@ -87,7 +87,7 @@ sub tamper
 {
 	my ($sql) = @_;
 	# A superuser who bypasses the guard: one transaction (the flag ends with it).
-	$node->safe_psql('postgres', "BEGIN; SELECT audit_log._internal(true); $sql; SELECT audit_log._internal(false); COMMIT;");
+	$node->safe_psql('postgres', "BEGIN; SET LOCAL audit_log.internal = on; $sql; COMMIT;");
 }
 
 # edit

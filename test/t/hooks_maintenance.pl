@@ -26,7 +26,7 @@ SELECT to_regclass(format('audit_log.events_p%s',
 # Stand-in for the real maintain(): counts its runs.
 $node->safe_psql('postgres', q{
 CREATE TABLE maint_runs (at timestamptz);
-SELECT audit_log._internal(true);
+SET audit_log.internal = on;
 ALTER EXTENSION audit_log DROP FUNCTION audit_log.maintain(timestamptz);
 DROP FUNCTION audit_log.maintain(timestamptz);
 CREATE FUNCTION audit_log.maintain() RETURNS TABLE(action text, object text, detail text)

@@ -85,6 +85,21 @@ $node->safe_psql($db, q{INSERT INTO app.users VALUES (3, 'c@example.com', 'w')})
 is($node->safe_psql($db, q{
 	SELECT count(*) FROM audit_log.events WHERE event_type = 'user.created' AND resource_id = '3'}),
 	'1', 'capture works on 1.0 after a restart with the new library');
+# On 1.0 the internal mark is _internal(true/false): a call failing inside
+# an EXCEPTION block must not leave it on for the rest of the transaction.
+$node->safe_psql($db, q{
+	CREATE TABLE app.t2 (id int);
+	CREATE FUNCTION app.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+	CREATE CONSTRAINT TRIGGER audit_log_insert AFTER INSERT ON app.t2 FOR EACH ROW EXECUTE FUNCTION app.noop();
+	CREATE TABLE app.t3 (id int);
+	BEGIN;
+	DO $$ BEGIN PERFORM audit_log.enable('app.t2'); EXCEPTION WHEN others THEN NULL; END $$;
+	GRANT SELECT ON app.t3 TO PUBLIC;
+	COMMIT;
+});
+is($node->safe_psql($db, q{
+	SELECT count(*) FROM audit_log.events WHERE event_type = 'privilege.granted' AND object_name = 'app.t3'}),
+	'1', 'on 1.0, a GRANT after a failed enable() in an EXCEPTION block is recorded');
 my $upto = $node->safe_psql($db, 'SELECT max(event_id) FROM audit_log.events');
 my $before = $node->safe_psql($db, snapshot_sql($upto));
 
