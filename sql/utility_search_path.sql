@@ -123,11 +123,23 @@ SELECT event_type, actor, resource_id, old_data, new_data
  ORDER BY event_id;
 SELECT event_type, category FROM audit_log.event_types WHERE event_type LIKE 'app.sp_%' ORDER BY 1;
 
--- Every SQL and PL/pgSQL function of the extension pins its search_path.
+-- Every SQL and PL/pgSQL function of the extension pins its search_path,
+-- but the per-row helpers inlined into the extension's own pinned queries,
+-- which nobody else may call.
 SELECT p.oid::regprocedure AS unpinned
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace = 'audit_log'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
    AND NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}'
+   AND p.proname NOT IN ('_categories', '_day_lo', '_ts', '_sha256', '_event_digest', '_seal_digest')
+ ORDER BY 1;
+-- The inlined helpers: plain SQL, not SECURITY DEFINER, not callable by the
+-- extension's roles (but the constant _categories()).
+SELECT p.proname, l.lanname, p.prosecdef,
+       has_function_privilege('audit_log_writer', p.oid, 'EXECUTE') AS writer,
+       has_function_privilege('audit_log_admin', p.oid, 'EXECUTE') AS admin
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'audit_log'::regnamespace
+   AND p.proname IN ('_categories', '_day_lo', '_ts', '_sha256', '_event_digest', '_seal_digest')
  ORDER BY 1;
 -- So does every SECURITY DEFINER function, whatever its language.
 SELECT p.oid::regprocedure AS unpinned_definer
