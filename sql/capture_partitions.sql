@@ -77,6 +77,19 @@ SELECT event_type, category, status, object_type, object_name, resource_id, old_
   FROM audit_log.events WHERE event_id > :start AND category IN ('privilege', 'audit') ORDER BY event_id;
 SELECT table_name, category, mask_columns, partition_of FROM audit_log.audited_tables
  WHERE table_name LIKE 'pt_keys%' ORDER BY 1;
+-- Renamed or moved, the audited table's partitions name it anew.
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
+CREATE SCHEMA pt_other;
+ALTER TABLE pt_keys RENAME TO pt_keys_renamed;
+INSERT INTO pt_keys_4b1 VALUES (460, 'ursula', 's', 'n');
+ALTER TABLE pt_keys_renamed SET SCHEMA pt_other;
+INSERT INTO pt_keys_4b1 VALUES (461, 'victor', 's', 'n');
+INSERT INTO pt_other.pt_keys_renamed VALUES (462, 'walter', 's', 'n');
+ALTER TABLE pt_other.pt_keys_renamed SET SCHEMA public;
+ALTER TABLE pt_keys_renamed RENAME TO pt_keys;
+DROP SCHEMA pt_other;
+SELECT event_type, object_name, resource_id, details
+  FROM audit_log.events WHERE event_id > :start AND category IN ('privilege', 'audit') ORDER BY event_id;
 
 -- DETACH: an event, and no more capture of the detached table (nor of
 -- its own partitions)
@@ -120,6 +133,7 @@ SELECT tgrelid::regclass AS tbl, count(*) AS triggers, min(tgnargs) AS nargs
  GROUP BY 1 ORDER BY 1::text;
 SELECT audit_log.disable('pt_own');
 
+\set SHOW_CONTEXT never
 -- An audited table cannot become a partition of a table that is not
 -- audited (rows written through the parent would be lost), nor can a
 -- foreign table join an audited tree (it cannot carry the capture).

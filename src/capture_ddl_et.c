@@ -16,7 +16,8 @@
  * CREATE SCHEMA), attached or detached (ALTER TABLE ... ATTACH/DETACH
  * PARTITION) is handed to audit_log._partition_changed(), which gives it
  * the capture of its audited ancestor, or takes it away, in the command's
- * transaction.  The relations come from the collected commands (OIDs, never
+ * transaction; so is a partitioned table renamed or moved to another
+ * schema (its partitions' capture carries its name).  The relations come from the collected commands (OIDs, never
  * names looked up again).  That function is SECURITY DEFINER and granted to
  * nobody: it is called through the function manager, which checks no
  * EXECUTE privilege, so a table owner without rights on capture() gets
@@ -129,7 +130,10 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	SPI_finish();
 }
 
-/* A partition created, attached or detached by the command. */
+/*
+ * A partition created, attached or detached by the command; or (parent
+ * InvalidOid) a partitioned table renamed or moved to another schema.
+ */
 typedef struct PartChange
 {
 	Oid			child;
@@ -238,6 +242,27 @@ partition_changes(void)
 				c->parent = get_partition_parent(objid, true);
 				c->attached = true;
 				c->tag = tag;
+				if (OidIsValid(c->parent))
+					changes = lappend(changes, c);
+			}
+			/*
+			 * ALTER TABLE ... RENAME TO / SET SCHEMA of a partitioned table:
+			 * if it is audited, its partitions' events must carry its new
+			 * name
+			 */
+			else if (cmd->parsetree &&
+					 ((IsA(cmd->parsetree, RenameStmt) &&
+					   ((RenameStmt *) cmd->parsetree)->renameType == OBJECT_TABLE) ||
+					  (IsA(cmd->parsetree, AlterObjectSchemaStmt) &&
+					   ((AlterObjectSchemaStmt *) cmd->parsetree)->objectType == OBJECT_TABLE)) &&
+					 get_rel_relkind(objid) == RELKIND_PARTITIONED_TABLE)
+			{
+				PartChange *c = palloc(sizeof(PartChange));
+
+				c->child = objid;
+				c->parent = InvalidOid;
+				c->attached = false;
+				c->tag = tag;
 				changes = lappend(changes, c);
 			}
 		}
@@ -312,8 +337,6 @@ sync_partitions(EventTriggerData *trig)
 	{
 		PartChange *c = lfirst(lc);
 
-		if (!OidIsValid(c->parent))
-			continue;
 		OidFunctionCall4(fn, ObjectIdGetDatum(c->child), ObjectIdGetDatum(c->parent),
 						 BoolGetDatum(c->attached),
 						 CStringGetTextDatum(c->tag ? c->tag : GetCommandTagName(trig->tag)));

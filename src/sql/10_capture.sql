@@ -199,6 +199,8 @@ REVOKE ALL ON FUNCTION @extschema@._sync_capture(regclass) FROM PUBLIC;
  * itself, else none) and an audit.partition_attached / _detached event
  * says so.  Attaching an audited table below a tree that is not audited is
  * refused: the rows written through the parent would not be recorded.
+ * parent 0: child, a partitioned table, was renamed or moved to another
+ * schema; if it is audited, its partitions' capture takes its new name.
  * Called by the ddl_command_end event trigger (C) through the function
  * manager, in the DDL's transaction; granted to nobody.
  */
@@ -214,8 +216,25 @@ DECLARE
     prev boolean;
 BEGIN
     IF child IS NULL OR parent IS NULL
-       OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) child)
-       OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) parent) THEN
+       OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) child) THEN
+        RETURN;
+    END IF;
+    IF parent::oid OPERATOR(pg_catalog.=) 0::oid THEN
+        -- child was renamed or moved: if audited, its partitions' capture
+        -- names it anew
+        IF EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child) THEN
+            prev := @extschema@._internal(true);
+            BEGIN
+                PERFORM @extschema@._sync_capture(child);
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM @extschema@._internal(prev);
+                RAISE;
+            END;
+            PERFORM @extschema@._internal(prev);
+        END IF;
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) parent) THEN
         RETURN;
     END IF;
     audited := @extschema@._audited_ancestor(parent);
