@@ -256,8 +256,14 @@ audit_is_events_relid(Oid relid)
 		if (name && (strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0))
 			return true;
 	}
-	/* any partition of the events, whatever its schema, name or kind */
-	if (get_rel_relispartition(relid))
+	/*
+	 * any partition of the events, whatever its schema, name or kind (it has
+	 * their columns: two cheap lookups spare ordinary partitions the walk up
+	 * their ancestors)
+	 */
+	if (get_rel_relispartition(relid) &&
+		get_attnum(relid, "backend_pid") != InvalidAttrNumber &&
+		get_attnum(relid, "event_id") != InvalidAttrNumber)
 	{
 		Oid			events = audit_events_relid(true);
 		List	   *ancestors;
