@@ -401,6 +401,9 @@ BEGIN
      WHERE c NOT LIKE 'data.%'
     ON CONFLICT (event_type) DO NOTHING;
 
+    -- The whole tree, before it is read: a partition being attached or
+    -- detached (SHARE UPDATE EXCLUSIVE on its parent) is waited for.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
     was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
     INSERT INTO @extschema@.table_config AS t
            (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
@@ -448,6 +451,10 @@ BEGIN
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
     PERFORM @extschema@._internal(true);
+    IF qname IS NOT NULL THEN
+        -- the whole tree, before it is read (see enable())
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
+    END IF;
     DELETE FROM @extschema@.table_config WHERE relid = target;
     -- The tree loses this table's capture; a partition enabled itself gets
     -- its own back, one below an audited ancestor keeps the ancestor's.
