@@ -11,7 +11,9 @@
  *
  *	 0 category  1 INSERT code  2 UPDATE code  3 DELETE code  4 TRUNCATE code
  *	 5 exclude_columns  6 mask_columns  7 when_changed   (5-7: text[] literals)
- *	 8 (on the partitions of an audited partitioned table) the parent's name
+ *	 8 (on every partition of an audited partitioned table, at any depth)
+ *	   the audited table's name: events name it, details.partition the
+ *	   partition the statement named (kept up to date by _sync_capture())
  *
  * Each statement's rows are turned into events in batches and written by
  * writer.c in the audited transaction: they commit and roll back with it.
@@ -27,6 +29,7 @@
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -90,7 +93,6 @@ typedef struct CaptureState
 	int		   *keyatts;		/* primary key attnums (0-based), in key order */
 	int			nkeys;
 	bool		have_watch;
-	bool		on_partition;	/* trigger of a partition of an audited table */
 	AuditEvent	proto;			/* common fields of every event */
 	AuditEvent *batch;
 	int			nbatch;
@@ -385,7 +387,6 @@ init_state(CaptureState *cs, TriggerData *td)
 		v.val.string.len = strlen(pname);
 		pushJsonbValue(&st, WJB_VALUE, &v);
 		cs->proto.details = JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
-		cs->on_partition = true;
 	}
 	else
 		cs->proto.object_name = quote_qualified_identifier(nspname,
@@ -858,25 +859,43 @@ capture_updates(CaptureState *cs, Tuplestorestate *oldts,
 
 /*
  * truncate_seen: TRUNCATE of a partitioned table fires the truncate
- * triggers of the table and of each partition, in that order, in one
- * command.  One event records it; a partition's own event is kept only when
- * the statement named the partition.
+ * triggers of the table and of each partition below it, at any depth,
+ * ancestors first, in one command.  One event records it: a table's own
+ * event is kept only when none of its ancestors recorded one in this
+ * command (that is, when the statement named it).
  */
+#define TRUNCATE_SEEN_MAX 64
+
 static bool
 truncate_seen(CaptureState *cs)
 {
 	static LocalTransactionId last_lxid = InvalidLocalTransactionId;
 	static CommandId last_cid = InvalidCommandId;
-	static char last_name[3 * NAMEDATALEN + 8];
+	static Oid	seen[TRUNCATE_SEEN_MAX];
+	static int	nseen = 0;
 	CommandId	cid = GetCurrentCommandId(false);
-	bool		same = (last_lxid == MyProc->lxid && last_cid == cid &&
-						strcmp(last_name, cs->proto.object_name) == 0);
+	Oid			relid = RelationGetRelid(cs->rel);
 
-	if (cs->on_partition)
-		return same;
-	last_lxid = MyProc->lxid;
-	last_cid = cid;
-	strlcpy(last_name, cs->proto.object_name, sizeof(last_name));
+	if (last_lxid != MyProc->lxid || last_cid != cid)
+	{
+		last_lxid = MyProc->lxid;
+		last_cid = cid;
+		nseen = 0;
+	}
+	if (cs->rel->rd_rel->relispartition && nseen > 0)
+	{
+		List	   *ancestors = get_partition_ancestors(relid);
+		ListCell   *lc;
+		int			i;
+
+		foreach(lc, ancestors)
+			for (i = 0; i < nseen; i++)
+				if (seen[i] == lfirst_oid(lc))
+					return true;
+	}
+	/* past the limit, an extra event rather than a lost one */
+	if (nseen < TRUNCATE_SEEN_MAX)
+		seen[nseen++] = relid;
 	return false;
 }
 

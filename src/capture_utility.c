@@ -26,9 +26,11 @@
  * and the scripts of CREATE/ALTER EXTENSION are not captured.
  *
  * Tamper guard: writing to, truncating, altering, dropping, granting on,
- * adding a trigger or rule to audit_log.events or its partitions fails
- * with SQLSTATE 42501 and is queued as audit.tamper_attempt (failure),
- * unless audit_internal_active().
+ * adding a trigger or rule to audit_log.events or its partitions, adding
+ * a partition to them (CREATE [FOREIGN] TABLE ... PARTITION OF, also in
+ * CREATE SCHEMA, ATTACH PARTITION) or detaching one fails with SQLSTATE
+ * 42501 and is queued as audit.tamper_attempt (failure), unless
+ * audit_internal_active() (the extension's own upkeep).
  *
  * Passwords: a statement whose text mentions "password" (any case) is
  * stored with every string literal replaced; role options and user
@@ -87,7 +89,8 @@ tamper(const char *what, Oid relid, const char *command, const char *statement)
 {
 	AuditEvent	ev;
 	Json		j;
-	char	   *rel = psprintf("%s.%s", AUDIT_SCHEMA, get_rel_name(relid));
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+	char	   *rel = psprintf("%s.%s", nsp ? nsp : AUDIT_SCHEMA, get_rel_name(relid));
 	char	   *msg = psprintf("%s on audit table %s is not allowed", what, rel);
 
 	audit_event_init(&ev, "audit", "audit.tamper_attempt");
@@ -130,6 +133,20 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 		case T_AlterTableStmt:
 			rv = ((AlterTableStmt *) n)->relation;
 			what = "ALTER TABLE";
+			foreach(lc, ((AlterTableStmt *) n)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+				RangeVar   *part;
+
+				if (cmd->subtype != AT_AttachPartition && cmd->subtype != AT_DetachPartition &&
+					cmd->subtype != AT_DetachPartitionFinalize)
+					continue;
+				what = cmd->subtype == AT_AttachPartition ? "ATTACH PARTITION" : "DETACH PARTITION";
+				/* an audit table named as the partition */
+				part = cmd->def && IsA(cmd->def, PartitionCmd) ? ((PartitionCmd *) cmd->def)->name : NULL;
+				if (part && audit_is_events_rv(part))
+					tamper(what, audit_rv_relid(part), command, audit_statement_text(pstmt, query));
+			}
 			break;
 		case T_CreateTrigStmt:
 			rv = ((CreateTrigStmt *) n)->relation;
@@ -144,19 +161,28 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 			what = "ALTER TABLE";
 			break;
 		case T_CreateStmt:
-			/*
-			 * a partition added to the events table outside the audit schema
-			 * (partitions of audit_log's own naming live in it)
-			 */
-			if (((CreateStmt *) n)->partbound != NULL &&
-				list_length(((CreateStmt *) n)->inhRelations) == 1 &&
-				(((CreateStmt *) n)->relation->schemaname == NULL ||
-				 strcmp(((CreateStmt *) n)->relation->schemaname, AUDIT_SCHEMA) != 0))
+		case T_CreateForeignTableStmt:
 			{
-				rv = linitial(((CreateStmt *) n)->inhRelations);
-				what = "CREATE TABLE PARTITION OF";
+				/*
+				 * A partition added to the events, whatever its schema and
+				 * name: only the extension's upkeep (internal) adds days.
+				 */
+				CreateStmt *cs = IsA(n, CreateStmt) ? (CreateStmt *) n :
+					&((CreateForeignTableStmt *) n)->base;
+
+				if (cs->partbound != NULL && list_length(cs->inhRelations) == 1)
+				{
+					rv = linitial(cs->inhRelations);
+					what = IsA(n, CreateStmt) ? "CREATE TABLE PARTITION OF" :
+						"CREATE FOREIGN TABLE PARTITION OF";
+				}
+				break;
 			}
-			break;
+		case T_CreateSchemaStmt:
+			/* CREATE SCHEMA s CREATE TABLE t PARTITION OF ... */
+			foreach(lc, ((CreateSchemaStmt *) n)->schemaElts)
+				check_tamper(lfirst(lc), command, pstmt, query);
+			return;
 		case T_CopyStmt:
 			if (((CopyStmt *) n)->is_from)
 			{

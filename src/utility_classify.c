@@ -16,6 +16,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
@@ -235,7 +236,8 @@ is_audit_trigger(const char *name)
 }
 
 /*
- * is_events_relid: audit_log.events or one of its partitions.
+ * is_events_relid: audit_log.events or one of its partitions (by name in
+ * the audit schema; any other partition of the events tree by ancestry).
  */
 bool
 audit_is_events_relid(Oid relid)
@@ -247,13 +249,31 @@ audit_is_events_relid(Oid relid)
 	if (!OidIsValid(relid))
 		return false;
 	nsp = get_rel_namespace(relid);
-	if (!OidIsValid(nsp) || nsp != get_namespace_oid(AUDIT_SCHEMA, true))
-		return false;
-	kind = get_rel_relkind(relid);
-	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
-		return false;
-	name = get_rel_name(relid);
-	return name && (strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0);
+	if (OidIsValid(nsp) && nsp == get_namespace_oid(AUDIT_SCHEMA, true) &&
+		((kind = get_rel_relkind(relid)) == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE))
+	{
+		name = get_rel_name(relid);
+		if (name && (strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0))
+			return true;
+	}
+	/*
+	 * any partition of the events, whatever its schema, name or kind (it has
+	 * their columns: two cheap lookups spare ordinary partitions the walk up
+	 * their ancestors)
+	 */
+	if (get_rel_relispartition(relid) &&
+		get_attnum(relid, "backend_pid") != InvalidAttrNumber &&
+		get_attnum(relid, "event_id") != InvalidAttrNumber)
+	{
+		Oid			events = audit_events_relid(true);
+		List	   *ancestors;
+
+		if (!OidIsValid(events))
+			return false;
+		ancestors = get_partition_ancestors(relid);
+		return list_member_oid(ancestors, events);
+	}
+	return false;
 }
 
 bool

@@ -87,6 +87,193 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._attach(regclass, text) FROM PUBLIC;
 
 /*
+ * Partitions.  Statement triggers fire only for the table a statement
+ * names, so every member of an audited partition tree carries the capture:
+ * the audited table with its own options, each partition (leaf or
+ * sub-partitioned, at any depth) with the audited table's options and its
+ * name as a ninth argument (events name the audited table; details name
+ * the partition).  The options that apply to a table are those of its
+ * topmost audited ancestor (itself included): a table enabled on its own
+ * and later attached is captured with its new parent's options until it is
+ * detached.  _sync_capture() applies that rule to a tree;
+ * _partition_changed() runs it when a partition is created, attached or
+ * detached (called by the ddl_command_end event trigger, with or without
+ * the preload).
+ */
+
+/*
+ * _audited_ancestor(rel): the topmost audited table among rel and its
+ * ancestors, NULL when none is audited.
+ */
+CREATE FUNCTION @extschema@._audited_ancestor(rel regclass)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.relid
+      FROM (SELECT rel AS relid, 0::bigint AS n
+            UNION ALL
+            SELECT x.relid, x.n FROM pg_catalog.pg_partition_ancestors(rel) WITH ORDINALITY AS x(relid, n)) a
+     WHERE EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) a.relid)
+     ORDER BY a.n DESC
+     LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION @extschema@._audited_ancestor(regclass) FROM PUBLIC;
+
+/*
+ * _capture_args(audited): the arguments of capture() for an audited
+ * table's options (the same text enable() builds).
+ */
+CREATE FUNCTION @extschema@._capture_args(audited regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%L, %L, %L, %L, %L, %L, %L, %L', c.category,
+               c.event_types ->> 'INSERT', c.event_types ->> 'UPDATE',
+               c.event_types ->> 'DELETE', c.event_types ->> 'TRUNCATE',
+               c.exclude_columns::text, c.mask_columns::text, c.when_changed::text)
+      FROM @extschema@.table_config c
+     WHERE c.relid OPERATOR(pg_catalog.=) audited
+$$;
+REVOKE ALL ON FUNCTION @extschema@._capture_args(regclass) FROM PUBLIC;
+
+/*
+ * _sync_capture(top): give top and every member of its partition tree the
+ * capture its topmost audited ancestor asks for (none: the triggers are
+ * dropped).  Callers mark the internal operation.  A foreign table cannot
+ * carry the capture (no transition tables): it is refused.
+ */
+CREATE FUNCTION @extschema@._sync_capture(top regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m record;
+    t record;
+    a regclass;
+BEGIN
+    -- (pg_partition_tree() is empty for a table that is not partitioned)
+    FOR m IN SELECT c.oid::regclass AS relid, c.relkind, format('%I.%I', n.nspname, c.relname) AS qname
+               FROM (SELECT top AS relid, 0 AS level
+                     UNION
+                     SELECT p.relid, p.level FROM pg_partition_tree(top) p) p
+               JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+               JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              ORDER BY p.level, c.oid
+    LOOP
+        a := @extschema@._audited_ancestor(m.relid);
+        IF a IS NULL THEN
+            FOR t IN SELECT g.tgname FROM pg_trigger g
+                      WHERE g.tgrelid OPERATOR(pg_catalog.=) m.relid
+                        AND g.tgname IN ('audit_log_insert', 'audit_log_update',
+                                         'audit_log_delete', 'audit_log_truncate')
+                      ORDER BY g.tgname
+            LOOP
+                EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, m.relid);
+            END LOOP;
+        ELSIF m.relkind = 'f' THEN
+            RAISE EXCEPTION 'cannot audit foreign table "%" as a partition of audited table %', m.qname, a::text
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = 'Triggers on foreign tables cannot have transition tables: its direct writes could not be recorded.',
+                      HINT = format('Use an ordinary table, or disable auditing on %s first.', a::text);
+        ELSIF a OPERATOR(pg_catalog.=) m.relid THEN
+            PERFORM @extschema@._attach(m.relid, @extschema@._capture_args(a));
+        ELSE
+            PERFORM @extschema@._attach(m.relid, @extschema@._capture_args(a) ||
+                format(', %L', (SELECT format('%I.%I', n.nspname, c.relname)
+                                  FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                                 WHERE c.oid OPERATOR(pg_catalog.=) a)));
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._sync_capture(regclass) FROM PUBLIC;
+
+/*
+ * _partition_changed(child, parent, attached, command): child was just
+ * created as or attached as a partition of parent (attached), or detached
+ * from it.  When parent belongs to an audited tree, child's tree gets the
+ * audited table's capture (or, detached, its own capture if it was enabled
+ * itself, else none) and an audit.partition_attached / _detached event
+ * says so.  Attaching an audited table below a tree that is not audited is
+ * refused: the rows written through the parent would not be recorded.
+ * parent 0: child, a partitioned table, was renamed or moved to another
+ * schema; if it is audited, its partitions' capture takes its new name.
+ * Called by the ddl_command_end event trigger (C) through the function
+ * manager, in the DDL's transaction; granted to nobody.
+ */
+CREATE FUNCTION @extschema@._partition_changed(child regclass, parent regclass, attached boolean, command text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    audited regclass;
+    own boolean;
+    names record;
+BEGIN
+    IF child IS NULL OR parent IS NULL
+       OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) child) THEN
+        RETURN;
+    END IF;
+    IF parent::oid OPERATOR(pg_catalog.=) 0::oid THEN
+        -- child was renamed or moved: if audited, its partitions' capture
+        -- names it anew
+        IF EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child) THEN
+            PERFORM @extschema@._sync_capture(child);
+        END IF;
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) parent) THEN
+        RETURN;
+    END IF;
+    audited := @extschema@._audited_ancestor(parent);
+    SELECT format('%I.%I', cn.nspname, c.relname) AS child_name,
+           format('%I.%I', pn.nspname, p.relname) AS parent_name,
+           (SELECT format('%I.%I', an.nspname, a.relname)
+              FROM pg_class a JOIN pg_namespace an ON an.oid OPERATOR(pg_catalog.=) a.relnamespace
+             WHERE a.oid OPERATOR(pg_catalog.=) audited) AS audited_name
+      INTO names
+      FROM pg_class c JOIN pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) c.relnamespace,
+           pg_class p JOIN pg_namespace pn ON pn.oid OPERATOR(pg_catalog.=) p.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) child AND p.oid OPERATOR(pg_catalog.=) parent;
+    IF audited IS NULL THEN
+        IF attached AND EXISTS (SELECT 1 FROM pg_partition_tree(child) t
+                                  JOIN @extschema@.table_config c ON c.relid OPERATOR(pg_catalog.=) t.relid) THEN
+            RAISE EXCEPTION 'cannot attach audited table "%" as a partition of "%", which is not audited',
+                            names.child_name, names.parent_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = format('Rows written through %s would not be recorded.', names.parent_name),
+                      HINT = format('Enable auditing on %s first, or disable auditing on %s.',
+                                    pg_partition_root(parent)::text, child::text);
+        END IF;
+        RETURN;
+    END IF;
+    own := EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child);
+    PERFORM @extschema@._sync_capture(child);
+    IF attached THEN
+        PERFORM @extschema@._record('audit', 'audit.partition_attached', 'success', 'table',
+            names.audited_name, command,
+            jsonb_build_object('partition', names.child_name, 'parent', names.parent_name,
+                               'enabled_itself', own));
+    ELSE
+        PERFORM @extschema@._record('audit', 'audit.partition_detached', 'success', 'table',
+            names.audited_name, command,
+            jsonb_build_object('partition', names.child_name, 'parent', names.parent_name,
+                               'audited', own));
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._partition_changed(regclass, regclass, boolean, text) FROM PUBLIC;
+
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
+    ('audit.partition_attached', 'audit', 'Partition created in or attached to an audited table: captured with its options', true),
+    ('audit.partition_detached', 'audit', 'Partition detached from an audited table: no longer captured with its options', true);
+
+/*
  * enable(target, category, event_types, exclude_columns, mask_columns,
  * when_changed): attach (or update) the C capture of a table.
  */
@@ -111,7 +298,6 @@ DECLARE
     other record;
     was_enabled boolean;
     qname text;
-    args text;
 BEGIN
     IF target IS NULL THEN
         RAISE EXCEPTION 'table to audit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -201,15 +387,9 @@ BEGIN
      WHERE c NOT LIKE 'data.%'
     ON CONFLICT (event_type) DO NOTHING;
 
-    args := format('%L, %L, %L, %L, %L, %L, %L, %L', category, codes[1], codes[2], codes[3],
-                   codes[4], ex::text, mk::text, wc::text);
-    PERFORM @extschema@._attach(target, args);
-    -- Statement triggers fire only for the table a statement names: the
-    -- partitions of a partitioned table get their own, naming the parent.
-    PERFORM @extschema@._attach(p.relid, args || format(', %L', qname))
-       FROM pg_partition_tree(target) p
-      WHERE p.relid <> target AND p.isleaf;
-
+    -- The whole tree, before it is read: a partition being attached or
+    -- detached (SHARE UPDATE EXCLUSIVE on its parent) is waited for.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
     was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
     INSERT INTO @extschema@.table_config AS t
            (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
@@ -221,6 +401,9 @@ BEGIN
            exclude_columns = excluded.exclude_columns, mask_columns = excluded.mask_columns,
            when_changed = excluded.when_changed, enabled_at = excluded.enabled_at,
            enabled_by = excluded.enabled_by;
+    -- The table and every partition of its tree, at any depth (statement
+    -- triggers fire only for the table a statement names).
+    PERFORM @extschema@._sync_capture(target);
 
     PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
         jsonb_build_object('category', category,
@@ -253,18 +436,14 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
-    FOR qname IN SELECT target::text
-                 UNION
-                 SELECT p.relid::text FROM pg_partition_tree(target) p WHERE p.isleaf
-    LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_insert ON %s', qname);
-        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_update ON %s', qname);
-        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_delete ON %s', qname);
-        EXECUTE format('DROP TRIGGER IF EXISTS audit_log_truncate ON %s', qname);
-    END LOOP;
-    SELECT format('%I.%I', n.nspname, c.relname) INTO qname
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
+    IF qname IS NOT NULL THEN
+        -- the whole tree, before it is read (see enable())
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
+    END IF;
     DELETE FROM @extschema@.table_config WHERE relid = target;
+    -- The tree loses this table's capture; a partition enabled itself gets
+    -- its own back, one below an audited ancestor keeps the ancestor's.
+    PERFORM @extschema@._sync_capture(target);
     PERFORM @extschema@._record('audit', 'audit.disabled', 'success', 'table', qname, 'SELECT', NULL);
 END
 $$;
@@ -286,7 +465,12 @@ SELECT c.relid::text AS table_name,
        c.mask_columns,
        c.when_changed,
        c.enabled_at,
-       c.enabled_by
+       c.enabled_by,
+       (SELECT a.relid::text
+          FROM pg_catalog.pg_partition_ancestors(c.relid) WITH ORDINALITY AS a(relid, n)
+         WHERE a.relid OPERATOR(pg_catalog.<>) c.relid
+           AND EXISTS (SELECT 1 FROM @extschema@.table_config t WHERE t.relid OPERATOR(pg_catalog.=) a.relid)
+         ORDER BY a.n DESC LIMIT 1) AS partition_of
   FROM @extschema@.table_config c
  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.relid);
 COMMENT ON VIEW @extschema@.audited_tables IS 'Tables whose changes audit_log captures, with their options.';
@@ -299,6 +483,7 @@ COMMENT ON COLUMN @extschema@.audited_tables.mask_columns IS 'Columns whose key 
 COMMENT ON COLUMN @extschema@.audited_tables.when_changed IS 'When not empty, an UPDATE is recorded only if it changes one of these columns.';
 COMMENT ON COLUMN @extschema@.audited_tables.enabled_at IS 'When auditing was enabled or its options last changed.';
 COMMENT ON COLUMN @extschema@.audited_tables.enabled_by IS 'Session user who enabled auditing or last changed its options.';
+COMMENT ON COLUMN @extschema@.audited_tables.partition_of IS 'When the table is now a partition of an audited table: that table, whose name and options its events carry until it is detached; NULL otherwise.';
 REVOKE ALL ON @extschema@.audited_tables FROM PUBLIC;
 GRANT SELECT ON @extschema@.audited_tables TO audit_log_reader, audit_log_admin;
 

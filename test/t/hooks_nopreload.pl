@@ -55,6 +55,43 @@ is($node->safe_psql('postgres', q{
 SELECT effective_role FROM audit_log.events WHERE object_name = 'public.np_owned'}),
 	'np_user', 'effective_role is the user who ran the DDL');
 
+# Partitions without the preload: the ddl_command_end event trigger gives a
+# partition created or attached later the capture of its audited table, at
+# once, also for a table owner with no right on the audit schema, and takes
+# it away from a detached one.
+$node->safe_psql('postgres', q{
+SET ROLE np_user;
+CREATE TABLE public.np_parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+RESET ROLE;
+SELECT audit_log.enable('public.np_parted', mask_columns => '{v}');
+SET ROLE np_user;
+BEGIN;
+CREATE TABLE public.np_parted_1 PARTITION OF public.np_parted FOR VALUES FROM (0) TO (10)
+    PARTITION BY RANGE (id);
+CREATE TABLE public.np_parted_1a PARTITION OF public.np_parted_1 FOR VALUES FROM (0) TO (10);
+INSERT INTO public.np_parted_1a VALUES (1, 'a');
+CREATE TABLE public.np_parted_2 (id int PRIMARY KEY, v text);
+ALTER TABLE public.np_parted ATTACH PARTITION public.np_parted_2 FOR VALUES FROM (10) TO (20);
+INSERT INTO public.np_parted_2 VALUES (11, 'b');
+ALTER TABLE public.np_parted DETACH PARTITION public.np_parted_2;
+INSERT INTO public.np_parted_2 VALUES (12, 'c');
+COMMIT;
+RESET ROLE;
+});
+is($node->safe_psql('postgres', q{
+SELECT string_agg(event_type || ':' || object_name || ':' || coalesce(resource_id, '') || ':' ||
+                  coalesce(new_data::text, '') || ':' || coalesce(details->>'partition', ''), E'\n' ORDER BY event_id)
+  FROM audit_log.events WHERE category IN ('data', 'audit') AND object_name = 'public.np_parted'
+   AND event_type <> 'audit.enabled'}),
+	join("\n",
+		'audit.partition_attached:public.np_parted:::public.np_parted_1',
+		'audit.partition_attached:public.np_parted:::public.np_parted_1a',
+		'data.insert:public.np_parted:1:{"v": "***", "id": 1}:public.np_parted_1a',
+		'audit.partition_attached:public.np_parted:::public.np_parted_2',
+		'data.insert:public.np_parted:11:{"v": "***", "id": 11}:public.np_parted_2',
+		'audit.partition_detached:public.np_parted:::public.np_parted_2'),
+	'without the preload, new and attached partitions are audited at once, a detached one no more');
+
 # with the preload added, nothing is recorded twice
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'audit_log'\naudit_log.database = 'postgres'\n");
 $node->restart;

@@ -38,6 +38,10 @@ $node->safe_psql($db, q{
 	UPDATE app.users SET password_hash = 'z' WHERE id = 1;
 	DELETE FROM app.users WHERE id = 2;
 	INSERT INTO app.keys VALUES (1, 1, 'read');
+	-- a sub-partitioned partition created after enable(): 1.0 left it
+	-- without capture (the new library, on the 1.0 SQL, does as 1.0 did)
+	CREATE TABLE app.keys_2 PARTITION OF app.keys FOR VALUES FROM (1000) TO (2000) PARTITION BY RANGE (id);
+	CREATE TABLE app.keys_2a PARTITION OF app.keys_2 FOR VALUES FROM (1000) TO (2000);
 	CREATE ROLE upg_alice LOGIN PASSWORD 'secret1';
 	ALTER ROLE upg_alice PASSWORD 'secret2';
 	GRANT SELECT ON app.users TO upg_alice;
@@ -122,6 +126,20 @@ is($node->safe_psql($db, q{
 	                     AND event_type = 'user.created')
 	   AND event_type IN ('data.update', 'data.insert', 'role.created')}),
 	'data.update,data.insert,role.created', 'capture goes on after the update');
+
+# The update gives the partitions 1.0 left out the capture of their tree;
+# partitions created from now on get it at once.
+$node->safe_psql($db, q{
+	INSERT INTO app.keys_2 VALUES (1001, 1, 'a');
+	INSERT INTO app.keys_2a VALUES (1002, 1, 'b');
+	CREATE TABLE app.keys_3 PARTITION OF app.keys FOR VALUES FROM (2000) TO (3000);
+	INSERT INTO app.keys_3 VALUES (2001, 1, 'c');
+});
+is($node->safe_psql($db, q{
+	SELECT string_agg(resource_id || ':' || object_name || ':' || (details->>'partition'), ',' ORDER BY event_id)
+	  FROM audit_log.events WHERE event_type = 'data.insert' AND resource_id IN ('1001', '1002', '2001')}),
+	'1001:app.keys:app.keys_2,1002:app.keys:app.keys_2a,2001:app.keys:app.keys_3',
+	'partitions created under 1.0 and after the update are captured');
 
 # The updated schema equals a fresh install's (extension members only).
 $node->safe_psql($db, 'CREATE DATABASE fresh');
