@@ -101,6 +101,9 @@ extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
 extern bool audit_internal_active(void);
 
+/* event_ids.c: event_id ranges from the sequence, no session state touched */
+extern int64 audit_take_event_ids(Oid seqid, int n, int64 *step);
+
 
 /* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
 extern void audit_utility_init(void);
