@@ -44,10 +44,10 @@ SELECT to_regnamespace('utp_schema') AS schema_created,
 -- A partition of the events that is there under another name (added
 -- without the preload, or before this guard): writes to it are refused.
 BEGIN;
-SELECT audit_log._internal(true) IS NOT NULL AS internal;
+SET LOCAL audit_log.internal = on;
 CREATE TABLE public.utp_old PARTITION OF audit_log.events
     FOR VALUES FROM ('2099-02-01') TO ('2099-02-02');
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 INSERT INTO public.utp_old (event_id, occurred_at, category, event_type, status)
     VALUES (-1, '2099-02-01 12:00+00', 'app', 'app.forged', 'success');
@@ -62,9 +62,9 @@ SELECT event_type, status, regexp_replace(object_name, '\d{8}', 'YYYYMMDD') AS o
  ORDER BY event_id;
 
 BEGIN;
-SELECT audit_log._internal(true) IS NOT NULL AS internal;
+SET LOCAL audit_log.internal = on;
 DROP TABLE public.utp_old;
-SELECT audit_log._internal(false);
+SET LOCAL audit_log.internal = off;
 COMMIT;
 DROP TABLE public.utp_loose;
 DROP SERVER utp_server;

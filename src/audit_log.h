@@ -107,6 +107,9 @@ extern bool audit_internal_active(void);
 extern int	audit_pin_search_path(void);
 extern void audit_unpin_search_path(int nestlevel);
 
+/* event_ids.c: event_id ranges from the sequence, no session state touched */
+extern int64 audit_take_event_ids(Oid seqid, int n, int64 *step);
+
 
 /* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
 extern void audit_utility_init(void);

@@ -13,7 +13,9 @@
  * writer takes RowExclusiveLock on audit_log.events and on the partitions
  * it routes to, held to the end of the transaction like any INSERT; the
  * rows commit or roll back with the caller's transaction.  event_id comes
- * from audit_log.events_event_id_seq (nextval, not transactional).
+ * from audit_log.events_event_id_seq, one range per call taken by
+ * event_ids.c (not transactional, and without nextval(): the session's
+ * lastval() and currval() stay the application's).
  *
  *-------------------------------------------------------------------------
  */
@@ -26,7 +28,6 @@
 #include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "commands/sequence.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "fmgr.h"
@@ -137,14 +138,14 @@ set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
 
 /*
  * fill_row: the 25 columns of audit_log.events for one event, in table
- * order.  Assigns event_id from sequence seqid, and occurred_at/txid/backend_pid when unset.
+ * order.  Sets event_id to id, and occurred_at/txid/backend_pid when unset.
  */
 static void
-fill_row(AuditEvent *ev, Oid seqid, Datum *values, bool *nulls)
+fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls)
 {
 	memset(nulls, 0, sizeof(bool) * AUDIT_NCOLUMNS);
 
-	ev->event_id = nextval_internal(seqid, false);
+	ev->event_id = id;
 	if (ev->occurred_at == 0)
 		ev->occurred_at = GetCurrentTimestamp();
 	if (ev->txid == 0)
@@ -254,8 +255,9 @@ multi_switch(MultiState *ms, ResultRelInfo *rri)
 
 /*
  * audit_write_events: store nevents events in audit_log.events in the
- * current transaction, setting each event's event_id.  Errors if the
- * extension is not installed in this database.
+ * current transaction, setting each event's event_id: increasing in the
+ * order of the array, and greater than any id taken before (see
+ * event_ids.c).  Errors if the extension is not installed in this database.
  */
 void
 audit_write_events(AuditEvent *events, int nevents)
@@ -275,6 +277,8 @@ audit_write_events(AuditEvent *events, int nevents)
 	MultiState	ms;
 	Oid			relid;
 	Oid			seqid;
+	int64		next_id;
+	int64		id_step;
 
 	if (nevents <= 0)
 		return;
@@ -282,8 +286,8 @@ audit_write_events(AuditEvent *events, int nevents)
 	Assert(IsTransactionState());
 
 	/*
-	 * Local copies: the invalidations that table_open() and nextval accept
-	 * may reset the cached OIDs under us.
+	 * Local copies: the invalidations that table_open() and the sequence's
+	 * lock accept may reset the cached OIDs under us.
 	 */
 	relid = audit_events_relid(false);
 	seqid = events_seqid;
@@ -326,6 +330,8 @@ audit_write_events(AuditEvent *events, int nevents)
 
 		rowcxt = AllocSetContextCreate(writecxt, "audit_log row",
 									   ALLOCSET_SMALL_SIZES);
+		/* All the ids at once, in capture order. */
+		next_id = audit_take_event_ids(seqid, nevents, &id_step);
 		if (nevents > 1)
 			ms.bistate = GetBulkInsertState();
 
@@ -337,7 +343,8 @@ audit_write_events(AuditEvent *events, int nevents)
 
 			ExecClearTuple(rootslot);
 			MemoryContextSwitchTo(rowcxt);
-			fill_row(&events[i], seqid, rootslot->tts_values, rootslot->tts_isnull);
+			fill_row(&events[i], next_id, rootslot->tts_values, rootslot->tts_isnull);
+			next_id += id_step;
 			MemoryContextSwitchTo(writecxt);
 			ExecStoreVirtualTuple(rootslot);
 
