@@ -123,7 +123,7 @@ do_run() {
         "shared_preload_libraries = 'audit_log'" \
         "audit_log.database = 'regression'" >"$out/with.conf"
     local t0=$SECONDS
-    run_schedule "$out/without" || return 1
+    run_schedule "$out/without" --load-extension=pgcrypto || return 1
     local t1=$SECONDS
     run_schedule "$out/with" --temp-config="$out/with.conf" \
         --load-extension=pgcrypto --load-extension=audit_log || return 1

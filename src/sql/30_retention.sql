@@ -121,14 +121,14 @@ $$;
  * _day_bounds(day): [day 00:00 UTC, next day 00:00 UTC), whatever TimeZone.
  */
 CREATE FUNCTION @extschema@._day_lo(day date) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT day::timestamp AT TIME ZONE 'UTC' $$;
 
 /*
  * _ts(t): a timestamp as text that does not depend on TimeZone/DateStyle.
  */
 CREATE FUNCTION @extschema@._ts(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"+00"') $$;
 
 /*
