@@ -301,8 +301,11 @@ $$;
 
 /*
  * _leaves(): every leaf partition of the days: its day, range and the
- * categories it holds.  A day that is a plain table (no policy level)
- * is its own leaf holding every category.
+ * categories it holds.  A day's DEFAULT leaf holds the categories no LIST
+ * leaf of the day names, except those whose rows the day already purged
+ * (purge_log): they had a leaf of their own, and dropping it does not move
+ * its categories into the DEFAULT leaf.  A day that is a plain table (no
+ * policy level) is its own leaf holding every category.
  */
 CREATE FUNCTION @extschema@._leaves()
 RETURNS TABLE(leaf oid, leaf_name text, day_oid oid, day_name text, lo timestamptz, hi timestamptz, categories text[])
@@ -323,6 +326,10 @@ AS $$
     ), listed AS (
         SELECT s.*, ARRAY(SELECT m[1] FROM regexp_matches(s.bound, '''([a-z]+)''', 'g') m ORDER BY 1) AS cats
           FROM subs s
+    ), purged AS (
+        SELECT p.from_time, array_agg(DISTINCT c) AS cats
+          FROM @extschema@.purge_log p CROSS JOIN LATERAL unnest(p.categories) c
+         GROUP BY p.from_time
     )
     SELECT l.oid, l.name, l.day_oid, l.day_name,
            @extschema@._day_lo(l.day), @extschema@._day_lo(l.day + 1),
@@ -331,9 +338,10 @@ AS $$
                             WHERE NOT EXISTS (SELECT 1 FROM listed l2
                                                WHERE l2.day_oid = l.day_oid AND l2.bound <> 'DEFAULT'
                                                  AND c = ANY (l2.cats))
+                              AND NOT c = ANY (coalesce(pu.cats, '{}'))
                             ORDER BY c)
                 ELSE l.cats END
-      FROM listed l
+      FROM listed l LEFT JOIN purged pu ON pu.from_time = @extschema@._day_lo(l.day)
     UNION ALL
     SELECT d.oid, d.name, d.oid, d.name, @extschema@._day_lo(d.day), @extschema@._day_lo(d.day + 1),
            @extschema@._categories()
