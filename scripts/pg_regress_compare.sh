@@ -14,16 +14,24 @@
 #   pg_regress_compare.sh run     (as a non-root user) the two runs and the
 #                                 comparison; prints
 #                                 "test pg_regress_compare ... ok|FAILED"
+#   pg_regress_compare.sh all     both (a developer's non-root run)
 #
 # Environment: PG_CONFIG (the installed server), PG_REGRESS_SOURCE (the
 # tarball, default ../shared/postgres/postgresql-15_*.orig.tar.bz2 next to
-# the repository), PG_REGRESS_CACHE (default /var/cache/audit_log),
-# PG_REGRESS_OUT (where the runs go, default ./pg_regress_compare).
+# the repository), PG_REGRESS_CACHE (default /var/cache/audit_log when
+# writable, else ~/.cache/audit_log), PG_REGRESS_OUT (where the runs go,
+# default ./pg_regress_compare), PG_REGRESS_PARALLEL=1|0 (both runs at
+# once; default when the machine has 4 cores or more).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-CACHE_ROOT=${PG_REGRESS_CACHE:-/var/cache/audit_log}
+# The build cache: /var/cache/audit_log (root, CI), else ~/.cache/audit_log.
+if [ -n "${PG_REGRESS_CACHE:-}" ]; then
+    CACHE_ROOTS=("$PG_REGRESS_CACHE")
+else
+    CACHE_ROOTS=(/var/cache/audit_log "${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/audit_log")
+fi
 
 find_source() {
     local f
@@ -36,20 +44,24 @@ find_source() {
     return 1
 }
 
-# The build directory of a tarball: its version and checksum in the name,
-# so another tarball never reuses a stale build.
-build_dir() {
+# The build directory of a tarball under a cache root: its version and
+# checksum in the name, so another tarball never reuses a stale build.
+build_name() {
     local src=$1 sum ver
     sum=$(sha256sum "$src" | cut -c1-12)
     ver=$(basename "$src" | sed -E 's/^postgresql-[0-9]+_([0-9.]+)\.orig\.tar\.bz2$/\1/')
-    echo "$CACHE_ROOT/pg-regress-$ver-$sum"
+    echo "pg-regress-$ver-$sum"
 }
 
 do_build() {
-    local src dir
+    local src dir root CACHE_ROOT=
     src=$(find_source) || return 1
-    dir=$(build_dir "$src")
-    mkdir -p "$CACHE_ROOT" && chmod 755 "$CACHE_ROOT" 2>/dev/null
+    for root in "${CACHE_ROOTS[@]}"; do
+        if mkdir -p "$root" 2>/dev/null && [ -w "$root" ]; then CACHE_ROOT=$root; break; fi
+    done
+    [ -n "$CACHE_ROOT" ] || { echo "no writable cache directory (set PG_REGRESS_CACHE)" >&2; return 1; }
+    chmod 755 "$CACHE_ROOT" 2>/dev/null
+    dir=$CACHE_ROOT/$(build_name "$src")
     # One build at a time per machine; the second caller waits and reuses it.
     exec 9>"$dir.lock"
     flock 9
@@ -109,11 +121,15 @@ run_schedule() {
 }
 
 do_run() {
-    local src out
+    local src out name root
     src=$(find_source) || return 1
-    BUILD=$(build_dir "$src")
-    if [ ! -f "$BUILD/.built" ]; then
-        echo "no build in $BUILD: run '$0 build' first (as root)" >&2
+    name=$(build_name "$src")
+    BUILD=
+    for root in "${CACHE_ROOTS[@]}"; do
+        [ -f "$root/$name/.built" ] && { BUILD=$root/$name; break; }
+    done
+    if [ -z "$BUILD" ]; then
+        echo "no build of $(basename "$src") in ${CACHE_ROOTS[*]}: run '$0 build' first" >&2
         return 1
     fi
     out=${PG_REGRESS_OUT:-$REPO/pg_regress_compare}
@@ -122,22 +138,44 @@ do_run() {
     printf '%s\n' "# audit_log's own settings for the \"with\" run" \
         "shared_preload_libraries = 'audit_log'" \
         "audit_log.database = 'regression'" >"$out/with.conf"
-    local t0=$SECONDS
-    run_schedule "$out/without" --load-extension=pgcrypto || return 1
-    local t1=$SECONDS
-    run_schedule "$out/with" --temp-config="$out/with.conf" \
-        --load-extension=pgcrypto --load-extension=audit_log || return 1
-    local t2=$SECONDS
-    echo "pg_regress: without audit_log $((t1 - t0)) s ($(summary "$out/without")), with audit_log $((t2 - t1)) s ($(summary "$out/with"))"
-    perl "$REPO/test/pg_regress_compare.pl" "$REPO/test/pg_regress_expected_diffs" "$out/without/results" "$out/with/results"
+    # pgcrypto, which audit_log requires, is in both runs: the differences
+    # are audit_log's own.
+    local t0=$SECONDS rc1 rc2
+    if [ "${PG_REGRESS_PARALLEL:-$( [ "$(nproc 2>/dev/null || echo 1)" -ge 4 ] && echo 1 || echo 0)}" = 1 ]; then
+        # Enough cores: both runs at once (their instances share nothing).
+        run_schedule "$out/without" --load-extension=pgcrypto & local p1=$!
+        run_schedule "$out/with" --temp-config="$out/with.conf" \
+            --load-extension=pgcrypto --load-extension=audit_log & local p2=$!
+        wait $p1; rc1=$?
+        wait $p2; rc2=$?
+    else
+        run_schedule "$out/without" --load-extension=pgcrypto; rc1=$?
+        run_schedule "$out/with" --temp-config="$out/with.conf" \
+            --load-extension=pgcrypto --load-extension=audit_log; rc2=$?
+    fi
+    [ $rc1 = 0 ] && [ $rc2 = 0 ] || return 1
+    echo "pg_regress: $((SECONDS - t0)) s for both runs; without audit_log: $(summary "$out/without"), with audit_log: $(summary "$out/with") (against the expected files of $(basename "$src"))"
+    perl "$REPO/test/pg_regress_compare.pl" "$REPO/test/pg_regress_expected_diffs" \
+        "$out/without/results" "$out/with/results"
 }
 
 summary() {
     grep -hE '^ *(All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed)' "$1/pg_regress.log" | sed -E 's/^ +| +$//g; s/\.$//'
 }
 
+# The suite's line for scripts/test.sh's count.
+verdict() {
+    if [ "$1" = 0 ]; then
+        echo "test pg_regress_compare ... ok"
+    else
+        echo "test pg_regress_compare ... FAILED"
+    fi
+    return "$1"
+}
+
 case "${1:-}" in
-    build) do_build ;;
-    run) do_run ;;
-    *) echo "usage: $0 build|run" >&2; exit 2 ;;
+    build) do_build || verdict 1 ;;
+    run) do_run; verdict $? ;;
+    all) do_build && do_run; verdict $? ;;
+    *) echo "usage: $0 build|run|all" >&2; exit 2 ;;
 esac
