@@ -85,3 +85,15 @@ SELECT partition, rows, policy, expires, categories FROM audit_log.partitions
 SELECT category, count(*) FROM audit_log.events WHERE occurred_at < '2025-03-04' GROUP BY category ORDER BY category;
 SELECT count(*) AS purge_events, sum((details->>'rows')::int) AS rows_purged
   FROM audit_log.events WHERE event_type = 'audit.purged';
+
+-- The days CREATE EXTENSION made are data like any other day: no members
+-- of the extension (a member cannot be dropped: maintain() failed on them
+-- once they expired, and pg_dump left out their rows).
+SELECT count(*) AS member_partitions
+  FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND c.relname ~ '^events_p';
+SELECT count(*) > 0 AS install_day_purged
+  FROM audit_log.maintain(now() + interval '500 days')
+ WHERE action = 'purged'
+   AND object LIKE 'audit_log.' || audit_log._partition_name((now() AT TIME ZONE 'UTC')::date + 3) || '%';
