@@ -101,6 +101,9 @@ extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
 extern bool audit_internal_active(void);
 
+/* event_id.c: the next event_id, the session's lastval() left alone */
+extern int64 audit_next_event_id(Oid seqid);
+
 
 /* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
 extern void audit_utility_init(void);

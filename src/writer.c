@@ -13,7 +13,8 @@
  * writer takes RowExclusiveLock on audit_log.events and on the partitions
  * it routes to, held to the end of the transaction like any INSERT; the
  * rows commit or roll back with the caller's transaction.  event_id comes
- * from audit_log.events_event_id_seq (nextval, not transactional).
+ * from audit_log.events_event_id_seq (audit_next_event_id(): like nextval,
+ * not transactional, but the session's lastval() is left alone).
  *
  *-------------------------------------------------------------------------
  */
@@ -192,7 +193,7 @@ fill_row(AuditEvent *ev, Oid seqid, Datum *values, bool *nulls)
 {
 	memset(nulls, 0, sizeof(bool) * AUDIT_NCOLUMNS);
 
-	ev->event_id = nextval_internal(seqid, false);
+	ev->event_id = audit_next_event_id(seqid);	/* lastval() untouched */
 	if (ev->occurred_at == 0)
 		ev->occurred_at = GetCurrentTimestamp();
 	if (ev->txid == 0)
