@@ -10,7 +10,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built = audit_log--$(EXTVERSION).sql
 DATA = audit_log--1.0.sql audit_log--1.0--1.1.sql
 SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
-EXTRA_CLEAN = audit_log--$(EXTVERSION).sql results output_iso tmp_check tmp_check_iso log regression.diffs regression.out
+EXTRA_CLEAN = audit_log--$(EXTVERSION).sql results output_iso tmp_check tmp_check_iso log regression.diffs regression.out pg_regress_compare
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test of audit_log: the regression suite (sql/), the isolation
-# specs (test/specs) and the TAP tests (test/t), each on its own temporary
-# PostgreSQL instance.  As root on Debian 12 it first installs the packages
+# specs (test/specs), the TAP tests (test/t), each on its own temporary
+# PostgreSQL instance, and PostgreSQL's own regression suite without and
+# with audit_log (pgregress).  As root on Debian 12 it first installs the packages
 # it needs, builds and installs; the tests themselves run as "postgres".
 # Ends with a line "N passed, N failed".
 set -uo pipefail
@@ -39,6 +40,20 @@ for suite in regress isolation tap; do
         done
     fi
 done
+
+# PostgreSQL's own regression suite without and with audit_log, compared
+# (scripts/pg_regress_compare.sh): regress.so, pg_regress and psql are
+# built from the PostgreSQL source once per machine, as root, into
+# /var/cache/audit_log; the two runs go as postgres.  One line
+# "test pg_regress_compare ... ok|FAILED".
+echo "== pgregress"
+PG_REGRESS_SOURCE=${PG_REGRESS_SOURCE:-$(ls "$SRC"/../shared/postgres/postgresql-15_*.orig.tar.bz2 2>/dev/null | head -n 1)}
+export PG_REGRESS_SOURCE
+if ! { bash scripts/pg_regress_compare.sh build &&
+       "${RUNAS[@]}" env PG_CONFIG="$PG_CONFIG" PG_REGRESS_SOURCE="$PG_REGRESS_SOURCE" \
+           bash scripts/pg_regress_compare.sh run; } 2>&1 | tee -a "$OUT"; then
+    status=1
+fi
 
 # pg_regress lines ("test name ... ok"); TAP files are counted below.
 passed=$(grep -vE '^test/t/' "$OUT" | grep -cE '\.\.\. ok( |$)' || true)

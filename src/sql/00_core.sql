@@ -80,7 +80,7 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE @extschema
  * _partition_name(day): the name of a day's partition, events_pYYYYMMDD.
  */
 CREATE FUNCTION @extschema@._partition_name(day date) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'events_p' || pg_catalog.to_char(day, 'YYYYMMDD') $$;
 

@@ -12,7 +12,7 @@
  */
 CREATE FUNCTION @extschema@._redact(statement text) RETURNS text
 AS 'MODULE_PATHNAME', 'audit_redact'
-LANGUAGE C IMMUTABLE STRICT;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION @extschema@._redact(text) FROM PUBLIC;
 
 /*

@@ -121,15 +121,75 @@ $$;
  * _day_bounds(day): [day 00:00 UTC, next day 00:00 UTC), whatever TimeZone.
  */
 CREATE FUNCTION @extschema@._day_lo(day date) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT day::timestamp AT TIME ZONE 'UTC' $$;
 
 /*
  * _ts(t): a timestamp as text that does not depend on TimeZone/DateStyle.
  */
 CREATE FUNCTION @extschema@._ts(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"+00"') $$;
+
+/*
+ * _layout(): the leaves a day gets when it is laid out now: one LIST leaf
+ * per named policy that has categories (sorted), then the DEFAULT leaf
+ * (categories NULL) for every other category.
+ */
+CREATE FUNCTION @extschema@._layout() RETURNS TABLE(policy text, categories text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.policy, ARRAY(SELECT c FROM unnest(r.categories) c ORDER BY c)
+      FROM @extschema@.retention_policy r
+     WHERE r.policy <> 'default' AND cardinality(r.categories) > 0
+    UNION ALL
+    SELECT 'default', NULL::text[]
+$$;
+
+/*
+ * _lock_down(rel): nobody may write an audit table directly, its owner
+ * included (the extension's own code passes the tamper guard).
+ */
+CREATE FUNCTION @extschema@._lock_down(rel text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', '@extschema@', rel);
+    EXECUTE pg_catalog.format(
+        'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE %I.%I FROM CURRENT_USER',
+        '@extschema@', rel);
+END
+$$;
+
+/*
+ * _add_leaves(part): the leaves of the day partition part, which has none,
+ * as _layout() says.  Callers mark the internal operation and, for a day
+ * already attached, hold its ACCESS EXCLUSIVE lock.
+ */
+CREATE FUNCTION @extschema@._add_leaves(part text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN SELECT l.policy, l.categories FROM @extschema@._layout() l
+              ORDER BY l.categories IS NULL, l.policy
+    LOOP
+        IF p.categories IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT',
+                                      '@extschema@', part || '_' || p.policy, '@extschema@', part);
+        ELSE
+            EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES IN (%s)',
+                '@extschema@', part || '_' || p.policy, '@extschema@', part,
+                (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(p.categories) c));
+        END IF;
+        PERFORM @extschema@._lock_down(part || '_' || p.policy);
+    END LOOP;
+END
+$$;
 
 /*
  * _create_partition(day): create the day's partition [day 00:00 UTC,
@@ -144,33 +204,14 @@ SET audit_log.internal = on
 AS $$
 DECLARE
     part text := @extschema@._partition_name(day);
-    p record;
-    leaves text[] := '{}';
-    leaf text;
 BEGIN
     IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part)) IS NOT NULL THEN
         RETURN false;
     END IF;
     EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.events) PARTITION BY LIST (category)',
                               '@extschema@', part, '@extschema@');
-    FOR p IN SELECT r.policy, r.categories FROM @extschema@.retention_policy r
-              WHERE r.policy <> 'default' AND cardinality(r.categories) > 0 ORDER BY r.policy
-    LOOP
-        leaf := part || '_' || p.policy;
-        EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES IN (%s)',
-            '@extschema@', leaf, '@extschema@', part,
-            (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(p.categories) c));
-        leaves := leaves || leaf;
-    END LOOP;
-    EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT',
-                              '@extschema@', part || '_default', '@extschema@', part);
-    leaves := leaves || (part || '_default') || part;
-    FOREACH leaf IN ARRAY leaves LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', '@extschema@', leaf);
-        EXECUTE pg_catalog.format(
-            'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE %I.%I FROM CURRENT_USER',
-            '@extschema@', leaf);
-    END LOOP;
+    PERFORM @extschema@._add_leaves(part);
+    PERFORM @extschema@._lock_down(part);
     EXECUTE pg_catalog.format('ALTER TABLE %I.events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
         '@extschema@', '@extschema@', part,
         @extschema@._ts(@extschema@._day_lo(day)), @extschema@._ts(@extschema@._day_lo(day + 1)));
@@ -179,9 +220,88 @@ END
 $$;
 
 /*
+ * _layout_matches(day): has the day partition the leaves _layout() gives
+ * (same names, same categories)?
+ */
+CREATE FUNCTION @extschema@._layout_matches(day regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH cur AS (
+        SELECT c.relname::text AS name,
+               CASE WHEN pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' THEN NULL
+                    ELSE ARRAY(SELECT m[1] FROM regexp_matches(pg_get_expr(c.relpartbound, c.oid),
+                                                               '''([a-z]+)''', 'g') m ORDER BY 1) END AS cats
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = day
+    ), want AS (
+        SELECT (SELECT d.relname::text FROM pg_class d WHERE d.oid = day) || '_' || l.policy AS name,
+               l.categories AS cats
+          FROM @extschema@._layout() l
+    )
+    SELECT NOT EXISTS (SELECT * FROM cur EXCEPT SELECT * FROM want)
+       AND NOT EXISTS (SELECT * FROM want EXCEPT SELECT * FROM cur)
+$$;
+
+/*
+ * _has_rows(rel): does the table (with its partitions) hold any row?
+ */
+CREATE FUNCTION @extschema@._has_rows(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found boolean;
+BEGIN
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s)', rel) INTO found;
+    RETURN found;
+END
+$$;
+
+/*
+ * _relayout_day(day): give a day partition that holds no event yet the
+ * leaves of the policies as they are now, so that a policy applies at
+ * once to the days already created ahead (set_retention() and maintain()
+ * call it).  false when the day does not exist, already has that layout
+ * or holds events: those keep their leaves, and maintain() splits a leaf
+ * when the shortest policy of its categories expires.  Waits for the
+ * day's ACCESS EXCLUSIVE lock within the caller's lock_timeout
+ * (lock_not_available when a writer holds it, before anything changed).
+ */
+CREATE FUNCTION @extschema@._relayout_day(day date) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on       -- the extension's own DDL
+AS $$
+DECLARE
+    part text := @extschema@._partition_name(day);
+    rel regclass := pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part));
+    l record;
+BEGIN
+    IF rel IS NULL OR (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) <> 'p'
+       OR @extschema@._layout_matches(rel) OR @extschema@._has_rows(rel) THEN
+        RETURN false;
+    END IF;
+    -- The day and its leaves (LOCK recurses), then look again.
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
+    IF @extschema@._has_rows(rel) THEN
+        RETURN false;
+    END IF;
+    FOR l IN SELECT i.inhrelid::regclass AS leaf FROM pg_inherits i WHERE i.inhparent = rel LOOP
+        EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf);
+    END LOOP;
+    PERFORM @extschema@._add_leaves(part);
+    RETURN true;
+END
+$$;
+
+/*
  * _leaves(): every leaf partition of the days: its day, range and the
- * categories it holds.  A day that is a plain table (no policy level)
- * is its own leaf holding every category.
+ * categories it holds.  A day's DEFAULT leaf holds the categories no LIST
+ * leaf of the day names, except those whose rows the day already purged
+ * (purge_log): they had a leaf of their own, and dropping it does not move
+ * its categories into the DEFAULT leaf.  A day that is a plain table (no
+ * policy level) is its own leaf holding every category.
  */
 CREATE FUNCTION @extschema@._leaves()
 RETURNS TABLE(leaf oid, leaf_name text, day_oid oid, day_name text, lo timestamptz, hi timestamptz, categories text[])
@@ -202,6 +322,10 @@ AS $$
     ), listed AS (
         SELECT s.*, ARRAY(SELECT m[1] FROM regexp_matches(s.bound, '''([a-z]+)''', 'g') m ORDER BY 1) AS cats
           FROM subs s
+    ), purged AS (
+        SELECT p.from_time, array_agg(DISTINCT c) AS cats
+          FROM @extschema@.purge_log p CROSS JOIN LATERAL unnest(p.categories) c
+         GROUP BY p.from_time
     )
     SELECT l.oid, l.name, l.day_oid, l.day_name,
            @extschema@._day_lo(l.day), @extschema@._day_lo(l.day + 1),
@@ -210,9 +334,10 @@ AS $$
                             WHERE NOT EXISTS (SELECT 1 FROM listed l2
                                                WHERE l2.day_oid = l.day_oid AND l2.bound <> 'DEFAULT'
                                                  AND c = ANY (l2.cats))
+                              AND NOT c = ANY (coalesce(pu.cats, '{}'))
                             ORDER BY c)
                 ELSE l.cats END
-      FROM listed l
+      FROM listed l LEFT JOIN purged pu ON pu.from_time = @extschema@._day_lo(l.day)
     UNION ALL
     SELECT d.oid, d.name, d.oid, d.name, @extschema@._day_lo(d.day), @extschema@._day_lo(d.day + 1),
            @extschema@._categories()
@@ -235,12 +360,18 @@ END
 $$;
 
 /*
- * _leaf_state(as_of): every leaf with its policy, expiry, seal and hold.
+ * _leaf_state(as_of): every leaf with its seal and hold, and the policies
+ * of the categories it holds: the first to expire (policy, keep, expires:
+ * when maintain() acts on the leaf), the last (last_policy, last_keep,
+ * last_expires: when all of it has expired) and how many (policies).  A
+ * leaf holds several policies' categories when its day was created before
+ * a policy change and held events by then.
  */
 CREATE FUNCTION @extschema@._leaf_state(as_of timestamptz DEFAULT NULL)
 RETURNS TABLE(leaf oid, leaf_name text, day_oid oid, day_name text, lo timestamptz, hi timestamptz,
               categories text[], policy text, keep interval, expires timestamptz,
-              sealed boolean, holds text[])
+              sealed boolean, holds text[], policies integer, last_policy text, last_keep interval,
+              last_expires timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -248,16 +379,24 @@ AS $$
          chain AS MATERIALIZED (SELECT coalesce(max(s.window_end), '-infinity') AS sealed_to
                                   FROM @extschema@.seal s)
     SELECT l.leaf, l.leaf_name, l.day_oid, l.day_name, l.lo, l.hi, l.categories,
-           k.policy, k.keep,
-           ((l.hi AT TIME ZONE 'UTC') + k.keep) AT TIME ZONE 'UTC',
+           k.first[1], k.first_keep[1], k.first_expires,
            l.hi <= (SELECT c.sealed_to FROM chain c),
            ARRAY(SELECT h.name FROM @extschema@.legal_hold h
-                  WHERE h.from_time < l.hi AND h.to_time > l.lo ORDER BY h.name)
+                  WHERE h.from_time < l.hi AND h.to_time > l.lo ORDER BY h.name),
+           k.n, k.last[1], k.last_keep[1], k.last_expires
       FROM @extschema@._leaves() l
       CROSS JOIN LATERAL (
-          SELECT p.policy, p.keep FROM pol p
-           WHERE p.categories && l.categories OR (p.policy = 'default' AND cardinality(l.categories) = 0)
-           ORDER BY p.keep DESC, p.policy LIMIT 1) k
+          SELECT count(*)::integer AS n,
+                 array_agg(x.policy ORDER BY x.expires, x.policy) AS first,
+                 array_agg(x.keep ORDER BY x.expires, x.policy) AS first_keep,
+                 min(x.expires) AS first_expires,
+                 array_agg(x.policy ORDER BY x.expires DESC, x.policy) AS last,
+                 array_agg(x.keep ORDER BY x.expires DESC, x.policy) AS last_keep,
+                 max(x.expires) AS last_expires
+            FROM (SELECT p.policy, p.keep, ((l.hi AT TIME ZONE 'UTC') + p.keep) AT TIME ZONE 'UTC' AS expires
+                    FROM pol p
+                   WHERE p.categories && l.categories
+                      OR (p.policy = 'default' AND cardinality(l.categories) = 0)) x) k
 $$;
 
 /*
@@ -287,8 +426,8 @@ COMMENT ON COLUMN @extschema@.partitions.partition IS 'Leaf partition, audit_log
 COMMENT ON COLUMN @extschema@.partitions.range IS 'Time range [from, to) of occurred_at the partition holds: one UTC day.';
 COMMENT ON COLUMN @extschema@.partitions.rows IS 'Number of events in the partition (exact count).';
 COMMENT ON COLUMN @extschema@.partitions.bytes IS 'Size on disk, indexes and TOAST included.';
-COMMENT ON COLUMN @extschema@.partitions.policy IS 'Retention policy that decides when the partition is dropped (the longest policy of any category it holds).';
-COMMENT ON COLUMN @extschema@.partitions.expires IS 'When maintain() may drop it: end of its range plus the policy''s keep.';
+COMMENT ON COLUMN @extschema@.partitions.policy IS 'Retention policy that expires first among the categories the partition holds (it holds the categories of one policy, unless its day held events before a policy change).';
+COMMENT ON COLUMN @extschema@.partitions.expires IS 'When maintain() acts on it: end of its range plus that policy''s keep. It drops the partition then, after moving the rows of categories whose policies keep them longer into partitions of their own.';
 COMMENT ON COLUMN @extschema@.partitions.sealed IS 'Whether every seal window of its range is sealed.';
 COMMENT ON COLUMN @extschema@.partitions.held IS 'Whether a legal hold overlaps its range (then it is never dropped).';
 COMMENT ON COLUMN @extschema@.partitions.categories IS 'Event categories the partition holds.';
@@ -315,7 +454,12 @@ COMMENT ON COLUMN @extschema@.legal_holds.placed_at IS 'When the hold was placed
 COMMENT ON COLUMN @extschema@.legal_holds.placed_by IS 'Who placed it (session user).';
 
 /*
- * set_retention(policy, keep, categories): create or change a policy.
+ * set_retention(policy, keep, categories): create or change a policy.  It
+ * applies at once: every day partition that holds no event yet is laid
+ * out again for the new policies (_relayout_day()); a day whose lock a
+ * writer holds (waited for within lock_timeout, 250ms when the session has
+ * none) is left to the next maintain().  Days that hold events keep their
+ * leaves until maintain() splits them (_split_leaf()).
  */
 CREATE FUNCTION @extschema@.set_retention(policy text, keep interval, categories text[] DEFAULT NULL)
 RETURNS void
@@ -328,6 +472,8 @@ DECLARE
     c text;
     other text;
     old record;
+    d date;
+    old_lock_timeout text := current_setting('lock_timeout');
 BEGIN
     IF policy IS NULL THEN
         RAISE EXCEPTION 'retention policy name must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -388,6 +534,23 @@ BEGIN
     ON CONFLICT ON CONSTRAINT retention_policy_pkey DO UPDATE
        SET keep = EXCLUDED.keep, categories = EXCLUDED.categories,
            changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by;
+
+    -- The days still empty take the new layout now.
+    IF old_lock_timeout = '0' THEN
+        PERFORM set_config('lock_timeout', '250ms', true);
+    END IF;
+    FOR d IN SELECT to_date(substr(k.relname, 9, 8), 'YYYYMMDD')
+               FROM pg_inherits i JOIN pg_class k ON k.oid = i.inhrelid
+              WHERE i.inhparent = '@extschema@.events'::regclass AND k.relname ~ '^events_p[0-9]{8}$'
+              ORDER BY 1
+    LOOP
+        BEGIN
+            PERFORM @extschema@._relayout_day(d);
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            NULL;   -- a writer is in it: maintain() tries again while it is empty
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', old_lock_timeout, true);
 
     PERFORM @extschema@._record('audit', 'audit.retention_changed', 'success', 'retention_policy', policy,
         'SELECT audit_log.set_retention',
@@ -455,9 +618,128 @@ END
 $$;
 
 /*
- * maintain(as_of): create partitions ahead, move stray rows out of the
- * default partition, seal closed windows, drop expired partitions.
- * Returns what it did.  as_of stands for "now" (tests).
+ * _split_leaf(leaf, leaf_name, day, lo, hi, categories, as_of): a leaf that
+ * holds the categories of several policies (its day held events before a
+ * policy change), some of which have expired as of as_of.  The rows of
+ * the categories still inside their window are copied into new leaves of
+ * the day, one per policy (named events_pYYYYMMDD_<policy>, with a suffix
+ * _2, _3... when that name is taken), then the leaf is dropped with the
+ * expired rows: never a DELETE.  Moved rows keep every column, so the
+ * seals still verify.  The expired rows are one audit.purged event and a
+ * purge-log row (none when there were none).  A row of a category no
+ * policy covers stops the split (deferred): it is never lost.  The caller
+ * holds the day's ACCESS EXCLUSIVE lock (on its leaves too) and marks the
+ * internal operation.  Returns what it did: moved, purged or deferred.
+ */
+CREATE FUNCTION @extschema@._split_leaf(leaf oid, leaf_name text, day_oid oid, lo timestamptz,
+    hi timestamptz, categories text[], as_of timestamptz)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part text := (SELECT c.relname::text FROM pg_class c WHERE c.oid = day_oid);
+    g record;
+    gone text[] := '{}';
+    gone_policy text;
+    gone_keep interval;
+    kept text[] := '{}';
+    n_gone bigint;
+    n_other bigint;
+    n_moved bigint := 0;
+    n bigint;
+    k int;
+    name text;
+    i int := 0;
+    news text[] := '{}';
+    newcats text[] := '{}';
+BEGIN
+    IF pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NULL THEN
+        CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz)
+            ON COMMIT DROP;
+    END IF;
+    TRUNCATE pg_temp.audit_log_groups;
+    INSERT INTO pg_temp.audit_log_groups
+    SELECT p.policy, p.keep,
+           ARRAY(SELECT c FROM unnest(p.categories) c WHERE c = ANY (_split_leaf.categories) ORDER BY c),
+           ((hi AT TIME ZONE 'UTC') + p.keep) AT TIME ZONE 'UTC'
+      FROM @extschema@._policies() p WHERE p.categories && _split_leaf.categories;
+    FOR g IN SELECT * FROM pg_temp.audit_log_groups x ORDER BY x.expires, x.policy LOOP
+        IF g.expires <= as_of THEN
+            gone := gone || g.cats;
+            gone_policy := g.policy;      -- the last of the expired ones decides
+            gone_keep := g.keep;
+        ELSE
+            kept := kept || g.cats;
+        END IF;
+    END LOOP;
+    EXECUTE pg_catalog.format(
+        'SELECT count(*) FILTER (WHERE category OPERATOR(pg_catalog.=) ANY ($1)), '
+        'count(*) FILTER (WHERE NOT category OPERATOR(pg_catalog.=) ANY ($1 || $2)) FROM ONLY %s',
+        leaf::regclass) INTO n_gone, n_other USING gone, kept;
+    IF n_other > 0 THEN
+        action := 'deferred'; object := '@extschema@.' || leaf_name;
+        detail := n_other || ' rows of a category no retention policy covers'; RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- The rows to keep, each policy's into a table of its own; then the
+    -- leaf goes and they take its place in the day.
+    FOR g IN SELECT * FROM pg_temp.audit_log_groups x WHERE x.expires > as_of ORDER BY x.policy LOOP
+        i := i + 1;
+        EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.events)',
+                                  '@extschema@', 'events_split_' || i, '@extschema@');
+        EXECUTE pg_catalog.format(
+            'INSERT INTO %I.%I SELECT * FROM ONLY %s WHERE category OPERATOR(pg_catalog.=) ANY ($1)',
+            '@extschema@', 'events_split_' || i, leaf::regclass) USING g.cats;
+    END LOOP;
+    EXECUTE pg_catalog.format('DROP TABLE %s', leaf::regclass);
+    i := 0;
+    FOR g IN SELECT * FROM pg_temp.audit_log_groups x WHERE x.expires > as_of ORDER BY x.policy LOOP
+        i := i + 1;
+        name := part || '_' || g.policy;
+        k := 1;
+        WHILE pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', name)) IS NOT NULL LOOP
+            k := k + 1;
+            name := part || '_' || g.policy || '_' || k;
+        END LOOP;
+        EXECUTE pg_catalog.format('ALTER TABLE %I.%I RENAME TO %I', '@extschema@', 'events_split_' || i, name);
+        PERFORM @extschema@._lock_down(name);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
+            day_oid::regclass, '@extschema@', name,
+            (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(g.cats) c));
+        n := @extschema@._rows(pg_catalog.format('%I.%I', '@extschema@', name)::regclass);
+        n_moved := n_moved + n;
+        action := 'moved'; object := '@extschema@.' || name;
+        detail := n || ' rows from @extschema@.' || leaf_name || ', policy ' || g.policy
+                  || ' (' || g.keep::text || ')';
+        RETURN NEXT;
+    END LOOP;
+
+    IF n_gone > 0 THEN
+        INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
+        VALUES ('@extschema@.' || leaf_name, lo, hi, gone, gone_policy, n_gone, clock_timestamp());
+        PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
+            '@extschema@.' || leaf_name, 'DROP TABLE',
+            jsonb_build_object('rows', n_gone, 'from_time', @extschema@._ts(lo),
+                               'to_time', @extschema@._ts(hi), 'policy', gone_policy,
+                               'keep', gone_keep::text, 'categories', to_jsonb(gone),
+                               'moved_rows', n_moved));
+        action := 'purged'; object := '@extschema@.' || leaf_name;
+        detail := n_gone || ' rows, [' || @extschema@._ts(lo) || ', ' || @extschema@._ts(hi)
+                  || '), policy ' || gone_policy || ' (' || gone_keep::text || '), '
+                  || n_moved || ' rows of longer policies moved out';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+
+/*
+ * maintain(as_of): create partitions ahead (and lay out again the empty
+ * ones a policy change left with old leaves), move stray rows out of the
+ * default partition, seal closed windows, drop expired partitions (split
+ * a leaf that holds categories of several policies when the first of them
+ * expires).  Returns what it did.  as_of stands for "now" (tests).
  */
 CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
@@ -477,6 +759,7 @@ DECLARE
     r record;
     l record;
     drop_list oid[];
+    split_list oid[];
     total int;
 BEGIN
     PERFORM @extschema@._load();    -- the library's settings, without the preload
@@ -511,6 +794,10 @@ BEGIN
                 detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
                               || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
                 RETURN NEXT;
+            ELSIF @extschema@._relayout_day(d) THEN
+                -- Still empty, laid out before the last policy change.
+                action := 'rebuilt'; object := '@extschema@.' || @extschema@._partition_name(d);
+                detail := 'empty day laid out for the current retention policies'; RETURN NEXT;
             END IF;
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || @extschema@._partition_name(d);
@@ -558,12 +845,14 @@ BEGIN
     END IF;
 
     -- 4. Drop what has expired, by whole leaves, or whole days when every
-    --    leaf of the day goes.
+    --    leaf of the day goes.  A leaf that also holds categories of
+    --    policies not expired yet is split (_split_leaf()).
     IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
         DROP TABLE pg_temp.audit_log_leaves;
     END IF;
     CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
-        SELECT s.*, s.expires <= t AS expired FROM @extschema@._leaf_state() s;
+        SELECT s.*, s.expires <= t AS expired, s.last_expires <= t AS all_expired
+          FROM @extschema@._leaf_state() s;
     FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
                FROM pg_temp.audit_log_leaves s
               GROUP BY s.day_oid, s.day_name
@@ -572,6 +861,7 @@ BEGIN
     LOOP
         -- Report held and unsealed leaves; keep only the droppable ones.
         drop_list := '{}';
+        split_list := '{}';
         FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
                   WHERE s.day_oid = r.day_oid AND s.expired ORDER BY s.leaf_name
         LOOP
@@ -581,11 +871,13 @@ BEGIN
             ELSIF NOT l.sealed AND @extschema@._rows(l.leaf) > 0 THEN
                 action := 'deferred'; object := '@extschema@.' || l.leaf_name;
                 detail := 'expired but its windows are not sealed yet'; RETURN NEXT;
-            ELSE
+            ELSIF l.all_expired THEN
                 drop_list := drop_list || l.leaf;
+            ELSE
+                split_list := split_list || l.leaf;
             END IF;
         END LOOP;
-        CONTINUE WHEN cardinality(drop_list) = 0;
+        CONTINUE WHEN cardinality(drop_list) = 0 AND cardinality(split_list) = 0;
         IF events_busy AND cardinality(drop_list) = r.leaves THEN
             -- Writers hold audit_log.events: do not queue behind them again.
             action := 'retry'; object := '@extschema@.' || r.day_name;
@@ -598,6 +890,8 @@ BEGIN
                 EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
             END IF;
             events_busy := false;
+            -- The day and all its leaves (LOCK recurses): a split also
+            -- checks the day's DEFAULT leaf when it attaches new leaves.
             EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
             -- Every lock first: once a row is reported, nothing waits any more.
             FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
@@ -608,25 +902,32 @@ BEGIN
             FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
                       WHERE s.leaf = ANY (drop_list) ORDER BY s.leaf_name
             LOOP
+                -- Everything in it has expired: the longest policy decides.
                 n := @extschema@._rows(l.leaf);
                 INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
-                VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.policy, n, clock_timestamp());
+                VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.last_policy, n, clock_timestamp());
                 PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
                     '@extschema@.' || l.leaf_name, 'DROP TABLE',
                     jsonb_build_object('rows', n, 'from_time', @extschema@._ts(l.lo),
-                                       'to_time', @extschema@._ts(l.hi), 'policy', l.policy,
-                                       'keep', l.keep::text, 'categories', to_jsonb(l.categories)));
+                                       'to_time', @extschema@._ts(l.hi), 'policy', l.last_policy,
+                                       'keep', l.last_keep::text, 'categories', to_jsonb(l.categories)));
                 IF cardinality(drop_list) < r.leaves THEN
                     EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
                 END IF;
                 action := 'purged'; object := '@extschema@.' || l.leaf_name;
                 detail := n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
-                          || '), policy ' || l.policy || ' (' || l.keep::text || ')';
+                          || '), policy ' || l.last_policy || ' (' || l.last_keep::text || ')';
                 RETURN NEXT;
             END LOOP;
             IF cardinality(drop_list) = r.leaves THEN
                 EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
             END IF;
+            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                      WHERE s.leaf = ANY (split_list) ORDER BY s.leaf_name
+            LOOP
+                RETURN QUERY SELECT * FROM @extschema@._split_leaf(l.leaf, l.leaf_name, l.day_oid,
+                                                                  l.lo, l.hi, l.categories, t);
+            END LOOP;
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || r.day_name;
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
@@ -655,6 +956,35 @@ END
 $$;
 
 /*
+ * _disown_partitions(): the day partitions and their leaves created by the
+ * install or update script are data, not members of the extension (a
+ * member cannot be dropped by maintain() and pg_dump leaves out its rows).
+ * Returns how many it released.
+ */
+CREATE FUNCTION @extschema@._disown_partitions() RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel
+               FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+              WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass
+                AND d.deptype = 'e' AND c.relnamespace = '@extschema@'::regnamespace
+                AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'audit_log')
+                AND c.relname ~ '^events_p[0-9]{8}'
+              ORDER BY c.relname
+    LOOP
+        EXECUTE pg_catalog.format('ALTER EXTENSION audit_log DROP TABLE %s', r.rel);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+/*
  * _record_at(occurred_at, category, event_type, object_name, details):
  * test hook writing an event at a given time.  Granted to nobody.
  */
@@ -668,9 +998,16 @@ LANGUAGE C VOLATILE;
 SELECT @extschema@._create_partition(d::date)
   FROM pg_catalog.generate_series((pg_catalog.now() AT TIME ZONE 'UTC')::date,
                                   (pg_catalog.now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS d;
+-- They hold events like any later day: not members of the extension, so
+-- maintain() may drop them and pg_dump keeps their rows.
+SELECT @extschema@._disown_partitions();
 
 REVOKE ALL ON FUNCTION @extschema@._categories(), @extschema@._policies(),
     @extschema@._day_lo(date), @extschema@._ts(timestamptz), @extschema@._create_partition(date),
+    @extschema@._layout(), @extschema@._lock_down(text), @extschema@._add_leaves(text),
+    @extschema@._layout_matches(regclass), @extschema@._has_rows(regclass), @extschema@._relayout_day(date),
+    @extschema@._split_leaf(oid, text, oid, timestamptz, timestamptz, text[], timestamptz),
+    @extschema@._disown_partitions(),
     @extschema@._leaves(), @extschema@._rows(oid), @extschema@._leaf_state(timestamptz),
     @extschema@._partition_info(), @extschema@.set_retention(text, interval, text[]),
     @extschema@.hold(text, timestamptz, timestamptz, text), @extschema@.release(text),

@@ -52,7 +52,7 @@ $$;
  */
 CREATE FUNCTION @extschema@._seal_digest(prev bytea, ws timestamptz, we timestamptz, n bigint, content bytea)
 RETURNS bytea
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT @extschema@._sha256(coalesce(prev, ''::bytea)
         || pg_catalog.convert_to('audit_log seal v1|' || (EXTRACT(epoch FROM ws) * 1000000)::bigint
