@@ -144,6 +144,12 @@ fill_row(AuditEvent *ev, Oid seqid, Datum *values, bool *nulls)
 {
 	memset(nulls, 0, sizeof(bool) * AUDIT_NCOLUMNS);
 
+	/*
+	 * The writing transaction has its xid BEFORE the event gets its
+	 * event_id: check_alerts() (part 70_alerts) relies on it to know when
+	 * every event_id up to a mark has settled (committed or never will).
+	 */
+	(void) GetTopFullTransactionId();
 	ev->event_id = nextval_internal(seqid, false);
 	if (ev->occurred_at == 0)
 		ev->occurred_at = GetCurrentTimestamp();
