@@ -1160,6 +1160,38 @@ SELECT name, threshold, within, group_by, severity, usernames, event_types, cate
 COMMENT ON VIEW @extschema@.alert_rules IS
     'Alert rules: when threshold matching events of one group_by value occur within the interval, an alert is raised.';
 
+DO $comments$
+DECLARE
+    c text[];
+BEGIN
+    FOREACH c SLICE 1 IN ARRAY ARRAY[
+        ['name', 'Name of the rule.'],
+        ['threshold', 'Number of matching events of one group that makes the rule fire.'],
+        ['within', 'Window in which threshold matching events must occur.'],
+        ['group_by', 'Column whose value groups the events (NULL: all events together).'],
+        ['severity', 'Severity of its alerts: low, medium, high or critical.'],
+        ['usernames', 'Filter, as in search(): actor or db_user.'],
+        ['event_types', 'Filter, as in search(): event codes.'],
+        ['categories', 'Filter, as in search(): categories.'],
+        ['resource_ids', 'Filter, as in search(): resource ids.'],
+        ['user_types', 'Filter, as in search(): actor types.'],
+        ['ip_addresses', 'Filter, as in search(): client address networks.'],
+        ['since', 'Filter, as in search(): events at or after.'],
+        ['until', 'Filter, as in search(): events before.'],
+        ['text_query', 'Filter, as in search(): text anywhere in the event.'],
+        ['statuses', 'Filter, as in search(): success or failure.'],
+        ['tenants', 'Filter, as in search(): tenants.'],
+        ['sources', 'Filter: sources of the events (only local in this version).'],
+        ['details_contain', 'Filter: the event details contain this JSON object.'],
+        ['builtin', 'True for a built-in rule as installed; false once created or replaced by create_alert().'],
+        ['changed_at', 'When the rule was created or last replaced.'],
+        ['changed_by', 'Who created or last replaced the rule.']]
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN @extschema@.alert_rules.%I IS %L', c[1], c[2]);
+    END LOOP;
+END
+$comments$;
+
 /*
  * _alert_group_expr(group_by): the SQL expression of a group over alias e.
  * The column source does not exist yet: every event is local.
