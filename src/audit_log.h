@@ -74,6 +74,7 @@ extern int	audit_premake_days;
 extern int	audit_maintenance_interval;
 extern int	audit_seal_window;
 extern int	audit_seal_delay;
+extern int	audit_alert_interval;
 extern int	audit_export_max_rows;
 extern bool audit_internal_setting;
 

@@ -35,6 +35,7 @@ int			audit_maintenance_interval = 3600;
 int			audit_seal_window = 3600;
 int			audit_seal_delay = 300;
 int			audit_export_max_rows = AUDIT_EXPORT_MAX_ROWS_DEFAULT;
+int			audit_alert_interval = 10;
 
 static const struct config_enum_entry log_connections_options[] = {
 	{"all", AUDIT_CONN_ALL, false},
@@ -140,6 +141,11 @@ audit_define_settings(void)
 							NULL, &audit_export_max_rows,
 							AUDIT_EXPORT_MAX_ROWS_DEFAULT, 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("audit_log.alert_interval",
+							"How often the background worker runs audit_log.check_alerts().",
+							NULL, &audit_alert_interval, 10, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	/*
 	 * Hidden: marks the extension's own operations (guard.c).  Set only in

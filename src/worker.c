@@ -3,7 +3,8 @@
  * worker.c
  *		The background worker: connected to audit_log.database, it drains
  *		the shared-memory queue into audit_log.events and runs
- *		audit_log.maintain() every audit_log.maintenance_interval.
+ *		audit_log.maintain() every audit_log.maintenance_interval and
+ *		audit_log.check_alerts() every audit_log.alert_interval.
  *
  * Transactions: each batch of queued events is written in a transaction
  * of its own; when a batch fails, its events are retried one by one and an
@@ -310,6 +311,53 @@ run_maintenance(void)
 }
 
 /*
+ * run_alert_check: SELECT audit_log.check_alerts() when that function
+ * exists (a database still on the 1.0 SQL has none); errors are reported,
+ * never fatal.  One pass in its own transaction: its state (what it has
+ * read, which groups fired) commits with its alerts, so a worker killed
+ * mid-pass neither loses nor repeats one.
+ */
+static void
+run_alert_check(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "SELECT audit_log.check_alerts()");
+	PG_TRY();
+	{
+		bool		exists = false;
+
+		SPI_connect();
+		if (lock_extension() &&
+			SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'audit_log' AND p.proname = 'check_alerts')",
+						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+
+			exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		if (exists)
+			SPI_execute("SELECT audit_log.check_alerts()", false, 0);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * setting_changed: record a reload that changed an audit_log.* setting.
  */
 static void
@@ -342,7 +390,7 @@ setting_changed(const char *name, const char *oldval, const char *newval)
 static const char *const watched_settings[] = {
 	"audit_log.log_connections", "audit_log.maintenance_interval",
 	"audit_log.premake_days", "audit_log.seal_window", "audit_log.seal_delay",
-	"audit_log.export_max_rows"
+	"audit_log.export_max_rows", "audit_log.alert_interval"
 };
 
 /*
@@ -363,6 +411,7 @@ void
 audit_worker_main(Datum arg)
 {
 	TimestampTz next_maintenance;
+	TimestampTz next_alerts;
 	char	   *dbname;
 	char	   *old_values[lengthof(watched_settings)];
 	int			i;
@@ -385,6 +434,8 @@ audit_worker_main(Datum arg)
 		old_values[i] = setting_value(watched_settings[i]);
 	next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   (int64) audit_maintenance_interval * 1000);
+	next_alerts = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  (int64) audit_alert_interval * 1000);
 
 	for (;;)
 	{
@@ -398,7 +449,15 @@ audit_worker_main(Datum arg)
 			next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														   (int64) audit_maintenance_interval * 1000);
 		}
-		timeout = Max(10, Min(10000, (next_maintenance - GetCurrentTimestamp()) / 1000));
+		/* Alerts: one pass of check_alerts() every audit_log.alert_interval. */
+		if (GetCurrentTimestamp() >= next_alerts)
+		{
+			drain_queue();
+			run_alert_check();
+			next_alerts = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  (int64) audit_alert_interval * 1000);
+		}
+		timeout = Max(10, Min(10000, (Min(next_maintenance, next_alerts) - GetCurrentTimestamp()) / 1000));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -330,7 +330,13 @@ audit_write_events(AuditEvent *events, int nevents)
 
 		rowcxt = AllocSetContextCreate(writecxt, "audit_log row",
 									   ALLOCSET_SMALL_SIZES);
-		/* All the ids at once, in capture order. */
+		/*
+		 * All the ids at once, in capture order.  The transaction has its
+		 * xid BEFORE its events get their ids: check_alerts() (part
+		 * 70_alerts) relies on it to know when every event_id up to a mark
+		 * has settled (committed, or never will).
+		 */
+		(void) GetTopFullTransactionId();
 		next_id = audit_take_event_ids(seqid, nevents, &id_step);
 		if (nevents > 1)
 			ms.bistate = GetBulkInsertState();
