@@ -79,6 +79,7 @@ static Memo memo[MEMO_SLOTS];
 static int	memo_next = 1;
 static const char *last_source = NULL;
 static char *shown_statement = NULL;	/* debug_query_string after a swap */
+static const char *shown_for = NULL;	/* ... and what it pointed at before */
 static bool scanning = false;
 
 /*
@@ -326,6 +327,7 @@ static void
 redact_report(ErrorData *edata)
 {
 	const char *stmt = debug_query_string;
+	bool		swapped = (stmt != NULL && stmt == shown_statement);
 	bool		m = needs_redaction(edata->message);
 	bool		d = needs_redaction(edata->detail);
 	bool		dl = needs_redaction(edata->detail_log);
@@ -340,8 +342,11 @@ redact_report(ErrorData *edata)
 
 	if (m)
 		scan_logged_statement(edata);
+	/* after a swap, the text of the same query string is still what counts */
+	if (swapped)
+		stmt = shown_for;
 	/* the statement matters if printed, pointed at, or maybe embedded */
-	if (stmt != NULL && stmt != shown_statement &&
+	if (stmt != NULL &&
 		(!edata->hide_stmt || edata->cursorpos > 0 || m || d || dl || h || c || q))
 		stmt_risky = needs_redaction(stmt);
 
@@ -400,7 +405,7 @@ redact_report(ErrorData *edata)
 					  pstrdup(query_redacted ? query_redacted : AUDIT_REDACT_WITHHELD));
 
 	/* the STATEMENT: line prints debug_query_string: point it at the redaction */
-	if (stmt_risky && !edata->hide_stmt)
+	if (stmt_risky && !swapped && !edata->hide_stmt)
 	{
 		const char *shown = memo_lookup(stmt);
 
@@ -411,6 +416,7 @@ redact_report(ErrorData *edata)
 			char	   *old = shown_statement;
 
 			shown_statement = MemoryContextStrdup(memo_cxt, shown);
+			shown_for = stmt;
 			debug_query_string = shown_statement;
 			if (old != NULL)
 				pfree(old);

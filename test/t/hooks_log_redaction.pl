@@ -61,6 +61,7 @@ ALTER ROLE lr_user PASSWORD 'Zq7-Syntax' VALID UNTILL 'infinity';
 ALTER ROLE PASSWORD 'Zq7-Near';
 SELECT 'Zq7-NotInt'::int AS password;
 SELECT 1 AS first \; ALTER ROLE lr_missing PASSWORD 'Zq7-Multi';
+DO $$ BEGIN RAISE LOG 'before'; END $$ \; SELECT 'Zq7-AfterLog'::int AS password;
 SET standard_conforming_strings = off \; ALTER ROLE lr_missing PASSWORD 'Zq7-Scs';
 DO $$ BEGIN ALTER ROLE lr_missing PASSWORD 'Zq7-DoFail'; END $$;
 DO $$ BEGIN EXECUTE 'ALTER ROLE lr_user PASSWORD ''Zq7-DynSyntax'' VALID UNTILL ''x'''; END $$;
@@ -171,6 +172,8 @@ like($log, qr/ERROR:  syntax error at or near "<redacted>"[^\n]*\n${gap}STATEMEN
 	'syntax error at the password: the token is redacted');
 like($log, qr/ERROR:  invalid input syntax for type integer: "<redacted>"[^\n]*\n${gap}STATEMENT:  SELECT ${r}::int AS password;\n/,
 	'input error at a literal: the value is redacted');
+like($log, qr/LOG:  before\n${gap}STATEMENT:  DO $r\s*;\s*SELECT ${r}::int AS password;?\n${gap}ERROR:  invalid input syntax for type integer: "<redacted>"/,
+	'an error at a literal after the statement was shown redacted');
 like($log, qr/STATEMENT:  SELECT 1 AS first\s*;\s*ALTER ROLE lr_missing PASSWORD $r;?\n/,
 	'multi-statement string redacted');
 like($log, qr/ERROR:  role "lr_missing" does not exist\n[^\n]*STATEMENT:  $w\n/,
