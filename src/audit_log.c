@@ -49,6 +49,7 @@ _PG_init(void)
 	audit_queue_init();
 	audit_utility_init();
 	audit_auth_init();
+	audit_log_redact_init();
 	audit_worker_init();
 }
 

@@ -117,6 +117,7 @@ extern void audit_utility_init(void);
 extern void audit_auth_init(void);
 extern void audit_queue_init(void);
 extern void audit_worker_init(void);
+extern void audit_log_redact_init(void);
 extern void audit_queue_event(const AuditEvent *ev);
 
 /* queue.c: figures for audit_log.status */
@@ -141,7 +142,8 @@ extern int	audit_queue_pop(char *bufs, int max);
 extern void audit_queue_set_worker(pid_t pid, struct Latch *latch);
 extern void audit_queue_count_written(int n);
 
-/* capture_utility.c */
+/* utility_classify.c: the statement redaction (log_redact.c reuses it) */
+#define AUDIT_REDACT_WITHHELD	"(statement withheld: it may contain a password)"
 extern char *audit_redact_statement(const char *sql);
 extern bool audit_in_worker;
 

@@ -318,6 +318,8 @@ audit_redact_statement(const char *sql)
 		int			len = strlen(sql);
 
 		scanner = scanner_init(sql, &extra, &ScanKeywords, ScanKeywordTokens);
+		/* the parser warned already; and the log hook may not emit */
+		extra.escape_string_warning = false;
 		for (;;)
 		{
 			int			tok = core_yylex(&yylval, &yylloc, scanner);
@@ -347,7 +349,7 @@ audit_redact_statement(const char *sql)
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		resetStringInfo(&out);
-		appendStringInfoString(&out, "(statement withheld: it may contain a password)");
+		appendStringInfoString(&out, AUDIT_REDACT_WITHHELD);
 	}
 	PG_END_TRY();
 	return out.data;
