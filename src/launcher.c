@@ -362,6 +362,8 @@ launch_writers(void)
 static void
 drain_unroutable(char *bufs, Oid *orphans)
 {
+	static MemoryContext cxt = NULL;
+	MemoryContext old;
 	const char *reason = NULL;
 	AuditWriterEntry *c;
 	Oid			cluster_db;
@@ -391,6 +393,10 @@ drain_unroutable(char *bufs, Oid *orphans)
 	LWLockRelease(audit_registry->lock);
 	if (reason == NULL)
 		return;
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "audit_log drain",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
 	while ((n = audit_queue_take(cluster_db, true, orphans, norphans, bufs, pos,
 								 targets, LAUNCHER_BATCH)) > 0)
 	{
@@ -402,7 +408,9 @@ drain_unroutable(char *bufs, Oid *orphans)
 			audit_log_event_line(&ev, reason);
 		}
 		audit_queue_done(pos, n);
+		MemoryContextReset(cxt);
 	}
+	MemoryContextSwitchTo(old);
 }
 
 /*

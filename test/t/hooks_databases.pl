@@ -191,4 +191,30 @@ ok($node->poll_query_until('app5',
 	'its failures are stored in it');
 
 $node->stop;
+
+# --- no worker slot left for a writer: the launcher, the logical
+# replication launcher and the writer of postgres take all three
+$node = PostgreSQL::Test::Cluster->new('noslot');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+max_worker_processes = 3
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+$node->poll_query_until('postgres', 'SELECT worker_pid IS NOT NULL FROM audit_log.status');
+$node->safe_psql('postgres', 'CREATE DATABASE crowded');
+$node->safe_psql('crowded', 'CREATE EXTENSION audit_log CASCADE; CREATE TABLE secret (id int);');
+ok($node->poll_query_until('postgres', $writers, 'crowded:no worker slot:false,postgres:running:true'),
+	'status: no worker slot for the writer of crowded');
+$node->psql('crowded', "SET ROLE mallory; GRANT SELECT ON secret TO mallory /* crowded */;");
+ok($node->poll_query_until('postgres', q{
+SELECT database || ':' || (details->>'stored_for') FROM audit_log.events WHERE statement LIKE '%/* crowded */%'},
+	'crowded:crowded'),
+	'its failures are stored in audit_log.database, marked');
+ok($node->log_contains(qr/no background worker slot for the writer of database "crowded"/),
+	'a WARNING in the server log says so');
+$node->stop;
 done_testing();
