@@ -438,7 +438,9 @@ setting_changed(const char *name, const char *oldval, const char *newval)
 	ev.object_name = name;
 	ev.command = "RELOAD";
 	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(d.data)));
-	audit_queue_event(&ev, true);
+	/* a change of audit_log.database is recorded in the database it leaves */
+	audit_queue_event_for(&ev, strcmp(name, "audit_log.database") == 0 ?
+						  audit_registry->cluster_db : InvalidOid);
 	CommitTransactionCommand();
 }
 

@@ -322,9 +322,18 @@ audit_log_event_line(const AuditEvent *ev, const char *reason)
 void
 audit_queue_event(const AuditEvent *ev, bool cluster)
 {
+	audit_queue_event_for(ev, cluster ? InvalidOid : MyDatabaseId);
+}
+
+/*
+ * audit_queue_event_for: hand an event to the writer of database target
+ * (InvalidOid: that of audit_log.database).
+ */
+void
+audit_queue_event_for(const AuditEvent *ev, Oid target)
+{
 	char	   *buf;
 	bool		full = false;
-	Oid			target = cluster ? InvalidOid : MyDatabaseId;
 
 	if (queue == NULL)
 	{

@@ -412,6 +412,7 @@ pause_writer(const char *dbname)
 	Latch	   *latch = NULL;
 	TimestampTz start = GetCurrentTimestamp();
 	bool		terminated = false;
+	pid_t		last_pid = 0;
 
 	if (!OidIsValid(dboid) || list_member_oid(paused_dbs, dboid))
 		return;
@@ -448,7 +449,10 @@ pause_writer(const char *dbname)
 		busy = e->dboid == dboid && (e->pid != 0 || e->state == AW_STARTING);
 		pid = e->pid;
 		LWLockRelease(audit_registry->lock);
-		if (!busy)
+		if (pid != 0)
+			last_pid = pid;
+		/* until it has left the process array, which DROP DATABASE checks */
+		if (!busy && (last_pid == 0 || BackendPidGetProc(last_pid) == NULL))
 			break;
 		waited = TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 		if (!terminated && pid != 0 && waited >= PAUSE_TERMINATE_MS)
@@ -530,6 +534,11 @@ audit_registry_utility(Node *parsetree, bool done)
 			break;
 		case T_CreateExtensionStmt:
 			if (strcmp(((CreateExtensionStmt *) parsetree)->extname, "audit_log") == 0)
+				note_ext_created |= done;
+			break;
+		case T_TransactionStmt:
+			/* it may create the extension: check again if it was absent */
+			if (((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 				note_ext_created |= done;
 			break;
 		case T_DropStmt:

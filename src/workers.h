@@ -92,6 +92,7 @@ extern void audit_launcher_init(void);
 extern void audit_worker_register(BackgroundWorker *worker, Oid dboid, const char *dbname);
 
 /* queue.c: the worker side of the ring */
+extern void audit_queue_event_for(const AuditEvent *ev, Oid target);
 extern int	audit_queue_take(Oid dboid, bool cluster, const Oid *orphans, int norphans,
 							 char *bufs, uint64 *pos, Oid *targets, int max);
 extern void audit_queue_done(const uint64 *pos, int n);
