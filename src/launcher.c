@@ -393,6 +393,7 @@ drain_unroutable(char *bufs, Oid *orphans)
 	LWLockRelease(audit_registry->lock);
 	if (reason == NULL)
 		return;
+	qsort(orphans, norphans, sizeof(Oid), oid_cmp);
 	if (cxt == NULL)
 		cxt = AllocSetContextCreate(TopMemoryContext, "audit_log drain",
 									ALLOCSET_DEFAULT_SIZES);

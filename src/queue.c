@@ -373,7 +373,8 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 
 /*
  * audit_queue_take: copy up to max ready events that the writer of dboid
- * stores (cluster: also the cluster-wide ones and those of the orphans)
+ * stores (cluster: also the cluster-wide ones and those of the orphans,
+ * sorted)
  * into bufs (each AUDIT_QUEUE_SLOT bytes), oldest first, and mark them
  * taken by this process; their ring positions go to pos, their databases
  * to targets.  Returns how many.
@@ -398,13 +399,8 @@ audit_queue_take(Oid dboid, bool cluster, const Oid *orphans, int norphans,
 		if (Q_STATE(queue)[i] != SLOT_READY)
 			continue;
 		if (!mine && cluster)
-		{
-			int			k;
-
-			mine = !OidIsValid(t);
-			for (k = 0; !mine && k < norphans; k++)
-				mine = (orphans[k] == t);
-		}
+			mine = !OidIsValid(t) ||
+				bsearch(&t, orphans, norphans, sizeof(Oid), oid_cmp) != NULL;
 		if (!mine)
 			continue;
 		slot = queue->slots + (Size) i * AUDIT_QUEUE_SLOT;

@@ -37,6 +37,7 @@
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -211,7 +212,7 @@ audit_registry_wake(Oid target)
  * audit_registry_routing: what the writer of dboid stores: its own
  * events, and when it is the writer of audit_log.database (*cluster) the
  * cluster-wide events and those of the orphan databases, whose OIDs are
- * returned (at most max).
+ * returned sorted (at most max).
  */
 int
 audit_registry_routing(Oid dboid, bool *cluster, Oid *orphans, int max)
@@ -230,6 +231,7 @@ audit_registry_routing(Oid dboid, bool *cluster, Oid *orphans, int max)
 			orphans[n++] = e->dboid;
 	}
 	LWLockRelease(audit_registry->lock);
+	qsort(orphans, n, sizeof(Oid), oid_cmp);	/* audit_queue_take searches them */
 	return n;
 }
 
