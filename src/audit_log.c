@@ -15,7 +15,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "audit_log.h"
+#include "workers.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
@@ -50,7 +50,7 @@ _PG_init(void)
 	audit_utility_init();
 	audit_auth_init();
 	audit_log_redact_init();
-	audit_worker_init();
+	audit_launcher_init();
 }
 
 static char *
@@ -179,14 +179,15 @@ audit_record(PG_FUNCTION_ARGS)
 
 /*
  * audit_status: one row saying which capture is active, for the
- * audit_log.status view.  Queue figures come from queue.c.
+ * audit_log.status view.  Queue figures come from queue.c, the writers
+ * from registry.c.
  */
 Datum
 audit_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[9];
-	bool		nulls[9];
+	Datum		values[10];
+	bool		nulls[10];
 	AuditQueueStats qs;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -208,5 +209,14 @@ audit_status(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(qs.capacity);
 	values[7] = Int64GetDatum(qs.written);
 	values[8] = Int64GetDatum(qs.logged);
+	/* the writers, from 1.1 on (a database still on 1.0 has 9 columns) */
+	if (tupdesc->natts >= 10)
+	{
+		StringInfoData w;
+
+		initStringInfo(&w);
+		audit_registry_status(&w);
+		values[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(w.data));
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

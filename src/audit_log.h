@@ -112,34 +112,31 @@ extern void audit_unpin_search_path(int nestlevel);
 extern int64 audit_take_event_ids(Oid seqid, int n, int64 *step);
 
 
-/* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
+/* capture_utility.c, capture_auth.c, queue.c, launcher.c (preload only) */
 extern void audit_utility_init(void);
 extern void audit_auth_init(void);
 extern void audit_queue_init(void);
-extern void audit_worker_init(void);
+extern void audit_launcher_init(void);
 extern void audit_log_redact_init(void);
-extern void audit_queue_event(const AuditEvent *ev);
+extern void audit_queue_event(const AuditEvent *ev, bool cluster);
 
 /* queue.c: figures for audit_log.status */
 typedef struct AuditQueueStats
 {
-	int			worker_pid;		/* 0: no worker running */
+	int			worker_pid;		/* writer of audit_log.database; 0: none */
 	int64		depth;			/* events waiting in the queue */
 	int64		capacity;
-	int64		written;		/* events the worker stored */
+	int64		written;		/* events the writers stored */
 	int64		logged;			/* events sent to the server log instead */
 } AuditQueueStats;
 
 extern void audit_queue_stats(AuditQueueStats *stats);
 extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
 
-/* queue.c: the ring of serialized events (worker side and serialization) */
+/* queue.c: the ring of serialized events (serialization; see workers.h) */
 #define AUDIT_QUEUE_SLOT	4096
-struct Latch;
 extern void audit_event_serialize(const AuditEvent *ev, char *buf);
 extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
-extern int	audit_queue_pop(char *bufs, int max);
-extern void audit_queue_set_worker(pid_t pid, struct Latch *latch);
 extern void audit_queue_count_written(int n);
 
 /* utility_classify.c: the statement redaction (log_redact.c reuses it) */

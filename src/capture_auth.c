@@ -182,7 +182,7 @@ audit_client_auth(Port *port, int status)
 	}
 	PG_END_TRY();
 
-	audit_queue_event(&ev);
+	audit_queue_event(&ev, true);
 }
 
 /*

@@ -36,11 +36,16 @@
  * stored with every string literal replaced; role options and user
  * mapping options never carry their values into details.
  *
+ * Writers: before DROP DATABASE, ALTER DATABASE RENAME/SET TABLESPACE and
+ * CREATE DATABASE ... TEMPLATE, the database's writer is stopped, and the
+ * launcher hears of created databases and extensions (registry.c).
+ *
  * Locking: none of our own; name lookups use the syscache, with NoLock.
  *
  *-------------------------------------------------------------------------
  */
 #include "capture_utility.h"
+#include "workers.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -104,7 +109,7 @@ tamper(const char *what, Oid relid, const char *command, const char *statement)
 	j_str(&j, "attempt", what);
 	j_str(&j, "error", msg);
 	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j_end(&j))));
-	audit_queue_event(&ev);
+	audit_queue_event(&ev, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s on audit table %s is not allowed", what, rel),
@@ -328,7 +333,7 @@ queue_as_failure(PendingEvent *p)
 		appendStringInfoString(&d, j_end(&j));
 	}
 	ev.details = audit_text_to_jsonb(d.data);
-	audit_queue_event(&ev);
+	audit_queue_event(&ev, true);
 }
 
 /*
@@ -352,7 +357,7 @@ utility_xact_callback(XactEvent event, void *arg)
 			if (p->written)
 				continue;
 			audit_event_deserialize(p->buf, &ev);
-			audit_queue_event(&ev);
+			audit_queue_event(&ev, true);
 		}
 		pending = NIL;
 	}
@@ -439,7 +444,7 @@ emit_success(List *events)
 		}
 		else if (strcmp(u->ev.event_type, "extension.dropped") == 0 && u->ev.object_name &&
 				 strcmp(u->ev.object_name, "audit_log") == 0)
-			audit_queue_event(&u->ev);
+			audit_queue_event(&u->ev, false);
 	}
 	if (n == 0)
 		return;
@@ -494,7 +499,7 @@ record_failure(List *events, ErrorData *edata)
 			if (name)
 				u->ev.object_name = name;
 		}
-		audit_queue_event(&u->ev);
+		audit_queue_event(&u->ev, u->cluster);
 	}
 }
 
@@ -513,6 +518,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	volatile bool executed = false;
 
 	error_recorded = false;
+	audit_registry_utility(parsetree, false);	/* DROP DATABASE: stop its writer */
 	if (!capture_off() && context != PROCESS_UTILITY_SUBCOMMAND &&
 		!IsA(parsetree, TransactionStmt))
 	{
@@ -557,6 +563,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 									queryEnv, dest, qc);
 		executed = true;
+		audit_registry_utility(parsetree, true);
 		if (events != NIL)
 		{
 			MemoryContextSwitchTo(cxt);

@@ -2,20 +2,30 @@
  *
  * queue.c
  *		The shared-memory queue that carries events which cannot ride their
- *		transaction (failures, logins, cluster-wide events) to the
- *		background worker, and the server-log fallback when it cannot.
+ *		transaction (failures, logins, cluster-wide events) to the writers
+ *		(worker.c), and the server-log fallback when it cannot.
  *
  * The queue is a ring of audit_log.queue_size fixed-size slots, each one
- * serialized AuditEvent (see audit_event_serialize).  One LWLock guards
- * head, tail and the slots; it is held only for a memcpy, so a backend
- * never waits on the worker's transactions.  A full ring never blocks:
- * the event goes to the server log as one structured line instead and the
- * shared counter "logged" grows.  Counters are atomics, read without the
- * lock by audit_queue_stats().
+ * serialized AuditEvent (see audit_event_serialize), with the database the
+ * event belongs to (InvalidOid: cluster-wide) and a state: ready, taken by
+ * a writer (its pid), or done.  One LWLock guards head, tail, the slots and
+ * their states; a backend holds it only for a memcpy, so it never waits on
+ * a writer's transactions.  A full ring never blocks: the event goes to the
+ * server log as one structured line instead and the shared counter
+ * "logged" grows.  Counters are atomics, read without the lock.
+ *
+ * A writer takes the ready slots it may store (audit_queue_take, a scan
+ * from the tail), writes them in its own transaction, and marks them done
+ * after the commit (audit_queue_done); the tail moves over done slots
+ * only.  A writer that exits before its commit (terminated, an error)
+ * gives its taken slots back (audit_queue_release), so an event waits in
+ * the ring until a writer for its database has stored it: nothing is lost
+ * while a writer starts or restarts.  A slot another writer's database
+ * holds up at the tail keeps the ring that much fuller meanwhile.
  *
  *-------------------------------------------------------------------------
  */
-#include "audit_log.h"
+#include "workers.h"
 
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
@@ -47,12 +57,20 @@ typedef struct AuditQueue
 	int			capacity;
 	uint64		head;			/* next slot to write (under lock) */
 	uint64		tail;			/* next slot to read (under lock) */
-	pid_t		worker_pid;		/* under lock */
-	Latch	   *worker_latch;	/* under lock */
 	pg_atomic_uint64 written;
 	pg_atomic_uint64 logged;
 	char		slots[FLEXIBLE_ARRAY_MEMBER];
+	/* then Oid target[capacity], int32 owner[capacity], uint8 state[capacity] */
 } AuditQueue;
+
+/* States of a slot between tail and head. */
+#define SLOT_DONE	0
+#define SLOT_READY	1
+#define SLOT_TAKEN	2
+
+#define Q_TARGET(q) ((Oid *) ((q)->slots + (Size) (q)->capacity * AUDIT_QUEUE_SLOT))
+#define Q_OWNER(q)	((int32 *) (Q_TARGET(q) + (q)->capacity))
+#define Q_STATE(q)	((uint8 *) (Q_OWNER(q) + (q)->capacity))
 
 static AuditQueue *queue = NULL;
 static int64 local_logged = 0;
@@ -63,7 +81,8 @@ static Size
 queue_size(void)
 {
 	return add_size(offsetof(AuditQueue, slots),
-					mul_size(audit_queue_size, AUDIT_QUEUE_SLOT));
+					mul_size(audit_queue_size,
+							 AUDIT_QUEUE_SLOT + sizeof(Oid) + sizeof(int32) + sizeof(uint8)));
 }
 
 /*
@@ -95,8 +114,7 @@ queue_shmem_startup(void)
 		queue->lock = &(GetNamedLWLockTranche("audit_log"))->lock;
 		queue->capacity = audit_queue_size;
 		queue->head = queue->tail = 0;
-		queue->worker_pid = 0;
-		queue->worker_latch = NULL;
+		memset(Q_STATE(queue), SLOT_DONE, queue->capacity);
 		pg_atomic_init_u64(&queue->written, 0);
 		pg_atomic_init_u64(&queue->logged, 0);
 	}
@@ -296,16 +314,26 @@ audit_log_event_line(const AuditEvent *ev, const char *reason)
 }
 
 /*
- * audit_queue_event: hand an event to the background worker.  Never
- * blocks beyond a memcpy: when the ring is full (or there is no ring) the
- * event goes to the server log.
+ * audit_queue_event: hand an event to the writers: a cluster-wide one to
+ * the writer of audit_log.database, any other to the writer of the current
+ * database.  Never blocks beyond a memcpy: when the ring is full (or there
+ * is no ring) the event goes to the server log.
  */
 void
-audit_queue_event(const AuditEvent *ev)
+audit_queue_event(const AuditEvent *ev, bool cluster)
+{
+	audit_queue_event_for(ev, cluster ? InvalidOid : MyDatabaseId);
+}
+
+/*
+ * audit_queue_event_for: hand an event to the writer of database target
+ * (InvalidOid: that of audit_log.database).
+ */
+void
+audit_queue_event_for(const AuditEvent *ev, Oid target)
 {
 	char	   *buf;
 	bool		full = false;
-	Latch	   *latch = NULL;
 
 	if (queue == NULL)
 	{
@@ -320,10 +348,13 @@ audit_queue_event(const AuditEvent *ev)
 		full = true;
 	else
 	{
-		memcpy(queue->slots + (queue->head % queue->capacity) * AUDIT_QUEUE_SLOT,
-			   buf, ((SlotHeader *) buf)->len);
+		int			i = queue->head % queue->capacity;
+
+		memcpy(queue->slots + (Size) i * AUDIT_QUEUE_SLOT, buf, ((SlotHeader *) buf)->len);
+		Q_TARGET(queue)[i] = target;
+		Q_OWNER(queue)[i] = 0;
+		Q_STATE(queue)[i] = SLOT_READY;
 		queue->head++;
-		latch = queue->worker_latch;
 	}
 	LWLockRelease(queue->lock);
 
@@ -335,29 +366,49 @@ audit_queue_event(const AuditEvent *ev)
 			copy.occurred_at = ((SlotHeader *) buf)->occurred_at;
 		audit_log_event_line(&copy, "queue full");
 	}
-	else if (latch)
-		SetLatch(latch);
+	else
+		audit_registry_wake(target);
 	pfree(buf);
 }
 
 /*
- * audit_queue_pop: copy up to max events out of the ring into bufs (each
- * AUDIT_QUEUE_SLOT bytes); returns how many.  Worker only.
+ * audit_queue_take: copy up to max ready events that the writer of dboid
+ * stores (cluster: also the cluster-wide ones and those of the orphans,
+ * sorted)
+ * into bufs (each AUDIT_QUEUE_SLOT bytes), oldest first, and mark them
+ * taken by this process; their ring positions go to pos, their databases
+ * to targets.  Returns how many.
  */
 int
-audit_queue_pop(char *bufs, int max)
+audit_queue_take(Oid dboid, bool cluster, const Oid *orphans, int norphans,
+				 char *bufs, uint64 *pos, Oid *targets, int max)
 {
 	int			n = 0;
+	uint64		p;
 
 	if (queue == NULL)
 		return 0;
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-	while (n < max && queue->tail < queue->head)
+	for (p = queue->tail; n < max && p < queue->head; p++)
 	{
-		const char *slot = queue->slots + (queue->tail % queue->capacity) * AUDIT_QUEUE_SLOT;
+		int			i = p % queue->capacity;
+		Oid			t = Q_TARGET(queue)[i];
+		bool		mine = (t == dboid && OidIsValid(dboid));
+		const char *slot;
 
-		memcpy(bufs + n * AUDIT_QUEUE_SLOT, slot, ((const SlotHeader *) slot)->len);
-		queue->tail++;
+		if (Q_STATE(queue)[i] != SLOT_READY)
+			continue;
+		if (!mine && cluster)
+			mine = !OidIsValid(t) ||
+				bsearch(&t, orphans, norphans, sizeof(Oid), oid_cmp) != NULL;
+		if (!mine)
+			continue;
+		slot = queue->slots + (Size) i * AUDIT_QUEUE_SLOT;
+		memcpy(bufs + (Size) n * AUDIT_QUEUE_SLOT, slot, ((const SlotHeader *) slot)->len);
+		Q_STATE(queue)[i] = SLOT_TAKEN;
+		Q_OWNER(queue)[i] = MyProcPid;
+		pos[n] = p;
+		targets[n] = t;
 		n++;
 	}
 	LWLockRelease(queue->lock);
@@ -365,22 +416,93 @@ audit_queue_pop(char *bufs, int max)
 }
 
 /*
- * audit_queue_set_worker: register (or with 0, unregister) the worker
- * that the backends wake.
+ * audit_queue_done: the events at these ring positions are stored (or
+ * logged): free their slots and move the tail over every done slot.
  */
 void
-audit_queue_set_worker(pid_t pid, Latch *latch)
+audit_queue_done(const uint64 *pos, int n)
 {
-	if (queue == NULL)
+	int			k;
+
+	if (queue == NULL || n == 0)
 		return;
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-	queue->worker_pid = pid;
-	queue->worker_latch = latch;
+	for (k = 0; k < n; k++)
+		Q_STATE(queue)[pos[k] % queue->capacity] = SLOT_DONE;
+	while (queue->tail < queue->head &&
+		   Q_STATE(queue)[queue->tail % queue->capacity] == SLOT_DONE)
+		queue->tail++;
 	LWLockRelease(queue->lock);
 }
 
 /*
- * audit_queue_count_written: the worker stored n events.
+ * audit_queue_release: give back the slots that process pid took and did
+ * not store (it is exiting): they are ready again for the next writer.
+ */
+void
+audit_queue_release(pid_t pid)
+{
+	uint64		p;
+	bool		any = false;
+
+	if (queue == NULL)
+		return;
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	for (p = queue->tail; p < queue->head; p++)
+	{
+		int			i = p % queue->capacity;
+
+		if (Q_STATE(queue)[i] == SLOT_TAKEN && Q_OWNER(queue)[i] == pid)
+		{
+			Q_STATE(queue)[i] = SLOT_READY;
+			Q_OWNER(queue)[i] = 0;
+			any = true;
+		}
+	}
+	LWLockRelease(queue->lock);
+	if (any)
+		audit_registry_wake_launcher();
+}
+
+/*
+ * audit_queue_targets: the databases that events waiting in the ring
+ * belong to (InvalidOid for the cluster-wide ones), each once, with how
+ * many wait for each; returns how many databases (at most max).
+ */
+int
+audit_queue_targets(Oid *targets, int64 *counts, int max)
+{
+	int			n = 0;
+	uint64		p;
+
+	if (queue == NULL)
+		return 0;
+	LWLockAcquire(queue->lock, LW_SHARED);
+	for (p = queue->tail; p < queue->head; p++)
+	{
+		int			i = p % queue->capacity;
+		Oid			t = Q_TARGET(queue)[i];
+		int			k;
+
+		if (Q_STATE(queue)[i] == SLOT_DONE)
+			continue;
+		for (k = 0; k < n && targets[k] != t; k++)
+			;
+		if (k == n)
+		{
+			if (n == max)
+				continue;
+			targets[n] = t;
+			counts[n++] = 0;
+		}
+		counts[k]++;
+	}
+	LWLockRelease(queue->lock);
+	return n;
+}
+
+/*
+ * audit_queue_count_written: a writer stored n events.
  */
 void
 audit_queue_count_written(int n)
@@ -390,7 +512,8 @@ audit_queue_count_written(int n)
 }
 
 /*
- * audit_queue_stats: queue figures for audit_log.status.
+ * audit_queue_stats: queue figures for audit_log.status; the worker is the
+ * writer of audit_log.database.
  */
 void
 audit_queue_stats(AuditQueueStats *stats)
@@ -402,9 +525,9 @@ audit_queue_stats(AuditQueueStats *stats)
 		return;
 	}
 	LWLockAcquire(queue->lock, LW_SHARED);
-	stats->worker_pid = queue->worker_pid;
 	stats->depth = queue->head - queue->tail;
 	LWLockRelease(queue->lock);
+	stats->worker_pid = audit_registry_cluster_pid();
 	stats->capacity = queue->capacity;
 	stats->written = pg_atomic_read_u64(&queue->written);
 	stats->logged = pg_atomic_read_u64(&queue->logged);

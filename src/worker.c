@@ -1,38 +1,43 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The background worker: connected to audit_log.database, it drains
- *		the shared-memory queue into audit_log.events and runs
- *		audit_log.maintain() every audit_log.maintenance_interval and
- *		audit_log.check_alerts() every audit_log.alert_interval.
+ *		A writer: the dynamic background worker that the launcher starts
+ *		for one database (launcher.c).  It stores the queued events of its
+ *		database in its audit_log.events, and runs audit_log.maintain()
+ *		there every audit_log.maintenance_interval and
+ *		audit_log.check_alerts() every audit_log.alert_interval.  The writer of
+ *		audit_log.database also stores the cluster-wide events and those of
+ *		databases that will get no writer, marked with details.stored_for.
  *
- * Transactions: each batch of queued events is written in a transaction
- * of its own; when a batch fails, its events are retried one by one and an
- * event that still cannot be stored goes to the server log (never lost
- * silently).  When the audit database lacks the extension, drained events
- * go to the server log too.  maintain() runs in its own transaction; its
- * errors are reported and the loop goes on.
+ * Transactions: each batch of queued events is taken and written in a
+ * transaction of its own and marked done in the queue after the commit;
+ * when a batch fails, its events are retried one by one and an event that
+ * still cannot be stored goes to the server log (never lost silently).
+ * maintain() runs in its own transaction; its errors are reported and the
+ * loop goes on.
  *
- * Locking: every transaction of the worker first takes a share lock on the
+ * Locking: every transaction of the writer first takes a share lock on the
  * audit_log extension object (lock_extension), the lock DROP EXTENSION takes
  * in exclusive mode before anything else.  Without it, a batch written
  * while the extension is being dropped locks the events table and then a
  * partition, in the opposite order of the drop, and one of the two fails
- * with a deadlock.
+ * with a deadlock.  Events are taken from the queue only once the lock is
+ * held.
  *
- * Life cycle: started by the postmaster, restarted AUDIT_WORKER_RESTART
- * seconds after any exit (crash included).  If it cannot connect (the audit
- * database does not exist), it sends what is queued to the server log
- * before exiting.  It exits (and so restarts) when audit_log.database
- * changes.  A reload that changes an audit_log.* setting is recorded as
- * audit.setting_changed.
+ * Life cycle: at start it checks the extension; when it is absent (or
+ * found dropped later) the writer marks its database AW_NOEXT and exits.
+ * It exits when the launcher or a backend asks (its database dropped,
+ * renamed...); at any exit the events it took and did not store go back
+ * to the queue.  The launcher restarts it AUDIT_WORKER_RESTART seconds
+ * after any other exit.
  *
  *-------------------------------------------------------------------------
  */
-#include "audit_log.h"
+#include "workers.h"
 
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -52,69 +57,157 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#define AUDIT_WORKER_RESTART	2	/* seconds */
 #define AUDIT_WORKER_BATCH		64
 
 PGDLLEXPORT void audit_worker_main(Datum arg);
 
 bool		audit_in_worker = false;
-static bool worker_connected = false;
+static AuditWriterEntry *my_entry = NULL;
 static char *batch_bufs = NULL;
+static uint64 batch_pos[AUDIT_WORKER_BATCH];
+static Oid	batch_targets[AUDIT_WORKER_BATCH];
+static Oid *orphans = NULL;
 
 /*
- * audit_worker_init: register the worker (called from _PG_init when
- * preloaded).
+ * audit_worker_register: fill the registration of the writer of a
+ * database (started by the launcher, which is told when it stops).
  */
 void
-audit_worker_init(void)
+audit_worker_register(BackgroundWorker *worker, Oid dboid, const char *dbname)
 {
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = AUDIT_WORKER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "audit_log");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "audit_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "audit_log worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "audit_log worker");
-	RegisterBackgroundWorker(&worker);
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "audit_log");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "audit_worker_main");
+	snprintf(worker->bgw_name, BGW_MAXLEN, "audit_log worker for %s", dbname);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "audit_log worker");
+	worker->bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker->bgw_notify_pid = MyProcPid;
 }
 
 /*
- * drain_to_log: send everything queued to the server log.
+ * writer_exit: give back the events taken and not stored, and leave the
+ * registry: the launcher restarts the writer (after AUDIT_WORKER_RESTART
+ * seconds), unless the database is paused or gone.
  */
 static void
-drain_to_log(const char *reason)
+writer_exit(int code, Datum arg)
 {
-	int			n;
-
-	if (batch_bufs == NULL)
-		batch_bufs = MemoryContextAlloc(TopMemoryContext, AUDIT_QUEUE_SLOT * AUDIT_WORKER_BATCH);
-	while ((n = audit_queue_pop(batch_bufs, AUDIT_WORKER_BATCH)) > 0)
+	audit_queue_release(MyProcPid);
+	if (my_entry == NULL)
+		return;
+	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
+	if (my_entry->pid == MyProcPid)
 	{
-		int			i;
-
-		for (i = 0; i < n; i++)
+		my_entry->pid = 0;
+		my_entry->latch = NULL;
+		if (my_entry->paused_by != 0)
+			my_entry->state = AW_WANTED;
+		else if (my_entry->stop)
+			my_entry->state = AW_GONE;
+		else
 		{
-			AuditEvent	ev;
-
-			audit_event_deserialize(batch_bufs + i * AUDIT_QUEUE_SLOT, &ev);
-			audit_log_event_line(&ev, reason);
+			my_entry->state = AW_WANTED;
+			my_entry->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 AUDIT_WORKER_RESTART * 1000);
 		}
 	}
+	LWLockRelease(audit_registry->lock);
+	my_entry = NULL;
+	audit_registry_wake_launcher();
 }
 
 /*
- * worker_exit: unregister; when the worker never connected, the queue
- * would wait for nobody: send it to the server log.
+ * claim: become the writer of this database's registry entry; false when
+ * another writer has it, or a backend paused it.
+ */
+static bool
+claim(Oid dboid)
+{
+	AuditWriterEntry *e;
+	bool		ok = false;
+
+	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
+	e = audit_registry_find(dboid);
+	if (e && e->pid == 0 && (e->state == AW_STARTING || e->state == AW_WANTED))
+	{
+		if (e->paused_by != 0 || e->stop)
+			e->state = AW_WANTED;	/* the pausing backend waits for this */
+		else
+		{
+			e->pid = MyProcPid;
+			e->latch = MyLatch;
+			e->state = AW_STARTING;
+			e->started_at = GetCurrentTimestamp();
+			my_entry = e;
+			ok = true;
+		}
+	}
+	LWLockRelease(audit_registry->lock);
+	return ok;
+}
+
+/*
+ * entry_gen: the database's ext_gen, read before a transaction that may
+ * find the extension absent.
+ */
+static uint32
+entry_gen(void)
+{
+	uint32		gen;
+
+	LWLockAcquire(audit_registry->lock, LW_SHARED);
+	gen = my_entry->ext_gen;
+	LWLockRelease(audit_registry->lock);
+	return gen;
+}
+
+/*
+ * no_extension: the database has no audit_log extension (any more): say
+ * so in the registry and exit; its events go to audit_log.database.
  */
 static void
-worker_exit(int code, Datum arg)
+no_extension(uint32 gen)
 {
-	audit_queue_set_worker(0, NULL);
-	if (!worker_connected)
-		drain_to_log("audit database unavailable");
+	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
+	my_entry->state = AW_NOEXT;
+	my_entry->checked_gen = gen;
+	my_entry->pid = 0;
+	my_entry->latch = NULL;
+	LWLockRelease(audit_registry->lock);
+	my_entry = NULL;
+	audit_queue_release(MyProcPid);
+	audit_registry_wake_launcher();
+	proc_exit(0);
+}
+
+/*
+ * stop_requested: the launcher or a backend asks this writer to exit.
+ */
+static bool
+stop_requested(void)
+{
+	bool		stop;
+
+	LWLockAcquire(audit_registry->lock, LW_SHARED);
+	stop = my_entry->stop || my_entry->paused_by != 0;
+	LWLockRelease(audit_registry->lock);
+	return stop;
+}
+
+/*
+ * wrote: n events stored, for audit_log.status.
+ */
+static void
+wrote(int n)
+{
+	audit_queue_count_written(n);
+	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
+	my_entry->written += n;
+	my_entry->last_write = GetCurrentTimestamp();
+	LWLockRelease(audit_registry->lock);
 }
 
 /*
@@ -148,6 +241,29 @@ sanitize(const char *s)
 }
 
 /*
+ * mark_stored_for: an event of another database, stored here because that
+ * database will get no writer: details.stored_for names it.
+ */
+static void
+mark_stored_for(AuditEvent *ev, Oid target)
+{
+	StringInfoData d;
+	Jsonb	   *mark;
+
+	initStringInfo(&d);
+	appendStringInfoString(&d, "{\"stored_for\": ");
+	if (ev->database)
+		escape_json(&d, ev->database);
+	else
+		appendStringInfo(&d, "\"%u\"", target);
+	appendStringInfoChar(&d, '}');
+	mark = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(d.data)));
+	ev->details = ev->details == NULL ? mark :
+		DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(ev->details),
+										   JsonbPGetDatum(mark)));
+}
+
+/*
  * decode_batch: the events of n slot buffers, text made valid.
  */
 static void
@@ -166,6 +282,8 @@ decode_batch(AuditEvent *evs, int from, int n)
 		ev->database = sanitize(ev->database);
 		ev->application_name = sanitize(ev->application_name);
 		ev->statement = sanitize(ev->statement);
+		if (OidIsValid(batch_targets[from + i]) && batch_targets[from + i] != MyDatabaseId)
+			mark_stored_for(ev, batch_targets[from + i]);
 	}
 }
 
@@ -195,14 +313,15 @@ lock_extension(void)
 }
 
 /*
- * write_batch: store slots [from, from+n) in one transaction; false (and
- * nothing stored) when it failed.
+ * write_batch: store the taken slots [from, from+n) in one transaction;
+ * 1 when stored, 0 when it failed (nothing stored), -1 when the extension
+ * is gone (nothing stored).
  */
-static bool
+static int
 write_batch(int from, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool ok = true;
+	volatile int result = 1;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -210,17 +329,14 @@ write_batch(int from, int n)
 	PG_TRY();
 	{
 		AuditEvent *evs = palloc0(sizeof(AuditEvent) * n);
-		int			i;
 
-		decode_batch(evs, from, n);
 		if (lock_extension() && OidIsValid(audit_events_relid(true)))
 		{
+			decode_batch(evs, from, n);
 			audit_write_events(evs, n);
-			audit_queue_count_written(n);
 		}
 		else
-			for (i = 0; i < n; i++)
-				audit_log_event_line(&evs[i], "audit database lacks the audit_log extension");
+			result = -1;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
@@ -230,63 +346,138 @@ write_batch(int from, int n)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		ok = false;
+		result = 0;
 	}
 	PG_END_TRY();
-	return ok;
+	return result;
 }
 
 /*
- * drain_queue: write everything queued, batch by batch.
+ * take_and_write: lock the extension, take up to a batch of this writer's
+ * events and store them, in one transaction.  Returns how many were taken
+ * (0: none waiting), or -1 when the extension is gone (nothing taken).
+ */
+static int
+take_and_write(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int n = 0;
+	volatile bool gone = false;
+	volatile bool failed = false;
+	uint32		gen = entry_gen();
+	bool		cluster;
+	int			norphans;
+	int			i;
+
+	norphans = audit_registry_routing(MyDatabaseId, &cluster, orphans, audit_registry->capacity);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		if (!lock_extension() || !OidIsValid(audit_events_relid(true)))
+			gone = true;
+		else
+			n = audit_queue_take(MyDatabaseId, cluster, orphans, norphans, batch_bufs,
+								 batch_pos, batch_targets, AUDIT_WORKER_BATCH);
+		if (n > 0)
+		{
+			AuditEvent *evs = palloc0(sizeof(AuditEvent) * n);
+
+			decode_batch(evs, 0, n);
+			audit_write_events(evs, n);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		failed = true;
+	}
+	PG_END_TRY();
+	if (gone)
+		no_extension(gen);
+	if (n == 0)
+		return 0;
+	if (!failed)
+	{
+		audit_queue_done(batch_pos, n);
+		wrote(n);
+		return n;
+	}
+	/* the batch failed: one by one, then the server log */
+	for (i = 0; i < n; i++)
+	{
+		int			r = write_batch(i, 1);
+
+		if (r < 0)
+			no_extension(gen);	/* gives the rest back to the queue */
+		if (r == 0)
+		{
+			AuditEvent	ev;
+
+			audit_event_deserialize(batch_bufs + i * AUDIT_QUEUE_SLOT, &ev);
+			audit_log_event_line(&ev, "the worker could not store the event");
+		}
+		else
+			wrote(1);
+		audit_queue_done(&batch_pos[i], 1);
+	}
+	return n;
+}
+
+/*
+ * drain_queue: write everything queued for this writer, batch by batch.
  */
 static void
 drain_queue(void)
 {
-	int			n;
-
 	pgstat_report_activity(STATE_RUNNING, "writing queued audit events");
-	while ((n = audit_queue_pop(batch_bufs, AUDIT_WORKER_BATCH)) > 0)
+	while (take_and_write() > 0)
 	{
-		int			i;
-
-		if (write_batch(0, n))
-			continue;
-		for (i = 0; i < n; i++)
-		{
-			if (!write_batch(i, 1))
-			{
-				AuditEvent	ev;
-
-				audit_event_deserialize(batch_bufs + i * AUDIT_QUEUE_SLOT, &ev);
-				audit_log_event_line(&ev, "the worker could not store the event");
-			}
-		}
 		CHECK_FOR_INTERRUPTS();
+		if (stop_requested())
+			break;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
- * run_maintenance: SELECT * FROM audit_log.maintain() when that function
- * exists; errors are reported, never fatal.
+ * run_periodic: run query (SELECT * FROM audit_log.maintain(), SELECT
+ * audit_log.check_alerts()) in a transaction of its own when the function
+ * proname exists (a database still on the 1.0 SQL has no check_alerts());
+ * errors are reported, never fatal.  The state of check_alerts() commits
+ * with its alerts, so a writer killed mid-pass neither loses nor repeats
+ * one.
  */
 static void
-run_maintenance(void)
+run_periodic(const char *proname, const char *query)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "SELECT * FROM audit_log.maintain()");
+	pgstat_report_activity(STATE_RUNNING, query);
 	PG_TRY();
 	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1];
 		bool		exists = false;
 
+		args[0] = CStringGetTextDatum(proname);
 		SPI_connect();
 		if (lock_extension() &&
-			SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'audit_log' AND p.proname = 'maintain')",
-						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+			SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p "
+								  "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+								  "WHERE n.nspname OPERATOR(pg_catalog.=) 'audit_log' "
+								  "AND p.proname OPERATOR(pg_catalog.=) $1)",
+								  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
 		{
 			bool		isnull;
 
@@ -294,7 +485,7 @@ run_maintenance(void)
 												SPI_tuptable->tupdesc, 1, &isnull));
 		}
 		if (exists)
-			SPI_execute("SELECT * FROM audit_log.maintain()", false, 0);
+			SPI_execute(query, false, 0);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -311,110 +502,24 @@ run_maintenance(void)
 }
 
 /*
- * run_alert_check: SELECT audit_log.check_alerts() when that function
- * exists (a database still on the 1.0 SQL has none); errors are reported,
- * never fatal.  One pass in its own transaction: its state (what it has
- * read, which groups fired) commits with its alerts, so a worker killed
- * mid-pass neither loses nor repeats one.
+ * after_ms: the time ms milliseconds from now.
  */
-static void
-run_alert_check(void)
+static TimestampTz
+after_ms(int64 ms)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "SELECT audit_log.check_alerts()");
-	PG_TRY();
-	{
-		bool		exists = false;
-
-		SPI_connect();
-		if (lock_extension() &&
-			SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'audit_log' AND p.proname = 'check_alerts')",
-						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			bool		isnull;
-
-			exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
-		}
-		if (exists)
-			SPI_execute("SELECT audit_log.check_alerts()", false, 0);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
 }
 
 /*
- * setting_changed: record a reload that changed an audit_log.* setting.
- */
-static void
-setting_changed(const char *name, const char *oldval, const char *newval)
-{
-	AuditEvent	ev;
-	StringInfoData d;
-
-	initStringInfo(&d);
-	appendStringInfoString(&d, "{\"setting\": ");
-	escape_json(&d, name);
-	appendStringInfoString(&d, ", \"old_value\": ");
-	escape_json(&d, oldval);
-	appendStringInfoString(&d, ", \"value\": ");
-	escape_json(&d, newval);
-	appendStringInfoString(&d, ", \"source\": \"configuration reload\"}");
-
-	StartTransactionCommand();
-	audit_event_init(&ev, "audit", "audit.setting_changed");
-	ev.actor_type = "system";
-	ev.object_type = "setting";
-	ev.object_name = name;
-	ev.command = "RELOAD";
-	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(d.data)));
-	audit_queue_event(&ev);
-	CommitTransactionCommand();
-}
-
-/* Settings whose change by a reload is recorded (database: see below). */
-static const char *const watched_settings[] = {
-	"audit_log.log_connections", "audit_log.maintenance_interval",
-	"audit_log.premake_days", "audit_log.seal_window", "audit_log.seal_delay",
-	"audit_log.export_max_rows", "audit_log.alert_interval"
-};
-
-/*
- * setting_value: a setting's current value, copied to TopMemoryContext.
- */
-static char *
-setting_value(const char *name)
-{
-	const char *v = GetConfigOption(name, true, false);
-
-	return MemoryContextStrdup(TopMemoryContext, v ? v : "");
-}
-
-/*
- * audit_worker_main: entry point of the background worker.
+ * audit_worker_main: entry point of a writer; arg is its database's OID.
  */
 void
 audit_worker_main(Datum arg)
 {
+	Oid			dboid = DatumGetObjectId(arg);
 	TimestampTz next_maintenance;
 	TimestampTz next_alerts;
-	char	   *dbname;
-	char	   *old_values[lengthof(watched_settings)];
-	int			i;
+	uint32		gen;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -422,42 +527,54 @@ audit_worker_main(Datum arg)
 
 	audit_in_worker = true;
 	batch_bufs = MemoryContextAlloc(TopMemoryContext, AUDIT_QUEUE_SLOT * AUDIT_WORKER_BATCH);
-	before_shmem_exit(worker_exit, (Datum) 0);
+	orphans = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * audit_registry->capacity);
+	before_shmem_exit(writer_exit, (Datum) 0);
 
-	dbname = MemoryContextStrdup(TopMemoryContext, audit_database);
-	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
-	worker_connected = true;
-	audit_queue_set_worker(MyProcPid, MyLatch);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* Whatever ALTER DATABASE/ROLE ... SET search_path says (guard.c). */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	if (!claim(dboid))
+		proc_exit(0);
 	pgstat_report_appname("audit_log worker");
 
-	for (i = 0; i < lengthof(watched_settings); i++)
-		old_values[i] = setting_value(watched_settings[i]);
-	next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   (int64) audit_maintenance_interval * 1000);
-	next_alerts = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											  (int64) audit_alert_interval * 1000);
+	/* the extension must be there */
+	gen = entry_gen();
+	StartTransactionCommand();
+	if (!lock_extension())
+	{
+		CommitTransactionCommand();
+		no_extension(gen);
+	}
+	CommitTransactionCommand();
+	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
+	my_entry->state = AW_RUNNING;
+	LWLockRelease(audit_registry->lock);
 
+	next_maintenance = after_ms((int64) audit_maintenance_interval * 1000);
+	next_alerts = after_ms((int64) audit_alert_interval * 1000);
 	for (;;)
 	{
 		long		timeout;
 
+		if (stop_requested())
+			proc_exit(0);
 		drain_queue();
+		if (stop_requested())
+			proc_exit(0);
 
 		if (GetCurrentTimestamp() >= next_maintenance)
 		{
-			run_maintenance();
-			next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														   (int64) audit_maintenance_interval * 1000);
+			run_periodic("maintain", "SELECT * FROM audit_log.maintain()");
+			next_maintenance = after_ms((int64) audit_maintenance_interval * 1000);
 		}
-		/* Alerts: one pass of check_alerts() every audit_log.alert_interval. */
 		if (GetCurrentTimestamp() >= next_alerts)
 		{
-			drain_queue();
-			run_alert_check();
-			next_alerts = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													  (int64) audit_alert_interval * 1000);
+			drain_queue();		/* what is queued counts in this pass */
+			run_periodic("check_alerts", "SELECT audit_log.check_alerts()");
+			next_alerts = after_ms((int64) audit_alert_interval * 1000);
 		}
-		timeout = Max(10, Min(10000, (Min(next_maintenance, next_alerts) - GetCurrentTimestamp()) / 1000));
+		timeout = Max(10, Min(10000, (Min(next_maintenance, next_alerts) -
+									  GetCurrentTimestamp()) / 1000));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -469,28 +586,8 @@ audit_worker_main(Datum arg)
 
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			for (i = 0; i < lengthof(watched_settings); i++)
-			{
-				char	   *now = setting_value(watched_settings[i]);
-
-				if (strcmp(now, old_values[i]) != 0)
-				{
-					setting_changed(watched_settings[i], old_values[i], now);
-					old_values[i] = now;
-				}
-			}
 			if (old_interval != audit_maintenance_interval)
-				next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															   (int64) audit_maintenance_interval * 1000);
-			if (strcmp(dbname, audit_database) != 0)
-			{
-				setting_changed("audit_log.database", dbname, audit_database);
-				drain_queue();
-				ereport(LOG,
-						(errmsg("audit_log worker restarting: audit_log.database changed from \"%s\" to \"%s\"",
-								dbname, audit_database)));
-				proc_exit(1);
-			}
+				next_maintenance = after_ms((int64) audit_maintenance_interval * 1000);
 		}
 	}
 }
