@@ -101,6 +101,11 @@ extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
 extern bool audit_internal_active(void);
 
+/* horizon.c: the paging horizon (see its banner) */
+extern void audit_horizon_enter(Oid seqid);
+extern int64 audit_horizon(void);
+extern int64 audit_horizon_push_snapshot(void);
+
 
 /* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
 extern void audit_utility_init(void);

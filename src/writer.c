@@ -13,7 +13,9 @@
  * writer takes RowExclusiveLock on audit_log.events and on the partitions
  * it routes to, held to the end of the transaction like any INSERT; the
  * rows commit or roll back with the caller's transaction.  event_id comes
- * from audit_log.events_event_id_seq (nextval, not transactional).
+ * from audit_log.events_event_id_seq (nextval, not transactional).  Before
+ * its first event_id, a transaction takes the paging horizon's lock
+ * (horizon.c), held to its end.
  *
  *-------------------------------------------------------------------------
  */
@@ -335,6 +337,8 @@ audit_write_events(AuditEvent *events, int nevents)
 	 */
 	relid = audit_events_relid(false);
 	seqid = events_seqid;
+	/* Before any event_id is taken: the paging horizon (horizon.c). */
+	audit_horizon_enter(seqid);
 
 	writecxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "audit_log writer",
