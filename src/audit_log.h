@@ -111,6 +111,11 @@ extern void audit_unpin_search_path(int nestlevel);
 /* event_ids.c: event_id ranges from the sequence, no session state touched */
 extern int64 audit_take_event_ids(Oid seqid, int n, int64 *step);
 
+/* horizon.c: the paging horizon (see its banner) */
+extern void audit_horizon_enter(Oid seqid);
+extern int64 audit_horizon(void);
+extern int64 audit_horizon_push_snapshot(void);
+
 
 /* capture_utility.c, capture_auth.c, queue.c, launcher.c (preload only) */
 extern void audit_utility_init(void);

@@ -7,10 +7,18 @@
  *
  * The WHERE clause comes from audit_log._search_where() (the same as
  * search()), with every filter value inlined so the planner prunes
- * partitions.  Rows are read through one SPI cursor with the caller's
- * snapshot (read-only), so rows committed by others while an export runs
- * never show up in it, and the count of matching events reported when the
- * export is truncated is taken with the same snapshot.
+ * partitions.  Rows are read through one SPI cursor (read-only) with a
+ * snapshot taken when the export starts, after the paging horizon
+ * (horizon.c), so rows committed by others while an export runs never show
+ * up in it, and the count of matching events reported when the export is
+ * truncated is taken with the same snapshot.
+ *
+ * Continuation never skips an event: an export ends below the horizon,
+ * the lowest event_id that a transaction still in progress may yet commit
+ * (a NOTICE says so when matching events from the horizon on were left
+ * out), and the HINT of a stopped export names the last event_id it
+ * returned: continuing after it returns what was left out once it has
+ * committed, exactly once.
  *
  * Cells: timestamps in UTC ISO 8601, JSON compact (no blanks), numbers as
  * they are; a text cell (or a JSON string) that starts with =, +, -, @, tab
@@ -40,6 +48,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -305,6 +314,8 @@ audit_export(PG_FUNCTION_ARGS)
 	int64		last_id = 0;
 	int64		matching = -1;
 	bool		truncated = false;
+	int64		horizon;
+	bool		stopped = false;	/* stopped at the horizon */
 	int			i;
 
 	if (explicit_limit)
@@ -361,11 +372,13 @@ audit_export(PG_FUNCTION_ARGS)
 	plan = SPI_prepare_cursor(q.data, 0, NULL, 0);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the export query: %s", SPI_result_code_string(SPI_result));
+	/* The horizon, then the snapshot of the rows and of the count. */
+	horizon = audit_horizon_push_snapshot();
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit_log export row",
 								   ALLOCSET_DEFAULT_SIZES);
-	while (!truncated)
+	while (!truncated && !stopped)
 	{
 		SPITupleTable *tt;
 		TupleDesc	td;
@@ -385,6 +398,7 @@ audit_export(PG_FUNCTION_ARGS)
 			bool		isnull[AUDIT_NCOLUMNS];
 			Datum		raw[AUDIT_NCOLUMNS];
 			MemoryContext old;
+			int64		id;
 
 			if (rows == limit)
 			{
@@ -395,6 +409,13 @@ audit_export(PG_FUNCTION_ARGS)
 			old = MemoryContextSwitchTo(rowcxt);
 			/* One pass over the row, not one attribute walk per column. */
 			heap_deform_tuple(tt->vals[r], td, raw, isnull);
+			id = DatumGetInt64(raw[0]);
+			if (id >= horizon)
+			{
+				MemoryContextSwitchTo(old);
+				stopped = true;
+				break;
+			}
 			for (i = 0; i < td->natts; i++)
 			{
 				Datum		d = raw[i];
@@ -405,8 +426,6 @@ audit_export(PG_FUNCTION_ARGS)
 					values[i] = (Datum) 0;
 					continue;
 				}
-				if (i == 0)
-					last_id = DatumGetInt64(d);
 				switch (typid)
 				{
 					case TEXTOID:
@@ -426,6 +445,7 @@ audit_export(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
+			last_id = id;
 			rows++;
 		}
 		SPI_freetuptable(tt);
@@ -455,22 +475,37 @@ audit_export(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("export stopped at max_rows (%d); more events match", limit),
 				 errhint("Continue with after_event_id => %lld.", (long long) last_id)));
+	else if (stopped)
+	{
+		int64		cont = last_id;
+
+		if (rows == 0)
+			cont = PG_ARGISNULL(EXPORT_NFILTERS - 2) ? 0 : PG_GETARG_INT64(EXPORT_NFILTERS - 2);
+		ereport(NOTICE,
+				(errmsg("export stopped below a transaction still in progress; more events match"),
+				 errdetail("Events from event_id %lld on wait until every transaction that may still commit an event below them has ended.",
+						   (long long) horizon),
+				 errhint("Continue with after_event_id => %lld.", (long long) cont)));
+	}
+	PopActiveSnapshot();
 
 	/* Every export is an event. */
 	{
 		AuditEvent	ev;
-		Oid			dtypes[4] = {JSONBOID, INT8OID, BOOLOID, INT8OID};
-		Datum		dargs[4];
-		char		dnulls[4] = {' ', ' ', ' ', matching < 0 ? 'n' : ' '};
+		Oid			dtypes[5] = {JSONBOID, INT8OID, BOOLOID, INT8OID, BOOLOID};
+		Datum		dargs[5];
+		char		dnulls[5] = {' ', ' ', ' ', matching < 0 ? 'n' : ' ', stopped ? ' ' : 'n'};
 		bool		isnull;
 
 		dargs[0] = filters;
 		dargs[1] = Int64GetDatum(rows);
 		dargs[2] = BoolGetDatum(truncated);
 		dargs[3] = Int64GetDatum(matching);
+		dargs[4] = BoolGetDatum(stopped);
 		if (SPI_execute_with_args("SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-								  "'filters', $1, 'rows', $2, 'truncated', $3, 'matching', $4))",
-								  4, dtypes, dargs, dnulls, true, 1) != SPI_OK_SELECT ||
+								  "'filters', $1, 'rows', $2, 'truncated', $3, 'matching', $4,"
+								  " 'held_back', $5))",
+								  5, dtypes, dargs, dnulls, true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "could not build the export details");
 		audit_event_init(&ev, "audit", "audit.exported");

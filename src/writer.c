@@ -16,6 +16,8 @@
  * from audit_log.events_event_id_seq, one range per call taken by
  * event_ids.c (not transactional, and without nextval(): the session's
  * lastval() and currval() stay the application's).
+ * Before its first event_id, a transaction takes the paging horizon's lock
+ * (horizon.c), held to its end.
  *
  *-------------------------------------------------------------------------
  */
@@ -291,6 +293,8 @@ audit_write_events(AuditEvent *events, int nevents)
 	 */
 	relid = audit_events_relid(false);
 	seqid = events_seqid;
+	/* Before any event_id is taken: the paging horizon (horizon.c). */
+	audit_horizon_enter(seqid);
 
 	writecxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "audit_log writer",
