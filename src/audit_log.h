@@ -75,6 +75,7 @@ extern int	audit_maintenance_interval;
 extern int	audit_seal_window;
 extern int	audit_seal_delay;
 extern int	audit_export_max_rows;
+extern bool audit_restore;
 
 #define AUDIT_CONN_ALL		0
 #define AUDIT_CONN_FAILURES 1
@@ -130,6 +131,9 @@ extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
 extern int	audit_queue_pop(char *bufs, int max);
 extern void audit_queue_set_worker(pid_t pid, struct Latch *latch);
 extern void audit_queue_count_written(int n);
+
+/* restore.c: the session that restores audit_log from a dump */
+extern bool audit_restoring(void);
 
 /* capture_utility.c */
 extern char *audit_redact_statement(const char *sql);

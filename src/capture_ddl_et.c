@@ -43,7 +43,7 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "not fired by event trigger manager");
 	if (audit_preloaded || audit_internal_active() || creating_extension ||
-		!OidIsValid(audit_events_relid(true)))
+		audit_restoring() || !OidIsValid(audit_events_relid(true)))
 		return;
 	trig = (EventTriggerData *) fcinfo->context;
 	tag = GetCommandTagName(trig->tag);

@@ -141,5 +141,10 @@ audit_define_settings(void)
 							AUDIT_EXPORT_MAX_ROWS_DEFAULT, 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("audit_log.restore",
+							 "This session restores a dump of a database that has audit_log (see the README, Backup and restore).",
+							 NULL, &audit_restore, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("audit_log");
 }

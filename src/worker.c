@@ -19,6 +19,13 @@
  * partition, in the opposite order of the drop, and one of the two fails
  * with a deadlock.
  *
+ * Restores: while a dump is being restored into the audit database
+ * (restore.c), nothing else may write into its audit_log.events (new ids
+ * would collide with the restored ones): the worker holds the batch it
+ * took and leaves the rest in the queue, retrying every second, until the
+ * restoring session has ended.  A full queue sends events to the server
+ * log as usual.
+ *
  * Life cycle: started by the postmaster, restarted AUDIT_WORKER_RESTART
  * seconds after any exit (crash included).  If it cannot connect (the audit
  * database does not exist), it sends what is queued to the server log
@@ -31,6 +38,7 @@
 #include "audit_log.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -47,6 +55,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -59,6 +68,13 @@ PGDLLEXPORT void audit_worker_main(Datum arg);
 bool		audit_in_worker = false;
 static bool worker_connected = false;
 static char *batch_bufs = NULL;
+
+/*
+ * Events taken from the queue but held back while a restore runs: the
+ * first held_events slots of batch_bufs, retried every second.
+ */
+static int	held_events = 0;
+static TimestampTz held_since = 0;
 
 /*
  * audit_worker_init: register the worker (called from _PG_init when
@@ -111,7 +127,17 @@ drain_to_log(const char *reason)
 static void
 worker_exit(int code, Datum arg)
 {
+	int			i;
+
 	audit_queue_set_worker(0, NULL);
+	for (i = 0; i < held_events; i++)
+	{
+		AuditEvent	ev;
+
+		audit_event_deserialize(batch_bufs + i * AUDIT_QUEUE_SLOT, &ev);
+		audit_log_event_line(&ev, "the worker stopped while a restore held the event");
+	}
+	held_events = 0;
 	if (!worker_connected)
 		drain_to_log("audit database unavailable");
 }
@@ -194,14 +220,48 @@ lock_extension(void)
 }
 
 /*
- * write_batch: store slots [from, from+n) in one transaction; false (and
- * nothing stored) when it failed.
+ * restore_running: is a dump being restored into this database (restore.c:
+ * its session is still connected)?  Nothing else may write into
+ * audit_log.events meanwhile: new event ids would collide with the
+ * restored ones.  Inside the caller's transaction, after lock_extension().
  */
 static bool
+restore_running(void)
+{
+	Oid			nsp = get_namespace_oid(AUDIT_SCHEMA, true);
+	bool		running = false;
+
+	/* a database still on 1.0 has no restore state */
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("restore_state", nsp)))
+		return false;
+	SPI_connect();
+	if (SPI_execute("SELECT audit_log._restore_running()", false, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		running = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return running;
+}
+
+typedef enum BatchResult
+{
+	BATCH_WRITTEN,				/* stored, or sent to the server log */
+	BATCH_FAILED,				/* nothing stored */
+	BATCH_HELD					/* a restore is running: kept for later */
+} BatchResult;
+
+/*
+ * write_batch: store slots [from, from+n) in one transaction.
+ */
+static BatchResult
 write_batch(int from, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool ok = true;
+	volatile BatchResult result = BATCH_WRITTEN;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -214,8 +274,13 @@ write_batch(int from, int n)
 		decode_batch(evs, from, n);
 		if (lock_extension() && OidIsValid(audit_events_relid(true)))
 		{
-			audit_write_events(evs, n);
-			audit_queue_count_written(n);
+			if (restore_running())
+				result = BATCH_HELD;
+			else
+			{
+				audit_write_events(evs, n);
+				audit_queue_count_written(n);
+			}
 		}
 		else
 			for (i = 0; i < n; i++)
@@ -229,36 +294,53 @@ write_batch(int from, int n)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		ok = false;
+		result = BATCH_FAILED;
 	}
 	PG_END_TRY();
-	return ok;
+	return result;
 }
 
 /*
- * drain_queue: write everything queued, batch by batch.
+ * drain_queue: write everything queued, batch by batch; while a restore
+ * runs in this database, hold one batch and leave the rest queued.
  */
 static void
 drain_queue(void)
 {
 	int			n;
 
+	if (held_events > 0 &&
+		!TimestampDifferenceExceeds(held_since, GetCurrentTimestamp(), 1000))
+		return;
 	pgstat_report_activity(STATE_RUNNING, "writing queued audit events");
-	while ((n = audit_queue_pop(batch_bufs, AUDIT_WORKER_BATCH)) > 0)
+	while ((n = held_events > 0 ? held_events :
+			audit_queue_pop(batch_bufs, AUDIT_WORKER_BATCH)) > 0)
 	{
 		int			i;
+		BatchResult r;
 
-		if (write_batch(0, n))
+		held_events = 0;
+		r = write_batch(0, n);
+		if (r == BATCH_WRITTEN)
 			continue;
-		for (i = 0; i < n; i++)
+		for (i = 0; r != BATCH_HELD && i < n; i++)
 		{
-			if (!write_batch(i, 1))
+			r = write_batch(i, 1);
+			if (r == BATCH_FAILED)
 			{
 				AuditEvent	ev;
 
 				audit_event_deserialize(batch_bufs + i * AUDIT_QUEUE_SLOT, &ev);
 				audit_log_event_line(&ev, "the worker could not store the event");
 			}
+		}
+		if (r == BATCH_HELD)
+		{
+			i = Max(i - 1, 0);	/* slot i (or the whole batch) was held */
+			memmove(batch_bufs, batch_bufs + i * AUDIT_QUEUE_SLOT, (n - i) * AUDIT_QUEUE_SLOT);
+			held_events = n - i;
+			held_since = GetCurrentTimestamp();
+			break;
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -398,7 +480,8 @@ audit_worker_main(Datum arg)
 			next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														   (int64) audit_maintenance_interval * 1000);
 		}
-		timeout = Max(10, Min(10000, (next_maintenance - GetCurrentTimestamp()) / 1000));
+		timeout = Max(10, Min(held_events > 0 ? 1000 : 10000,
+							  (next_maintenance - GetCurrentTimestamp()) / 1000));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -462,7 +462,11 @@ $$;
 /*
  * maintain(as_of): create partitions ahead, move stray rows out of the
  * default partition, seal closed windows, drop expired partitions.
- * Returns what it did.  as_of stands for "now" (tests).
+ * Returns what it did.  as_of stands for "now" (tests).  Each step, and
+ * each day or leaf within a step, is on its own: an error is reported as
+ * an "error" row (with its SQLSTATE) and the rest goes on.  While another
+ * session restores a dump into the database it does nothing; the first
+ * run after that restore records it (restore.c, part 70_restore).
  */
 CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
@@ -477,11 +481,16 @@ DECLARE
     d date;
     n bigint;
     lo timestamptz;
-    sealed int;
+    sealed record;
     r record;
     l record;
     drop_list oid[];
     total int;
+    leaves_ok boolean := false;
+    i int;
+    oa text[];      -- rows of a day's work, reported once it is done
+    oo text[];
+    od text[];
 BEGIN
     PERFORM @extschema@._internal(true);    -- also loads the library and its settings
     -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
@@ -497,15 +506,34 @@ BEGIN
     END IF;
     premake := current_setting('audit_log.premake_days')::int;
 
+    -- 0. A dump restored into this database: nothing moves while its
+    --    session works; then the restore is recorded and closed.
+    IF EXISTS (SELECT 1 FROM @extschema@.restore_state) THEN
+        IF @extschema@._restore_running() THEN
+            PERFORM @extschema@._internal(false);
+            PERFORM set_config('lock_timeout', old_lock_timeout, true);
+            action := 'skipped'; object := 'maintain';
+            detail := 'a dump is being restored into this database by another session';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        BEGIN
+            RETURN QUERY SELECT * FROM @extschema@._restore_close();
+        EXCEPTION WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.restore_state';
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+        END;
+    END IF;
+
     -- 1. Partitions ahead: today (UTC) and premake_days more.
     FOR d IN SELECT g::date FROM generate_series((t AT TIME ZONE 'UTC')::date,
                                                  (t AT TIME ZONE 'UTC')::date + premake, interval '1 day') g
     LOOP
-        -- A day with stray rows is created when they are moved (step 2).
-        CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
-                               WHERE e.occurred_at >= @extschema@._day_lo(d)
-                                 AND e.occurred_at < @extschema@._day_lo(d + 1));
         BEGIN
+            -- A day with stray rows is created when they are moved (step 2).
+            CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
+                                   WHERE e.occurred_at >= @extschema@._day_lo(d)
+                                     AND e.occurred_at < @extschema@._day_lo(d + 1));
             IF @extschema@._create_partition(d) THEN
                 action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
                 detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
@@ -515,6 +543,9 @@ BEGIN
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || @extschema@._partition_name(d);
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.' || @extschema@._partition_name(d);
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
         END;
     END LOOP;
 
@@ -522,6 +553,14 @@ BEGIN
     FOR d IN SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date
                FROM @extschema@.events_default e ORDER BY 1
     LOOP
+        IF NOT isfinite(d) THEN
+            action := 'error'; object := '@extschema@.events_default';
+            detail := (SELECT count(*) FROM @extschema@.events_default e
+                        WHERE (e.occurred_at AT TIME ZONE 'UTC')::date = d)
+                      || ' rows at ' || d || ' belong to no day: they stay here';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         BEGIN
             LOCK TABLE @extschema@.events_default IN ACCESS EXCLUSIVE MODE;
             IF pg_catalog.to_regclass('pg_temp.audit_log_strays') IS NULL THEN
@@ -533,105 +572,144 @@ BEGIN
                         RETURNING e.*)
             INSERT INTO pg_temp.audit_log_strays SELECT * FROM m;
             GET DIAGNOSTICS n = ROW_COUNT;
+            oa := '{}'; oo := '{}'; od := '{}';
             IF @extschema@._create_partition(d) THEN
-                action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
-                detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
-                              || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
-                RETURN NEXT;
+                oa := oa || 'created'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
+                od := od || ('[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
+                             || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')');
             END IF;
             INSERT INTO @extschema@.events SELECT * FROM pg_temp.audit_log_strays;
-            action := 'moved'; object := '@extschema@.' || @extschema@._partition_name(d);
-            detail := n || ' rows from @extschema@.events_default'; RETURN NEXT;
+            oa := oa || 'moved'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
+            od := od || (n || ' rows from @extschema@.events_default');
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.events_default';
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            -- Such rows stay in the safety net, where search and verify see them.
+            action := 'error'; object := '@extschema@.events_default';
+            detail := 'rows of ' || coalesce(d::text, 'NULL') || ' not moved: ' || SQLSTATE || ': ' || SQLERRM;
+            RETURN NEXT;
+            CONTINUE;
         END;
+        -- Reported once done: an error undoes the step's work, not its rows.
+        FOR i IN 1 .. cardinality(oa) LOOP
+            action := oa[i]; object := oo[i]; detail := od[i]; RETURN NEXT;
+        END LOOP;
     END LOOP;
 
     -- 3. Seal the closed windows (before anything is dropped).
-    sealed := @extschema@.seal(t);
-    IF sealed > 0 THEN
-        action := 'sealed'; object := '@extschema@.seals';
-        detail := sealed || ' windows up to ' ||
-                  @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
-        RETURN NEXT;
-    END IF;
+    BEGIN
+        SELECT * INTO sealed FROM @extschema@._seal(t);
+        IF sealed.sealed > 0 THEN
+            action := 'sealed'; object := '@extschema@.seals';
+            detail := sealed.sealed || ' windows up to ' ||
+                      @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
+            RETURN NEXT;
+        END IF;
+        IF sealed.error IS NOT NULL THEN
+            action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+    END;
 
     -- 4. Drop what has expired, by whole leaves, or whole days when every
     --    leaf of the day goes.
-    IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
-        DROP TABLE pg_temp.audit_log_leaves;
-    END IF;
-    CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
-        SELECT s.*, s.expires <= t AS expired FROM @extschema@._leaf_state() s;
-    FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
-               FROM pg_temp.audit_log_leaves s
-              GROUP BY s.day_oid, s.day_name
-             HAVING bool_or(s.expired)
-              ORDER BY s.day_name
-    LOOP
-        -- Report held and unsealed leaves; keep only the droppable ones.
-        drop_list := '{}';
-        FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
-                  WHERE s.day_oid = r.day_oid AND s.expired ORDER BY s.leaf_name
-        LOOP
-            IF cardinality(l.holds) > 0 THEN
-                action := 'held'; object := '@extschema@.' || l.leaf_name;
-                detail := 'expired but kept by legal hold ' || array_to_string(l.holds, ', '); RETURN NEXT;
-            ELSIF NOT l.sealed AND @extschema@._rows(l.leaf) > 0 THEN
-                action := 'deferred'; object := '@extschema@.' || l.leaf_name;
-                detail := 'expired but its windows are not sealed yet'; RETURN NEXT;
-            ELSE
-                drop_list := drop_list || l.leaf;
-            END IF;
-        END LOOP;
-        CONTINUE WHEN cardinality(drop_list) = 0;
-        IF events_busy AND cardinality(drop_list) = r.leaves THEN
-            -- Writers hold audit_log.events: do not queue behind them again.
-            action := 'retry'; object := '@extschema@.' || r.day_name;
-            detail := 'audit_log.events is busy: retried at the next run'; RETURN NEXT;
-            CONTINUE;
+    BEGIN
+        IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
+            DROP TABLE pg_temp.audit_log_leaves;
         END IF;
-        BEGIN
-            IF cardinality(drop_list) = r.leaves THEN
-                events_busy := true;
-                EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
-            END IF;
-            events_busy := false;
-            EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
-            -- Every lock first: once a row is reported, nothing waits any more.
-            FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
-                      WHERE s.leaf = ANY (drop_list) AND s.leaf <> r.day_oid ORDER BY s.leaf_name
-            LOOP
-                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', l.leaf::regclass);
-            END LOOP;
-            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
-                      WHERE s.leaf = ANY (drop_list) ORDER BY s.leaf_name
-            LOOP
-                n := @extschema@._rows(l.leaf);
-                INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
-                VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.policy, n, clock_timestamp());
-                PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
-                    '@extschema@.' || l.leaf_name, 'DROP TABLE',
-                    jsonb_build_object('rows', n, 'from_time', @extschema@._ts(l.lo),
-                                       'to_time', @extschema@._ts(l.hi), 'policy', l.policy,
-                                       'keep', l.keep::text, 'categories', to_jsonb(l.categories)));
-                IF cardinality(drop_list) < r.leaves THEN
-                    EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
+        CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
+            SELECT s.*, s.expires <= t AS expired FROM @extschema@._leaf_state() s;
+        leaves_ok := true;
+    EXCEPTION WHEN OTHERS THEN
+        action := 'error'; object := '@extschema@.partitions'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+    END;
+    IF leaves_ok THEN
+        FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
+                   FROM pg_temp.audit_log_leaves s
+                  GROUP BY s.day_oid, s.day_name
+                 HAVING bool_or(s.expired)
+                  ORDER BY s.day_name
+        LOOP
+            oa := '{}'; oo := '{}'; od := '{}';
+            BEGIN
+                -- Report held and unsealed leaves; keep only the droppable ones.
+                drop_list := '{}';
+                FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                          WHERE s.day_oid = r.day_oid AND s.expired ORDER BY s.leaf_name
+                LOOP
+                    IF cardinality(l.holds) > 0 THEN
+                        oa := oa || 'held'::text; oo := oo || ('@extschema@.' || l.leaf_name);
+                        od := od || ('expired but kept by legal hold ' || array_to_string(l.holds, ', '));
+                    ELSIF NOT l.sealed AND @extschema@._rows(l.leaf) > 0 THEN
+                        oa := oa || 'deferred'::text; oo := oo || ('@extschema@.' || l.leaf_name);
+                        od := od || 'expired but its windows are not sealed yet'::text;
+                    ELSE
+                        drop_list := drop_list || l.leaf;
+                    END IF;
+                END LOOP;
+                IF cardinality(drop_list) = 0 THEN
+                    NULL;
+                ELSIF events_busy AND cardinality(drop_list) = r.leaves THEN
+                    -- Writers hold audit_log.events: do not queue behind them again.
+                    oa := oa || 'retry'::text; oo := oo || ('@extschema@.' || r.day_name);
+                    od := od || 'audit_log.events is busy: retried at the next run'::text;
+                ELSE
+                    IF cardinality(drop_list) = r.leaves THEN
+                        events_busy := true;
+                        EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
+                    END IF;
+                    events_busy := false;
+                    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
+                    -- Every lock first: once a leaf is dropped, nothing waits any more.
+                    FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
+                              WHERE s.leaf = ANY (drop_list) AND s.leaf <> r.day_oid ORDER BY s.leaf_name
+                    LOOP
+                        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', l.leaf::regclass);
+                    END LOOP;
+                    FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                              WHERE s.leaf = ANY (drop_list) ORDER BY s.leaf_name
+                    LOOP
+                        n := @extschema@._rows(l.leaf);
+                        INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
+                        VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.policy, n, clock_timestamp());
+                        PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
+                            '@extschema@.' || l.leaf_name, 'DROP TABLE',
+                            jsonb_build_object('rows', n, 'from_time', @extschema@._ts(l.lo),
+                                               'to_time', @extschema@._ts(l.hi), 'policy', l.policy,
+                                               'keep', l.keep::text, 'categories', to_jsonb(l.categories)));
+                        IF cardinality(drop_list) < r.leaves THEN
+                            EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
+                        END IF;
+                        oa := oa || 'purged'::text; oo := oo || ('@extschema@.' || l.leaf_name);
+                        od := od || (n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
+                                     || '), policy ' || l.policy || ' (' || l.keep::text || ')');
+                    END LOOP;
+                    IF cardinality(drop_list) = r.leaves THEN
+                        EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
+                    END IF;
                 END IF;
-                action := 'purged'; object := '@extschema@.' || l.leaf_name;
-                detail := n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
-                          || '), policy ' || l.policy || ' (' || l.keep::text || ')';
+            EXCEPTION WHEN OTHERS THEN
+                -- Undone: report what was kept and why the rest was not purged.
+                FOR i IN 1 .. cardinality(oa) LOOP
+                    CONTINUE WHEN oa[i] NOT IN ('held', 'deferred');
+                    action := oa[i]; object := oo[i]; detail := od[i]; RETURN NEXT;
+                END LOOP;
+                object := '@extschema@.' || r.day_name;
+                IF SQLSTATE IN ('55P03', '40P01') THEN    -- lock_not_available, deadlock_detected
+                    action := 'retry'; detail := 'lock not available: ' || SQLERRM;
+                ELSE
+                    action := 'error'; detail := SQLSTATE || ': ' || SQLERRM;
+                END IF;
                 RETURN NEXT;
+                CONTINUE;
+            END;
+            FOR i IN 1 .. cardinality(oa) LOOP
+                action := oa[i]; object := oo[i]; detail := od[i]; RETURN NEXT;
             END LOOP;
-            IF cardinality(drop_list) = r.leaves THEN
-                EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
-            END IF;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || r.day_name;
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        END;
-    END LOOP;
+        END LOOP;
+    END IF;
 
     -- 5. Search indexes for the days that have ended (see _index_leaf()),
     --    by the real clock whatever as_of says: nobody writes those days.
@@ -646,6 +724,9 @@ BEGIN
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || l.leaf_name;
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.' || l.leaf_name;
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
         END;
     END LOOP;
 
@@ -665,10 +746,7 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'audit_record_at'
 LANGUAGE C VOLATILE;
 
--- Today (UTC) and the next 7 days exist from the start.
-SELECT @extschema@._create_partition(d::date)
-  FROM pg_catalog.generate_series((pg_catalog.now() AT TIME ZONE 'UTC')::date,
-                                  (pg_catalog.now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS d;
+-- Today (UTC) and the next 7 days are created last, by part 70_restore.
 
 REVOKE ALL ON FUNCTION @extschema@._categories(), @extschema@._policies(),
     @extschema@._day_lo(date), @extschema@._ts(timestamptz), @extschema@._create_partition(date),
