@@ -32,10 +32,12 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "commands/tablecmds.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -100,6 +102,10 @@ audit_restore_begin(PG_FUNCTION_ARGS)
 	}
 	restoring_ext = CurrentExtensionObject;
 	begun_in_xact = true;
+	ereport(LOG,
+			(errmsg("audit_log: this session restores a dump into database \"%s\"",
+					get_database_name(MyDatabaseId)),
+			 errdetail("It may build and fill the partitions of audit_log.events; its statements are not captured; maintain() records the restore once the session has ended.")));
 	PG_RETURN_BOOL(true);
 }
 
@@ -170,10 +176,10 @@ audit_restore_skip_index(IndexStmt *stmt)
 
 /*
  * audit_restore_allows: what the session that restores a dump may do to the
- * audit tables (see restore.c): build partitions (CREATE TABLE, ALTER
- * TABLE ... ATTACH PARTITION / OWNER TO), fill them (COPY FROM) and restore
- * their privileges (GRANT).  Nothing that changes or removes rows or adds
- * triggers.
+ * audit tables: build partitions (CREATE TABLE, ALTER TABLE ... ATTACH
+ * PARTITION / OWNER TO), fill them (COPY FROM; INSERT is let through by the
+ * executor hook) and restore their privileges (GRANT SELECT).  Nothing
+ * that changes or removes rows, grants a write or adds triggers.
  */
 bool
 audit_restore_allows(Node *n)
@@ -183,7 +189,18 @@ audit_restore_allows(Node *n)
 	switch (nodeTag(n))
 	{
 		case T_CreateStmt:
+			return true;
 		case T_GrantStmt:
+			/* the ACL pg_dump writes: SELECT for the owner, nothing more */
+			if (!((GrantStmt *) n)->is_grant || ((GrantStmt *) n)->privileges == NIL)
+				return false;
+			foreach(lc, ((GrantStmt *) n)->privileges)
+			{
+				AccessPriv *p = lfirst_node(AccessPriv, lc);
+
+				if (p->priv_name == NULL || strcmp(p->priv_name, "select") != 0 || p->cols != NIL)
+					return false;
+			}
 			return true;
 		case T_CopyStmt:
 			return ((CopyStmt *) n)->is_from;

@@ -226,6 +226,22 @@ is($err, '', 'psql prints no error');
 compare($src, 'restored_plain', 'plain dump');
 after_restore($src, 'restored_plain', 'plain dump');
 
+# ---------- the restoring session closes its own restore ----------
+($rc, $out, $err) = run($src, {}, 'pg_restore', '-f', "$dir/script.sql", "$dir/db.dump");
+is($rc, 0, 'pg_restore -f (a script)') or diag($err);
+run($src, {}, 'createdb', 'restored_self');
+my $self = do { local $ENV{PGOPTIONS} = '-c audit_log.restore=on'; $src->background_psql('restored_self') };
+$self->query_safe("\\i $dir/script.sql");
+is($self->query_safe('SELECT audit_log._restoring()'), 't', 'the session restores');
+compare($src, 'restored_self', 'restore closed by its own session');
+like($self->query_safe('SELECT action FROM audit_log.maintain() LIMIT 1'), qr/^restored$/,
+	'its own maintain() closes the restore');
+is($self->query_safe('SELECT audit_log._restoring()'), 'f', 'and ends its restore mode');
+$self->query_safe('CREATE TABLE app.after_restore (id int)');
+is($self->query_safe(q{SELECT count(*) FROM audit_log.events WHERE event_type = 'ddl.create_table'
+                         AND object_name = 'app.after_restore'}), '1', 'so its DDL is captured again');
+$self->quit;
+
 # ---------- without audit_log.restore: refused, loudly ----------
 run($src, {}, 'createdb', 'restored_noflag');
 ($rc, $out, $err) = run($src, {}, 'pg_restore', '-d', 'restored_noflag', "$dir/db.dump");
@@ -283,7 +299,8 @@ is($dst->safe_psql('held', 'SELECT audit_log.seal()'), '0', 'seal() seals nothin
 $held->query_safe("\\i $dir/data.sql");
 $held->query_safe("\\i $dir/post-data.sql");
 # Even the restoring session may not change or remove rows.
-for my $sql ("DELETE FROM $today", "UPDATE $today SET actor = 'x'", "TRUNCATE $today", "DROP TABLE $today")
+for my $sql ("DELETE FROM $today", "UPDATE $today SET actor = 'x'", "TRUNCATE $today", "DROP TABLE $today",
+	"GRANT INSERT ON $today TO PUBLIC")
 {
 	my ($o, $failed) = $held->query($sql);
 	ok($failed, "the restoring session cannot run: $sql");
