@@ -558,6 +558,12 @@ BEGIN
     IF ev.last_id > last THEN
         PERFORM pg_catalog.setval('@extschema@.events_event_id_seq', ev.last_id);
     END IF;
+    -- The event_id index of every partition (see restore.c).
+    IF NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.events_event_id_idx') AND i.indisvalid) THEN
+        DROP INDEX IF EXISTS @extschema@.events_event_id_idx;
+        CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
+    END IF;
     DELETE FROM @extschema@.restore_state;
     PERFORM @extschema@._restore_end();     -- when this very session restored
     PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),

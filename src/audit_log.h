@@ -134,6 +134,7 @@ extern void audit_queue_count_written(int n);
 
 /* restore.c: the session that restores audit_log from a dump */
 extern bool audit_restoring(void);
+extern void audit_restore_root_index(void);
 
 /* capture_utility.c */
 extern char *audit_redact_statement(const char *sql);

@@ -515,11 +515,6 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		Classify	c;
 		bool		restoring = audit_restoring();
 
-		/* a restore's copy of an index that attaching its partition made */
-		if (restoring && IsA(parsetree, IndexStmt) &&
-			audit_restore_skip_index((IndexStmt *) parsetree))
-			return;
-
 		cxt = AllocSetContextCreate(TopMemoryContext, "audit_log statement",
 									ALLOCSET_SMALL_SIZES);
 		MemoryContextSwitchTo(cxt);

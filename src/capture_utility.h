@@ -114,6 +114,5 @@ extern Jsonb *audit_text_to_jsonb(const char *s);
 
 /* restore.c: what a session restoring a dump may do to the audit tables */
 extern bool audit_restore_allows(Node *n);
-extern bool audit_restore_skip_index(IndexStmt *stmt);
 
 #endif							/* CAPTURE_UTILITY_H */

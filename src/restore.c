@@ -29,12 +29,11 @@
  */
 #include "capture_utility.h"
 
-#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
-#include "commands/tablecmds.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -133,45 +132,36 @@ audit_restoring_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * audit_restore_skip_index: a restore's CREATE INDEX on a partition of the events
- * table whose index already exists: attaching the partition made it (the
- * partitioned index of audit_log.events reaches every new partition), so
- * the dump's copy is skipped, after giving the existing one the dump's name
- * should they differ.  True when the statement must not run.
+ * audit_restore_root_index: in a restoring session, at the end of a CREATE
+ * INDEX, create the partitioned event_id index of audit_log.events again,
+ * ON ONLY the table, if it is missing.  The install script drops it when a
+ * restore begins: it would reach every partition the dump attaches and
+ * make each of the dump's own CREATE INDEX fail with "already exists".
+ * The dump creates its indexes (all of them before the first ALTER INDEX
+ * ... ATTACH PARTITION) and attaches them to this one, which becomes valid
+ * once every partition has one; maintain() completes it when closing the
+ * restore, should one be missing.
  */
-bool
-audit_restore_skip_index(IndexStmt *stmt)
+void
+audit_restore_root_index(void)
 {
-	Oid			relid = audit_rv_relid(stmt->relation);
-	Relation	rel;
-	List	   *indexes;
-	ListCell   *lc;
-	Oid			inherited = InvalidOid;
-	bool		skip = false;
+	static bool busy = false;
+	Oid			nsp = get_namespace_oid(AUDIT_SCHEMA, true);
 
-	if (!audit_is_events_relid(relid) || stmt->idxname == NULL)
-		return false;
-	rel = table_open(relid, ShareLock);
-	indexes = RelationGetIndexList(rel);
-	foreach(lc, indexes)
+	if (busy || !OidIsValid(nsp) || OidIsValid(get_relname_relid("events_event_id_idx", nsp)))
+		return;
+	busy = true;
+	PG_TRY();
 	{
-		Oid			idx = lfirst_oid(lc);
-
-		if (strcmp(get_rel_name(idx), stmt->idxname) == 0)
-			skip = true;
-		else if (get_rel_relispartition(idx))
-			inherited = idx;
+		SPI_connect();
+		SPI_execute("CREATE INDEX events_event_id_idx ON ONLY audit_log.events (event_id)", false, 0);
+		SPI_finish();
 	}
-	if (!skip && OidIsValid(inherited) && list_length(stmt->indexParams) == 1 &&
-		((IndexElem *) linitial(stmt->indexParams))->name != NULL &&
-		strcmp(((IndexElem *) linitial(stmt->indexParams))->name, "event_id") == 0)
+	PG_FINALLY();
 	{
-		RenameRelationInternal(inherited, stmt->idxname, false, true);
-		CommandCounterIncrement();
-		skip = true;
+		busy = false;
 	}
-	table_close(rel, NoLock);
-	return skip;
+	PG_END_TRY();
 }
 
 /*

@@ -13,8 +13,9 @@
  *
  * Restoring.  pg_restore (or psql) into a new database, in a session with
  * audit_log.restore = on (superuser): its CREATE EXTENSION creates no
- * partition (the dump brings them: events_default is dropped again) and
- * opens a restore (restore_state); restore.c
+ * partition (the dump brings them: events_default is dropped again), drops
+ * the partitioned event_id index until the dump's indexes come (restore.c)
+ * and opens a restore (restore_state); restore.c
  * lets that session build and fill the partitions, and captures nothing it
  * does.  Meanwhile nothing else writes events here (the worker waits),
  * maintain() and seal() do nothing.  The first maintain() after the
@@ -99,6 +100,12 @@ BEGIN
     IF ev.last_id > last THEN
         PERFORM pg_catalog.setval('@extschema@.events_event_id_seq', ev.last_id);
     END IF;
+    -- The event_id index of every partition (see restore.c).
+    IF NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.events_event_id_idx') AND i.indisvalid) THEN
+        DROP INDEX IF EXISTS @extschema@.events_event_id_idx;
+        CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
+    END IF;
     DELETE FROM @extschema@.restore_state;
     PERFORM @extschema@._restore_end();     -- when this very session restored
     PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),
@@ -133,6 +140,11 @@ DECLARE
     r record;
 BEGIN
     IF @extschema@._restore_begin() THEN
+        -- The partitioned index would reach every partition the dump
+        -- attaches, and the dump's own indexes would then fail with
+        -- "already exists": it comes back with the dump's first CREATE
+        -- INDEX (restore.c), its partitions attach to it.
+        DROP INDEX @extschema@.events_event_id_idx;
         DROP TABLE @extschema@.events_default;
         INSERT INTO @extschema@.restore_state (pid, backend_start, began_at, began_by)
         SELECT pg_backend_pid(), a.backend_start, now(), session_user

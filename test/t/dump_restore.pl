@@ -226,6 +226,21 @@ is($err, '', 'psql prints no error');
 compare($src, 'restored_plain', 'plain dump');
 after_restore($src, 'restored_plain', 'plain dump');
 
+# ---------- into a cluster without the preload (no hooks, no worker) ----------
+my $bare = PostgreSQL::Test::Cluster->new('dump_bare');
+$bare->init;
+$bare->start;
+($rc, $out, $err) = run($src, {}, 'pg_dumpall', '--roles-only', '-f', "$dir/roles.sql");
+is($rc, 0, 'pg_dumpall --roles-only') or diag($err);
+run($bare, {}, 'psql', '-X', '-q', '-d', 'postgres', '-f', "$dir/roles.sql");
+run($bare, {}, 'createdb', 'restored_bare');
+($rc, $out, $err) = run($bare, \%restore, 'pg_restore', '-d', 'restored_bare', "$dir/db.dump");
+is($rc, 0, 'without the preload: pg_restore exits with 0');
+unlike($err, qr/error/i, 'without the preload: pg_restore prints no error') or diag($err);
+compare($bare, 'restored_bare', 'without the preload');
+after_restore($bare, 'restored_bare', 'without the preload');
+$bare->stop;
+
 # ---------- the restoring session closes its own restore ----------
 ($rc, $out, $err) = run($src, {}, 'pg_restore', '-f', "$dir/script.sql", "$dir/db.dump");
 is($rc, 0, 'pg_restore -f (a script)') or diag($err);

@@ -108,6 +108,16 @@ is($node->safe_psql($db, q{
 	   AND event_type IN ('data.update', 'data.insert', 'role.created')}),
 	'data.update,data.insert,role.created', 'capture goes on after the update');
 
+# The partitions 1.0's CREATE EXTENSION made are data now, as in a fresh
+# install: pg_dump keeps their rows.
+my $members = q{SELECT count(*) FROM pg_class c
+	  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+	 WHERE c.relnamespace = 'audit_log'::regnamespace AND c.relkind IN ('r', 'p')
+	   AND c.relname LIKE 'events\_%'};
+cmp_ok($node->safe_psql($db, q{SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log.events'::regclass}),
+	'>=', 9, 'the updated database has its partitions');
+is($node->safe_psql($db, $members), '0', 'none of them is a member of the extension any more');
+
 # The updated schema equals a fresh install's (extension members only).
 $node->safe_psql($db, 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION audit_log CASCADE');
