@@ -280,6 +280,9 @@ for my $sql (
 	like($err, qr/ERROR:  .* on audit table audit_log\.events\S* is not allowed/,
 		"audit_log.restore on an existing trail: refused: $sql");
 }
+($rc, $out, $err) = run($src, {}, 'psql', '-X', '-q', '-d', $db, '-c', 'ALTER SYSTEM SET audit_log.restore = on');
+like($err, qr/ERROR:  audit_log.restore can only be set by the restoring session/,
+	'audit_log.restore cannot be a server default');
 is($src->safe_psql($db, 'SELECT audit_log._restore_begin()'), 'f',
 	'_restore_begin() outside CREATE EXTENSION begins nothing');
 $src->poll_query_until($db, qq{
