@@ -9,9 +9,10 @@
  * extension's own upkeep (audit_internal_active()) or through the session
  * that restores the extension from a dump.  A session restores when it
  * runs CREATE EXTENSION audit_log with audit_log.restore = on (superuser
- * only): the install script then calls _restore_begin(), creates no day
- * partition (the dump brings its own) and records the open restore in
- * audit_log.restore_state.  From then on, while audit_log.restore stays on
+ * only): the install script then calls _restore_begin(), creates no
+ * partition (the dump brings them all), drops the partitioned event_id
+ * index until the dump's indexes come (audit_restore_root_index()) and
+ * records the open restore in audit_log.restore_state.  From then on, while audit_log.restore stays on
  * and the extension is the one it created, that session may create, attach,
  * own, grant on, index and fill (COPY FROM, INSERT) partitions; it may
  * still not update, delete, truncate, drop or add triggers.  Its own
