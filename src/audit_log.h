@@ -77,6 +77,7 @@ extern int	audit_seal_delay;
 extern int	audit_alert_interval;
 extern int	audit_export_max_rows;
 extern bool audit_internal_setting;
+extern bool audit_restore;
 
 #define AUDIT_CONN_ALL		0
 #define AUDIT_CONN_FAILURES 1
@@ -146,6 +147,10 @@ extern void audit_queue_count_written(int n);
 
 /* utility_classify.c: the statement redaction (log_redact.c reuses it) */
 #define AUDIT_REDACT_WITHHELD	"(statement withheld: it may contain a password)"
+/* restore.c: the session that restores audit_log from a dump */
+extern bool audit_restoring(void);
+extern void audit_restore_root_index(void);
+
 extern char *audit_redact_statement(const char *sql);
 extern bool audit_in_worker;
 

@@ -68,10 +68,12 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "not fired by event trigger manager");
-	if (audit_preloaded || audit_internal_active() || creating_extension ||
-		!OidIsValid(audit_events_relid(true)))
-		return;
 	trig = (EventTriggerData *) fcinfo->context;
+	if (trig->tag == CMDTAG_CREATE_INDEX && audit_restoring())
+		audit_restore_root_index();
+	if (audit_preloaded || audit_internal_active() || creating_extension ||
+		audit_restoring() || !OidIsValid(audit_events_relid(true)))
+		return;
 	tag = GetCommandTagName(trig->tag);
 	statement = audit_redact_statement(debug_query_string);
 

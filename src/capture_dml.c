@@ -922,6 +922,9 @@ audit_capture(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("audit_log.capture() must be fired AFTER ... FOR EACH STATEMENT")));
+	/* a session restoring a dump is recorded as one audit.restored event */
+	if (audit_restoring())
+		return PointerGetDatum(NULL);
 
 	stmtcxt = AllocSetContextCreate(CurrentMemoryContext,
 									"audit_log capture",

@@ -30,7 +30,10 @@
  * a partition to them (CREATE [FOREIGN] TABLE ... PARTITION OF, also in
  * CREATE SCHEMA, ATTACH PARTITION) or detaching one fails with SQLSTATE
  * 42501 and is queued as audit.tamper_attempt (failure), unless
- * audit_internal_active() (the extension's own upkeep).
+ * audit_internal_active() (the extension's own upkeep), or unless the session
+ * restores a dump (restore.c) and the statement builds or fills partitions
+ * (audit_restore_allows()).  A restoring session's statements are not
+ * captured.
  *
  * Passwords: a statement whose text mentions "password" (any case) is
  * stored with every string literal replaced; role options and user
@@ -87,10 +90,12 @@ static bool error_recorded = false;
 /* ---------- tamper guard ---------- */
 
 /*
- * tamper: record an attempt on the audit tables and refuse it.
+ * tamper_hint: record an attempt on the audit tables and refuse it; the
+ * hint tells how to restore a dump when the attempt looks like a restore.
  */
 static void
-tamper(const char *what, Oid relid, const char *command, const char *statement)
+tamper_hint(const char *what, Oid relid, const char *command, const char *statement,
+			bool restore_hint)
 {
 	AuditEvent	ev;
 	Json		j;
@@ -114,11 +119,25 @@ tamper(const char *what, Oid relid, const char *command, const char *statement)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s on audit table %s is not allowed", what, rel),
 			 errdetail("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
+			 restore_hint ?
+			 errhint("To restore a dump into a new database, restore it in a session with audit_log.restore = on (README: Backup and restore).") :
 			 errhint("Use audit_log.maintain() and retention policies to remove old events.")));
 }
 
+/*
+ * tamper: record an attempt on the audit tables and refuse it.
+ */
+static void
+tamper(const char *what, Oid relid, const char *command, const char *statement)
+{
+	tamper_hint(what, relid, command, statement, false);
+}
+
+/*
+ * guard_off: the extension's own work, which the guard lets through.
+ */
 static bool
-capture_off(void)
+guard_off(void)
 {
 	return audit_in_worker || creating_extension || audit_internal_active();
 }
@@ -133,6 +152,8 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 	const char *what = NULL;
 	ListCell   *lc;
 
+	if (audit_restoring() && audit_restore_allows(n))
+		return;
 	switch (nodeTag(n))
 	{
 		case T_AlterTableStmt:
@@ -236,7 +257,8 @@ check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query
 			return;
 	}
 	if (rv && audit_is_events_rv(rv))
-		tamper(what, audit_rv_relid(rv), command, audit_statement_text(pstmt, query));
+		tamper_hint(what, audit_rv_relid(rv), command, audit_statement_text(pstmt, query),
+					(IsA(n, CopyStmt) || IsA(n, AlterTableStmt)) && audit_restore_allows(n));
 }
 
 /*
@@ -248,8 +270,9 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *ps = queryDesc->plannedstmt;
 
-	if (ps->resultRelations != NIL && !capture_off() &&
-		!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	if (ps->resultRelations != NIL && !guard_off() &&
+		!(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
+		!(ps->commandType == CMD_INSERT && audit_restoring()))
 	{
 		ListCell   *lc;
 
@@ -519,10 +542,11 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 	error_recorded = false;
 	audit_registry_utility(parsetree, false);	/* DROP DATABASE: stop its writer */
-	if (!capture_off() && context != PROCESS_UTILITY_SUBCOMMAND &&
+	if (!guard_off() && context != PROCESS_UTILITY_SUBCOMMAND &&
 		!IsA(parsetree, TransactionStmt))
 	{
 		Classify	c;
+		bool		restoring = audit_restoring();
 
 		cxt = AllocSetContextCreate(TopMemoryContext, "audit_log statement",
 									ALLOCSET_SMALL_SIZES);
@@ -533,7 +557,8 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		PG_TRY();
 		{
 			check_tamper(parsetree, c.command, pstmt, queryString);
-			if (GetCommandLogLevel(parsetree) == LOGSTMT_DDL || IsA(parsetree, VariableSetStmt))
+			if (!restoring &&
+				(GetCommandLogLevel(parsetree) == LOGSTMT_DDL || IsA(parsetree, VariableSetStmt)))
 			{
 				c.statement = audit_statement_text(pstmt, queryString);
 				events = audit_classify(parsetree, &c);
@@ -564,7 +589,8 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 									queryEnv, dest, qc);
 		executed = true;
 		audit_registry_utility(parsetree, true);
-		if (events != NIL)
+		/* CREATE EXTENSION may have begun a restore: it is not captured */
+		if (events != NIL && !audit_restoring())
 		{
 			MemoryContextSwitchTo(cxt);
 			emit_success(events);

@@ -112,4 +112,7 @@ extern List *audit_classify(Node *n, Classify *c);
 /* capture_utility.c */
 extern Jsonb *audit_text_to_jsonb(const char *s);
 
+/* restore.c: what a session restoring a dump may do to the audit tables */
+extern bool audit_restore_allows(Node *n);
+
 #endif							/* CAPTURE_UTILITY_H */

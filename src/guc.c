@@ -69,6 +69,22 @@ check_client_addr(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * check_restore: audit_log.restore is a choice of the restoring session
+ * (PGOPTIONS or SET), never a default of the server, a database or a role:
+ * a session with it on that creates the extension captures nothing.
+ */
+static bool
+check_restore(bool *newval, void **extra, GucSource source)
+{
+	if (!*newval || source == PGC_S_DEFAULT || source >= PGC_S_CLIENT)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("audit_log.restore can only be set by the restoring session");
+	GUC_check_errhint("Set it with PGOPTIONS='-c audit_log.restore=on' for the pg_restore or psql that restores the dump.");
+	return false;
+}
+
+/*
  * audit_define_settings: define every audit_log.* setting and reserve the
  * prefix.  Called from _PG_init, in the postmaster when preloaded or in a
  * backend when the library is loaded on first use.
@@ -158,6 +174,11 @@ audit_define_settings(void)
 							 PGC_SUSET,
 							 GUC_NO_SHOW_ALL | GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("audit_log.restore",
+							 "This session restores a dump of a database that has audit_log (see the README, Backup and restore).",
+							 NULL, &audit_restore, false,
+							 PGC_SUSET, 0, check_restore, NULL, NULL);
 
 	MarkGUCPrefixReserved("audit_log");
 }

@@ -24,6 +24,12 @@
  * with a deadlock.  Events are taken from the queue only once the lock is
  * held.
  *
+ * Restores: while a dump is being restored into the writer's database
+ * (restore.c), nothing else may write into its audit_log.events (new ids
+ * would collide with the restored ones): the writer takes nothing from the
+ * queue and looks again every second, until the restoring session has
+ * ended.  A full queue sends events to the server log as usual.
+ *
  * Life cycle: at start it checks the extension; when it is absent (or
  * found dropped later) the writer marks its database AW_NOEXT and exits.
  * It exits when the launcher or a backend asks (its database dropped,
@@ -36,6 +42,7 @@
 #include "workers.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -53,6 +60,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -67,6 +75,7 @@ static char *batch_bufs = NULL;
 static uint64 batch_pos[AUDIT_WORKER_BATCH];
 static Oid	batch_targets[AUDIT_WORKER_BATCH];
 static Oid *orphans = NULL;
+static bool restore_held = false;	/* a restore runs: nothing taken */
 
 /*
  * audit_worker_register: fill the registration of the writer of a
@@ -313,6 +322,34 @@ lock_extension(void)
 }
 
 /*
+ * restore_running: is a dump being restored into this database (restore.c:
+ * its session is still connected)?  Nothing else may write into
+ * audit_log.events meanwhile: new event ids would collide with the
+ * restored ones.  Inside the caller's transaction, after lock_extension().
+ */
+static bool
+restore_running(void)
+{
+	Oid			nsp = get_namespace_oid(AUDIT_SCHEMA, true);
+	bool		running = false;
+
+	/* a database still on 1.0 has no restore state */
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("restore_state", nsp)))
+		return false;
+	SPI_connect();
+	if (SPI_execute("SELECT audit_log._restore_running()", false, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		running = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return running;
+}
+
+/*
  * write_batch: store the taken slots [from, from+n) in one transaction;
  * 1 when stored, 0 when it failed (nothing stored), -1 when the extension
  * is gone (nothing stored).
@@ -375,8 +412,11 @@ take_and_write(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	PG_TRY();
 	{
+		restore_held = false;
 		if (!lock_extension() || !OidIsValid(audit_events_relid(true)))
 			gone = true;
+		else if (restore_running())
+			restore_held = true;
 		else
 			n = audit_queue_take(MyDatabaseId, cluster, orphans, norphans, batch_bufs,
 								 batch_pos, batch_targets, AUDIT_WORKER_BATCH);
@@ -573,8 +613,9 @@ audit_worker_main(Datum arg)
 			run_periodic("check_alerts", "SELECT audit_log.check_alerts()");
 			next_alerts = after_ms((int64) audit_alert_interval * 1000);
 		}
-		timeout = Max(10, Min(10000, (Min(next_maintenance, next_alerts) -
-									  GetCurrentTimestamp()) / 1000));
+		timeout = Max(10, Min(restore_held ? 1000 : 10000,
+							  (Min(next_maintenance, next_alerts) -
+							   GetCurrentTimestamp()) / 1000));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -739,7 +739,11 @@ $$;
  * ones a policy change left with old leaves), move stray rows out of the
  * default partition, seal closed windows, drop expired partitions (split
  * a leaf that holds categories of several policies when the first of them
- * expires).  Returns what it did.  as_of stands for "now" (tests).
+ * expires).  Returns what it did.  as_of stands for "now" (tests).  Each step, and
+ * each day or leaf within a step, is on its own: an error is reported as
+ * an "error" row (with its SQLSTATE) and the rest goes on.  While another
+ * session restores a dump into the database it does nothing; the first
+ * run after that restore records it (restore.c, part 70_restore).
  */
 CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
@@ -755,12 +759,17 @@ DECLARE
     d date;
     n bigint;
     lo timestamptz;
-    sealed int;
+    sealed record;
     r record;
     l record;
     drop_list oid[];
     split_list oid[];
     total int;
+    leaves_ok boolean := false;
+    i int;
+    oa text[];      -- rows of a day's work, reported once it is done
+    oo text[];
+    od text[];
 BEGIN
     PERFORM @extschema@._load();    -- the library's settings, without the preload
     IF NOT pg_catalog.isfinite(t) THEN
@@ -780,15 +789,33 @@ BEGIN
     END IF;
     premake := current_setting('audit_log.premake_days')::int;
 
+    -- 0. A dump restored into this database: nothing moves while its
+    --    session works; then the restore is recorded and closed.
+    IF EXISTS (SELECT 1 FROM @extschema@.restore_state) THEN
+        IF @extschema@._restore_running() THEN
+                PERFORM set_config('lock_timeout', old_lock_timeout, true);
+            action := 'skipped'; object := 'maintain';
+            detail := 'a dump is being restored into this database by another session';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        BEGIN
+            RETURN QUERY SELECT * FROM @extschema@._restore_close();
+        EXCEPTION WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.restore_state';
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+        END;
+    END IF;
+
     -- 1. Partitions ahead: today (UTC) and premake_days more.
     FOR d IN SELECT g::date FROM generate_series((t AT TIME ZONE 'UTC')::date,
                                                  (t AT TIME ZONE 'UTC')::date + premake, interval '1 day') g
     LOOP
-        -- A day with stray rows is created when they are moved (step 2).
-        CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
-                               WHERE e.occurred_at >= @extschema@._day_lo(d)
-                                 AND e.occurred_at < @extschema@._day_lo(d + 1));
         BEGIN
+            -- A day with stray rows is created when they are moved (step 2).
+            CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
+                                   WHERE e.occurred_at >= @extschema@._day_lo(d)
+                                     AND e.occurred_at < @extschema@._day_lo(d + 1));
             IF @extschema@._create_partition(d) THEN
                 action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
                 detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
@@ -802,6 +829,9 @@ BEGIN
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || @extschema@._partition_name(d);
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.' || @extschema@._partition_name(d);
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
         END;
     END LOOP;
 
@@ -809,6 +839,14 @@ BEGIN
     FOR d IN SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date
                FROM @extschema@.events_default e ORDER BY 1
     LOOP
+        IF NOT isfinite(d) THEN
+            action := 'error'; object := '@extschema@.events_default';
+            detail := (SELECT count(*) FROM @extschema@.events_default e
+                        WHERE (e.occurred_at AT TIME ZONE 'UTC')::date = d)
+                      || ' rows at ' || d || ' belong to no day: they stay here';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         BEGIN
             LOCK TABLE @extschema@.events_default IN ACCESS EXCLUSIVE MODE;
             IF pg_catalog.to_regclass('pg_temp.audit_log_strays') IS NULL THEN
@@ -820,39 +858,62 @@ BEGIN
                         RETURNING e.*)
             INSERT INTO pg_temp.audit_log_strays SELECT * FROM m;
             GET DIAGNOSTICS n = ROW_COUNT;
+            oa := '{}'; oo := '{}'; od := '{}';
             IF @extschema@._create_partition(d) THEN
-                action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
-                detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
-                              || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
-                RETURN NEXT;
+                oa := oa || 'created'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
+                od := od || ('[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
+                             || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')');
             END IF;
             INSERT INTO @extschema@.events SELECT * FROM pg_temp.audit_log_strays;
-            action := 'moved'; object := '@extschema@.' || @extschema@._partition_name(d);
-            detail := n || ' rows from @extschema@.events_default'; RETURN NEXT;
+            oa := oa || 'moved'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
+            od := od || (n || ' rows from @extschema@.events_default');
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.events_default';
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            -- Such rows stay in the safety net, where search and verify see them.
+            action := 'error'; object := '@extschema@.events_default';
+            detail := 'rows of ' || coalesce(d::text, 'NULL') || ' not moved: ' || SQLSTATE || ': ' || SQLERRM;
+            RETURN NEXT;
+            CONTINUE;
         END;
+        -- Reported once done: an error undoes the step's work, not its rows.
+        FOR i IN 1 .. cardinality(oa) LOOP
+            action := oa[i]; object := oo[i]; detail := od[i]; RETURN NEXT;
+        END LOOP;
     END LOOP;
 
     -- 3. Seal the closed windows (before anything is dropped).
-    sealed := @extschema@.seal(t);
-    IF sealed > 0 THEN
-        action := 'sealed'; object := '@extschema@.seals';
-        detail := sealed || ' windows up to ' ||
-                  @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
-        RETURN NEXT;
-    END IF;
+    BEGIN
+        SELECT * INTO sealed FROM @extschema@._seal(t);
+        IF sealed.sealed > 0 THEN
+            action := 'sealed'; object := '@extschema@.seals';
+            detail := sealed.sealed || ' windows up to ' ||
+                      @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
+            RETURN NEXT;
+        END IF;
+        IF sealed.error IS NOT NULL THEN
+            action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+    END;
 
     -- 4. Drop what has expired, by whole leaves, or whole days when every
     --    leaf of the day goes.  A leaf that also holds categories of
     --    policies not expired yet is split (_split_leaf()).
-    IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
-        DROP TABLE pg_temp.audit_log_leaves;
-    END IF;
-    CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
-        SELECT s.*, s.expires <= t AS expired, s.last_expires <= t AS all_expired
-          FROM @extschema@._leaf_state() s;
+    BEGIN
+        IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
+            DROP TABLE pg_temp.audit_log_leaves;
+        END IF;
+        CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
+            SELECT s.*, s.expires <= t AS expired, s.last_expires <= t AS all_expired
+              FROM @extschema@._leaf_state() s;
+    EXCEPTION WHEN OTHERS THEN
+        action := 'error'; object := '@extschema@.partitions'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+        CREATE TEMP TABLE IF NOT EXISTS audit_log_leaves ON COMMIT DROP AS
+            SELECT s.*, false AS expired, false AS all_expired FROM @extschema@._leaf_state() s LIMIT 0;
+    END;
     FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
                FROM pg_temp.audit_log_leaves s
               GROUP BY s.day_oid, s.day_name
@@ -931,6 +992,10 @@ BEGIN
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || r.day_name;
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            -- That day is undone; the other days go on.
+            action := 'error'; object := '@extschema@.' || r.day_name;
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
         END;
     END LOOP;
 
@@ -947,6 +1012,9 @@ BEGIN
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             action := 'retry'; object := '@extschema@.' || l.leaf_name;
             detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
+        WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.' || l.leaf_name;
+            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
         END;
     END LOOP;
 
@@ -994,13 +1062,7 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'audit_record_at'
 LANGUAGE C VOLATILE;
 
--- Today (UTC) and the next 7 days exist from the start.
-SELECT @extschema@._create_partition(d::date)
-  FROM pg_catalog.generate_series((pg_catalog.now() AT TIME ZONE 'UTC')::date,
-                                  (pg_catalog.now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS d;
--- They hold events like any later day: not members of the extension, so
--- maintain() may drop them and pg_dump keeps their rows.
-SELECT @extschema@._disown_partitions();
+-- Today (UTC) and the next 7 days are created last, by part 70_restore.
 
 REVOKE ALL ON FUNCTION @extschema@._categories(), @extschema@._policies(),
     @extschema@._day_lo(date), @extschema@._ts(timestamptz), @extschema@._create_partition(date),

@@ -8,9 +8,13 @@
  * The canonical encoding is the UTF-8 text of a JSON array of the columns,
  * with occurred_at as integer microseconds since 1970-01-01 UTC and inet
  * and jsonb in their text form, so no TimeZone, DateStyle,
- * extra_float_digits or client_encoding setting changes it.  Each seal also
- * keeps the event ids and the first 4 bytes of each h(e), so verify() can
- * name the first bad event of a window.
+ * extra_float_digits or client_encoding setting changes it.  The UTF-8
+ * bytes come from _canonical() (restore.c), which works in every server
+ * encoding: in a UTF8 database they are the text's own bytes (as in 1.0),
+ * and a character without a UTF-8 form (a SQL_ASCII byte that is not
+ * UTF-8, say) is written as 0xFF and its own bytes instead of failing.
+ * Each seal also keeps the event ids and the first 4 bytes of each h(e),
+ * so verify() can name the first bad event of a window.
  *
  * Locking: seal() serialises on an advisory transaction lock (a second
  * caller waits); it only reads audit_log.events and inserts into the seal
@@ -33,17 +37,25 @@ END
 $sha$;
 
 /*
+ * _canonical(text): the UTF-8 bytes of a text in any server encoding,
+ * never an error (see restore.c).
+ */
+CREATE FUNCTION @extschema@._canonical(text) RETURNS bytea
+AS 'MODULE_PATHNAME', 'audit_canonical'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+/*
  * _event_digest(e): SHA-256 of the canonical encoding of one event.
  */
 CREATE FUNCTION @extschema@._event_digest(e @extschema@.events) RETURNS bytea
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT @extschema@._sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+    SELECT @extschema@._sha256(@extschema@._canonical(pg_catalog.jsonb_build_array(
         e.event_id, (EXTRACT(epoch FROM e.occurred_at) * 1000000)::bigint,
         e.category, e.event_type, e.status, e.actor, e.actor_type, e.db_user, e.effective_role,
         e.client_addr::text, e.application_name, e.user_agent, e.tenant, e.request_id,
         e.database, e.object_type, e.object_name, e.resource_id, e.command,
-        e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid)::text, 'UTF8'))
+        e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid)::text))
 $$;
 
 /*
@@ -90,7 +102,8 @@ BEGIN
             found_hi := l.hi;
         END IF;
     END LOOP;
-    found := least(found, (SELECT min(occurred_at) FROM @extschema@.events_default));
+    -- (an event at +/-infinity is in no window: it cannot hold the chain back)
+    found := least(found, (SELECT min(occurred_at) FROM @extschema@.events_default WHERE isfinite(occurred_at)));
     IF found IS NULL THEN
         RETURN NULL;
     END IF;
@@ -99,12 +112,16 @@ END
 $$;
 
 /*
- * seal(as_of): seal every closed window after the last seal; returns how
- * many windows it sealed.  as_of stands for "now" (never later than the
- * clock: the future is never sealed).
+ * _seal(as_of): seal every closed window after the last seal; how many
+ * windows it sealed, and why it stopped early (NULL when it did not).  A
+ * window that cannot be sealed stops the chain there (a chain has no
+ * holes): the windows before it are sealed, one at a time once a batch of
+ * windows failed.  Nothing is sealed while a dump is being restored into
+ * the database by another session (restore.c).  as_of stands for "now"
+ * (never later than the clock: the future is never sealed).
  */
-CREATE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER
+CREATE FUNCTION @extschema@._seal(as_of timestamptz, OUT sealed integer, OUT error text)
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET audit_log.internal = on
 AS $$
@@ -115,16 +132,23 @@ DECLARE
     lim timestamptz;
     start timestamptz;
     prev bytea;
+    prev0 bytea;
     nwin int;
+    one boolean := false;
     r record;
     ws timestamptz;
     dg bytea;
     total int := 0;
+    total0 int;
 BEGIN
     IF as_of IS NOT NULL AND NOT pg_catalog.isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite time, not %', as_of
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave it NULL for now.';
+    END IF;
+    sealed := 0;
+    IF @extschema@._restore_running() THEN
+        RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
     lim := least(coalesce(as_of, now()), clock_timestamp())
@@ -140,35 +164,72 @@ BEGIN
         start := @extschema@._chain_origin(wsec);
     END IF;
     WHILE start IS NOT NULL AND start + w <= lim LOOP
-        nwin := least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 604800 / wsec)::int);
-        FOR r IN
-            SELECT g.i, coalesce(a.n, 0) AS n, coalesce(a.ids, '{}'::int8multirange) AS ids,
-                   coalesce(a.hashes, ''::bytea) AS hashes,
-                   @extschema@._sha256(coalesce(a.cat, ''::bytea)) AS content
-              FROM generate_series(0, nwin - 1) g(i)
-              LEFT JOIN (
-                  SELECT floor((EXTRACT(epoch FROM x.occurred_at) - EXTRACT(epoch FROM start)) / wsec)::int AS i,
-                         count(*) AS n,
-                         range_agg(int8range(x.event_id, x.event_id, '[]')) AS ids,
-                         string_agg(substring(x.h FROM 1 FOR 4), ''::bytea ORDER BY x.event_id) AS hashes,
-                         string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
-                    FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
-                            FROM @extschema@.events e
-                           WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w) x
-                   GROUP BY 1) a ON a.i = g.i
-             ORDER BY g.i
-        LOOP
-            ws := start + r.i * w;
-            dg := @extschema@._seal_digest(prev, ws, ws + w, r.n, r.content);
-            INSERT INTO @extschema@.seal (window_start, window_end, events, event_ids, event_hashes,
-                                          content_digest, prev_digest, digest)
-            VALUES (ws, ws + w, r.n, r.ids, r.hashes, r.content, prev, dg);
-            prev := dg;
-            total := total + 1;
-        END LOOP;
+        nwin := CASE WHEN one THEN 1
+                     ELSE least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 604800 / wsec)::int) END;
+        total0 := total;
+        prev0 := prev;
+        BEGIN
+            FOR r IN
+                SELECT g.i, coalesce(a.n, 0) AS n, coalesce(a.ids, '{}'::int8multirange) AS ids,
+                       coalesce(a.hashes, ''::bytea) AS hashes,
+                       @extschema@._sha256(coalesce(a.cat, ''::bytea)) AS content
+                  FROM generate_series(0, nwin - 1) g(i)
+                  LEFT JOIN (
+                      SELECT floor((EXTRACT(epoch FROM x.occurred_at) - EXTRACT(epoch FROM start)) / wsec)::int AS i,
+                             count(*) AS n,
+                             range_agg(int8range(x.event_id, x.event_id, '[]')) AS ids,
+                             string_agg(substring(x.h FROM 1 FOR 4), ''::bytea ORDER BY x.event_id) AS hashes,
+                             string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
+                        FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
+                                FROM @extschema@.events e
+                               WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w) x
+                       GROUP BY 1) a ON a.i = g.i
+                 ORDER BY g.i
+            LOOP
+                ws := start + r.i * w;
+                dg := @extschema@._seal_digest(prev, ws, ws + w, r.n, r.content);
+                INSERT INTO @extschema@.seal (window_start, window_end, events, event_ids, event_hashes,
+                                              content_digest, prev_digest, digest)
+                VALUES (ws, ws + w, r.n, r.ids, r.hashes, r.content, prev, dg);
+                prev := dg;
+                total := total + 1;
+            END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- The block's inserts are undone; so are its windows here.
+            total := total0;
+            prev := prev0;
+            IF nwin > 1 THEN
+                one := true;
+                CONTINUE;
+            END IF;
+            error := 'window [' || @extschema@._ts(start) || ', ' || @extschema@._ts(start + w)
+                     || ') cannot be sealed: ' || SQLERRM;
+            EXIT;
+        END;
         start := start + nwin * w;
     END LOOP;
-    RETURN total;
+    sealed := total;
+END
+$$;
+
+/*
+ * seal(as_of): seal every closed window after the last seal; returns how
+ * many windows it sealed.  A window that cannot be sealed is a WARNING and
+ * the windows before it are sealed (see _seal()).
+ */
+CREATE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM @extschema@._seal(as_of);
+    IF r.error IS NOT NULL THEN
+        RAISE WARNING 'audit_log: %', r.error
+            USING HINT = 'The windows before it are sealed; sealing goes on from there once the cause is fixed.';
+    END IF;
+    RETURN r.sealed;
 END
 $$;
 
@@ -309,10 +370,11 @@ COMMENT ON COLUMN @extschema@.seals.prev_digest IS 'Digest of the previous windo
 COMMENT ON COLUMN @extschema@.seals.sealed_at IS 'When the window was sealed.';
 COMMENT ON COLUMN @extschema@.seals.purged IS 'Whether retention dropped (some of) the window''s events since.';
 
-REVOKE ALL ON FUNCTION @extschema@._sha256(bytea), @extschema@._event_digest(@extschema@.events),
+REVOKE ALL ON FUNCTION @extschema@._sha256(bytea), @extschema@._canonical(text),
+    @extschema@._event_digest(@extschema@.events),
     @extschema@._seal_digest(bytea, timestamptz, timestamptz, bigint, bytea),
     @extschema@._setting_seconds(text), @extschema@._chain_origin(bigint),
-    @extschema@.seal(timestamptz), @extschema@.chain_head(),
+    @extschema@._seal(timestamptz), @extschema@.seal(timestamptz), @extschema@.chain_head(),
     @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea),
     @extschema@.verify(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.seal(timestamptz), @extschema@.chain_head(),

@@ -148,6 +148,16 @@ is($node->safe_psql($db, q{
 	'1001:app.keys:app.keys_2,1002:app.keys:app.keys_2a,2001:app.keys:app.keys_3',
 	'partitions created under 1.0 and after the update are captured');
 
+# The partitions 1.0's CREATE EXTENSION made are data now, as in a fresh
+# install: pg_dump keeps their rows.
+my $members = q{SELECT count(*) FROM pg_class c
+	  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+	 WHERE c.relnamespace = 'audit_log'::regnamespace AND c.relkind IN ('r', 'p')
+	   AND c.relname LIKE 'events\_%'};
+cmp_ok($node->safe_psql($db, q{SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log.events'::regclass}),
+	'>=', 9, 'the updated database has its partitions');
+is($node->safe_psql($db, $members), '0', 'none of them is a member of the extension any more');
+
 # The updated schema equals a fresh install's (extension members only).
 $node->safe_psql($db, 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION audit_log CASCADE');
