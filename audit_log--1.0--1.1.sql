@@ -1048,6 +1048,580 @@ BEGIN
 END
 $sync$;
 
+-- ==== sources: (issue 13) the source column, search/export sources filter, publish/subscribe/ingest ====
+-- The events of a central database carry their source (NULL: captured
+-- here).  Adding a nullable column rewrites nothing.
+ALTER TABLE @extschema@.events ADD COLUMN source text;
+CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
+    (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
+
+-- The views gain the column (last), and search()/export()/export_csv() the
+-- sources filter (their last parameter): a new parameter list is a new
+-- function, so the old ones are dropped and their grants and comments
+-- made again.
+DROP FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@._search_where(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint);
+DROP FUNCTION @extschema@._search_filters(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer);
+
+CREATE OR REPLACE VIEW @extschema@.event_log AS
+SELECT e.event_id, e.occurred_at, e.category, e.event_type, e.status,
+       e.actor, e.actor_type, e.db_user, e.effective_role, e.client_addr,
+       e.application_name, e.user_agent, e.tenant, e.request_id, e.database,
+       e.object_type, e.object_name, e.resource_id, e.command,
+       e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid,
+       t.description,
+       CASE WHEN e.command = 'UPDATE' AND pg_catalog.jsonb_typeof(e.new_data) = 'object'
+            THEN ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(e.new_data) AS k ORDER BY k)
+       END AS changed_columns,
+       e.source
+  FROM @extschema@.events e
+  LEFT JOIN @extschema@.event_type_catalog t ON t.event_type = e.event_type;
+
+CREATE OR REPLACE VIEW @extschema@.privileged_changes AS
+SELECT *
+  FROM @extschema@.event_log
+ WHERE category IN ('role', 'privilege', 'config', 'ddl', 'audit');
+
+COMMENT ON COLUMN @extschema@.event_log.source IS 'NULL for an event captured in this database; in a central audit database, the source it came from (see audit_log.sources).';
+COMMENT ON COLUMN @extschema@.privileged_changes.source IS 'NULL for an event captured in this database; in a central audit database, the source it came from (see audit_log.sources).';
+
+ALTER TYPE @extschema@.export_row ADD ATTRIBUTE source text;
+COMMENT ON COLUMN @extschema@.export_row.source IS 'The event''s source as text (see audit_log.event_log.source).';
+
+CREATE FUNCTION @extschema@._search_where(usernames text[], event_types text[], categories text[],
+    resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
+    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
+    sources text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    w text[] := ARRAY['true'];
+    keys constant text := '(ARRAY[''u:'' || e.actor, ''u:'' || e.db_user, ''t:'' || e.event_type, ''r:'' || e.resource_id])';
+    ors text[];
+    net cidr;
+    pat text;
+BEGIN
+    IF since IS NOT NULL AND until IS NOT NULL AND since > until THEN
+        RAISE EXCEPTION 'since (%) is after until (%)', since, until
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'since is the inclusive start of the range and until its exclusive end.';
+    END IF;
+    IF usernames IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 'u:' || x FROM unnest(usernames) x WHERE x IS NOT NULL));
+    END IF;
+    IF event_types IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 't:' || x FROM unnest(event_types) x WHERE x IS NOT NULL));
+    END IF;
+    IF resource_ids IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 'r:' || x FROM unnest(resource_ids) x WHERE x IS NOT NULL));
+    END IF;
+    IF categories IS NOT NULL THEN
+        w := w || format('e.category = ANY (%L::text[])', categories);
+    END IF;
+    IF user_types IS NOT NULL THEN
+        w := w || format('e.actor_type = ANY (%L::text[])', user_types);
+    END IF;
+    IF ip_addresses IS NOT NULL THEN
+        ors := ARRAY['false'];
+        FOREACH net IN ARRAY ip_addresses LOOP
+            IF net IS NOT NULL THEN
+                ors := ors || format('e.client_addr OPERATOR(pg_catalog.<<=) %L::inet', net);
+            END IF;
+        END LOOP;
+        w := w || ('(' || array_to_string(ors, ' OR ') || ')');
+    END IF;
+    IF since IS NOT NULL THEN
+        w := w || format('e.occurred_at >= %L::timestamptz', since);
+    END IF;
+    IF until IS NOT NULL THEN
+        w := w || format('e.occurred_at < %L::timestamptz', until);
+    END IF;
+    IF text_query IS NOT NULL THEN
+        pat := '%' || replace(replace(replace(text_query, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+        w := w || format('(e.actor ILIKE %1$L OR e.db_user ILIKE %1$L OR e.event_type ILIKE %1$L'
+                         ' OR e.object_name ILIKE %1$L OR e.resource_id ILIKE %1$L OR e.statement ILIKE %1$L'
+                         ' OR e.old_data::text ILIKE %1$L OR e.new_data::text ILIKE %1$L'
+                         ' OR e.details::text ILIKE %1$L)', pat);
+    END IF;
+    IF statuses IS NOT NULL THEN
+        w := w || format('e.status = ANY (%L::text[])', statuses);
+    END IF;
+    IF tenants IS NOT NULL THEN
+        w := w || format('e.tenant = ANY (%L::text[])', tenants);
+    END IF;
+    IF after_event_id IS NOT NULL THEN
+        w := w || format('e.event_id > %s', after_event_id);
+    END IF;
+    IF sources IS NOT NULL THEN
+        -- 'local' stands for this database's own events (source NULL).
+        w := w || format('(e.source = ANY (%L::text[])%s)', sources,
+                         CASE WHEN 'local' = ANY (sources) THEN ' OR e.source IS NULL' ELSE '' END);
+    END IF;
+    RETURN array_to_string(w, ' AND ');
+END
+$$;
+
+CREATE FUNCTION @extschema@._search_filters(usernames text[], event_types text[], categories text[],
+    resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
+    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
+    max_rows integer, sources text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT jsonb_strip_nulls(jsonb_build_object(
+    'usernames', usernames, 'event_types', event_types, 'categories', categories,
+    'resource_ids', resource_ids, 'user_types', user_types, 'ip_addresses', ip_addresses,
+    'since', since, 'until', until, 'text_query', text_query, 'statuses', statuses,
+    'tenants', tenants, 'after_event_id', after_event_id, 'max_rows', max_rows,
+    'sources', sources))
+$$;
+
+CREATE FUNCTION @extschema@.search(usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
+    categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
+    ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
+    text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.event_log
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_rows IS NOT NULL AND max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the page size, e.g. max_rows => 100, or NULL for every matching event.';
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT * FROM @extschema@.event_log e WHERE '
+        || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
+                                     ip_addresses, since, until, text_query, statuses, tenants,
+                                     after_event_id, sources)
+        || ' ORDER BY e.event_id'
+        || CASE WHEN max_rows IS NOT NULL THEN ' LIMIT ' || max_rows ELSE '' END;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'Events matching every filter given (any value within one filter), in event_id order; page with after_event_id and max_rows.';
+
+REVOKE ALL ON FUNCTION @extschema@._search_where(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._search_filters(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
+
+CREATE FUNCTION @extschema@.export(usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
+    categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
+    ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
+    text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.export_row
+AS 'MODULE_PATHNAME', 'audit_export'
+LANGUAGE C VOLATILE SECURITY DEFINER ROWS 1000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'Matching events as text cells for COPY ... CSV, in event_id order, at most audit_log.export_max_rows rows; recorded as audit.exported.';
+
+CREATE FUNCTION @extschema@.export_csv(path text, usernames text[] DEFAULT NULL,
+    event_types text[] DEFAULT NULL, categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL,
+    user_types text[] DEFAULT NULL, ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL, text_query text DEFAULT NULL, statuses text[] DEFAULT NULL,
+    tenants text[] DEFAULT NULL, after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
+    sources text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'path must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give an absolute path of a file the server may write, e.g. /var/lib/postgresql/audit.csv.';
+    END IF;
+    EXECUTE format('COPY (SELECT * FROM @extschema@.export(usernames => %L, event_types => %L,'
+                   ' categories => %L, resource_ids => %L, user_types => %L, ip_addresses => %L,'
+                   ' since => %L, until => %L, text_query => %L, statuses => %L, tenants => %L,'
+                   ' after_event_id => %L, max_rows => %L, sources => %L)) TO %L WITH (FORMAT csv, HEADER)',
+                   usernames, event_types, categories, resource_ids, user_types, ip_addresses,
+                   since, until, text_query, statuses, tenants, after_event_id, max_rows, sources, path);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'COPY audit_log.export(filters) as CSV with a header to a server file; needs pg_write_server_files; returns the rows written.';
+
+REVOKE ALL ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
+
+-- The sources this central database knows, by name.
+CREATE TABLE @extschema@.source_registry (
+    source     text PRIMARY KEY CHECK (source ~ '^[a-z0-9_]{1,50}$' AND source <> 'local'),
+    kind       text NOT NULL CHECK (kind IN ('subscription', 'ingest')),
+    host       text,
+    port       text,
+    dbname     text,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.source_registry IS
+    'The sources of this central database (subscriptions and ingested feeds); read it through audit_log.sources.';
+REVOKE ALL ON TABLE @extschema@.source_registry FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_registry', '');
+
+CREATE FUNCTION @extschema@._source_fill() RETURNS trigger
+AS 'MODULE_PATHNAME', 'audit_source_fill'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@._source_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_fill BEFORE INSERT ON @extschema@.events
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_fill();
+ALTER TABLE @extschema@.events ENABLE REPLICA TRIGGER audit_log_source_fill;
+
+CREATE FUNCTION @extschema@._source_remote(conninfo text, slot text, action text) RETURNS text
+AS 'MODULE_PATHNAME', 'audit_source_remote'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@._source_remote(text, text, text) FROM PUBLIC;
+
+/*
+ * _check_source_name(source): lowercase letters, digits and _, not
+ * 'local' (which stands for the central database's own events).
+ */
+CREATE FUNCTION @extschema@._check_source_name(source text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF source IS NULL OR source !~ '^[a-z0-9_]{1,50}$' OR source = 'local' THEN
+        RAISE EXCEPTION 'invalid source name "%"', source
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A source name is 1 to 50 lowercase letters, digits and underscores; local is reserved for this database''s own events.',
+                  HINT = 'Name the source after its server and database, e.g. billing_db1.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_source_name(text) FROM PUBLIC;
+
+/*
+ * _conninfo_part(conninfo, key): one key of a conninfo string, either
+ * key=value or a postgresql:// URI; never the password.
+ */
+CREATE FUNCTION @extschema@._conninfo_part(conninfo text, key text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE
+    WHEN conninfo ~ '^postgres(ql)?://' THEN
+        CASE key
+            WHEN 'host' THEN (regexp_match(conninfo, '^postgres(?:ql)?://(?:[^@/]*@)?([^:/?]*)'))[1]
+            WHEN 'port' THEN (regexp_match(conninfo, '^postgres(?:ql)?://(?:[^@/]*@)?[^:/?]*:([0-9]+)'))[1]
+            WHEN 'dbname' THEN (regexp_match(conninfo, '^postgres(?:ql)?://[^/]*/([^?]+)'))[1]
+        END
+    ELSE (regexp_match(conninfo, '(?:^|\s)' || key || '\s*=\s*(''(?:[^''\\]|\\.)*''|\S+)'))[1]
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._conninfo_part(text, text) FROM PUBLIC;
+
+/*
+ * publish(): on a source database, the publication audit_log_events
+ * (idempotent); returns its name.
+ */
+CREATE FUNCTION @extschema@.publish() RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    cols text;
+BEGIN
+    IF current_setting('wal_level') <> 'logical' THEN
+        RAISE EXCEPTION 'wal_level is %, a source needs logical', current_setting('wal_level')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run ALTER SYSTEM SET wal_level = logical; and restart the server, then publish() again.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'audit_log_events') THEN
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
+           AND NOT a.attisdropped AND a.attname <> 'source';
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s)'
+                       ' WITH (publish = ''insert'', publish_via_partition_root = true)',
+                       '@extschema@', cols);
+    END IF;
+    RETURN 'audit_log_events';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.publish() IS
+    'On a source database: create (once) the publication audit_log_events of the audit events for a central audit database; returns its name.';
+
+/*
+ * subscribe(source, conninfo, copy_history): on the central database,
+ * receive the events of a source under the name source.
+ */
+CREATE FUNCTION @extschema@.subscribe(source text, conninfo text, copy_history boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF conninfo IS NULL OR conninfo = '' THEN
+        RAISE EXCEPTION 'conninfo must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the source database''s connection string, e.g. ''host=db1 dbname=app user=replicator''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r WHERE r.source = subscribe.source)
+       OR EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subname = sub) THEN
+        RAISE EXCEPTION 'source "%" already exists', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or call audit_log.unsubscribe() first.';
+    END IF;
+    IF coalesce(copy_history, true) AND EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = subscribe.source) THEN
+        RAISE EXCEPTION 'events of source "%" are already stored here', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'Copying the source''s history again would store its events twice.',
+                  HINT = 'Subscribe with copy_history => false to receive only new events.';
+    END IF;
+    -- Reachable, with the publication: a clear error, nothing created.
+    PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
+    EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %L, enabled = true)',
+                   sub, conninfo, sub, coalesce(copy_history, true));
+    INSERT INTO @extschema@.source_registry (source, kind, host, port, dbname)
+    VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
+            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'));
+    -- Last: the slot is on the source, outside this transaction.
+    PERFORM @extschema@._source_remote(conninfo, sub, 'create');
+END
+$$;
+COMMENT ON FUNCTION @extschema@.subscribe(text, text, boolean) IS
+    'On the central database: receive the audit events of a source database (which ran audit_log.publish()) under the name source.';
+
+/*
+ * unsubscribe(source): stop receiving a source; its events stay.
+ */
+CREATE FUNCTION @extschema@.unsubscribe(source text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+    conn text;
+    k text;
+BEGIN
+    SELECT r.kind INTO k FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See audit_log.sources for the sources of this database.';
+    END IF;
+    DELETE FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = sub
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', sub);
+    EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
+    EXECUTE format('DROP SUBSCRIPTION %I', sub);
+    BEGIN
+        PERFORM @extschema@._source_remote(conn, sub, 'drop');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'the replication slot "%" was left on the source', sub
+            USING DETAIL = SQLERRM,
+                  HINT = format('It keeps the source''s WAL: when the source is reachable, run there SELECT pg_drop_replication_slot(%L);', sub);
+    END;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unsubscribe(text) IS
+    'On the central database: stop receiving a source and drop its slot on the source; the events received stay.';
+
+/*
+ * ingest(source, events): store the events of a feed from outside
+ * PostgreSQL, all or nothing; returns how many were stored.
+ */
+CREATE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    n integer;
+    i integer;
+    el jsonb;
+    code text;
+    cat text;
+    known record;
+    k text;
+    base bigint;
+    cols constant text[] := ARRAY['event_id', 'occurred_at', 'category', 'event_type', 'status',
+        'actor', 'actor_type', 'db_user', 'effective_role', 'client_addr', 'application_name',
+        'user_agent', 'tenant', 'request_id', 'database', 'object_type', 'object_name',
+        'resource_id', 'command', 'old_data', 'new_data', 'statement', 'details', 'txid', 'backend_pid'];
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
+                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
+        RAISE EXCEPTION 'source "%" is a subscription', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Ingest a feed under a name of its own.';
+    END IF;
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(events);
+    -- Validate every element first, like log(): the first bad one names its index.
+    FOR i IN 0 .. n - 1 LOOP
+        el := events -> i;
+        IF jsonb_typeof(el) <> 'object' THEN
+            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(el) LOOP
+            IF k <> ALL (cols) THEN
+                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
+            END IF;
+        END LOOP;
+        code := el ->> 'event_type';
+        IF code IS NULL OR code !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
+        END IF;
+        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
+        IF known.builtin THEN
+            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Choose an application code, such as "app.%s".', code);
+        END IF;
+        cat := coalesce(el ->> 'category', known.category, 'app');
+        IF cat NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') OR cat = 'audit' THEN
+            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use data, ddl, privilege, role, auth, config or app.';
+        END IF;
+        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
+            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
+        END IF;
+        BEGIN
+            PERFORM (el ->> 'client_addr')::inet, (el ->> 'occurred_at')::timestamptz,
+                    (el ->> 'event_id')::bigint, (el ->> 'txid')::bigint, (el ->> 'backend_pid')::integer;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+    END LOOP;
+    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type', coalesce(x ->> 'category', 'app'), 'Application event', false
+      FROM jsonb_array_elements(events) x
+    ON CONFLICT DO NOTHING;
+    -- Elements without an event_id are numbered after the source's last one.
+    SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    BEGIN
+        INSERT INTO @extschema@.events (event_id, occurred_at, category, event_type, status, actor,
+            actor_type, db_user, effective_role, client_addr, application_name, user_agent, tenant,
+            request_id, database, object_type, object_name, resource_id, command, old_data,
+            new_data, statement, details, txid, backend_pid, source)
+        SELECT coalesce((x ->> 'event_id')::bigint, base + o),
+               coalesce((x ->> 'occurred_at')::timestamptz, now()),
+               coalesce(x ->> 'category', c.category, 'app'), x ->> 'event_type',
+               coalesce(x ->> 'status', 'success'), x ->> 'actor', x ->> 'actor_type', x ->> 'db_user',
+               x ->> 'effective_role', (x ->> 'client_addr')::inet, x ->> 'application_name',
+               x ->> 'user_agent', x ->> 'tenant', x ->> 'request_id', x ->> 'database',
+               x ->> 'object_type', x ->> 'object_name', x ->> 'resource_id', x ->> 'command',
+               x -> 'old_data', x -> 'new_data', x ->> 'statement', x -> 'details',
+               (x ->> 'txid')::bigint, (x ->> 'backend_pid')::integer, ingest.source
+          FROM jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = x ->> 'event_type';
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END;
+    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT DO NOTHING;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
+    'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
+
+/*
+ * sources (view): the sources of this central database and how they are
+ * doing.
+ */
+CREATE VIEW @extschema@.sources AS
+SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
+       CASE WHEN r.kind = 'ingest' THEN NULL
+            WHEN st.pid IS NULL THEN 'down'
+            WHEN EXISTS (SELECT 1 FROM pg_subscription_rel sr
+                          WHERE sr.srsubid = s.oid AND sr.srsubstate <> 'r')
+                 OR pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn) > 16 * 1024 * 1024
+                 THEN 'catching_up'
+            ELSE 'streaming'
+       END AS state,
+       (SELECT count(*) FROM @extschema@.events e WHERE e.source = r.source) AS events_received,
+       (SELECT max(e.occurred_at) FROM @extschema@.events e WHERE e.source = r.source) AS newest_event,
+       greatest(pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn), 0)::bigint AS lag_bytes,
+       EXTRACT(epoch FROM now() - st.last_msg_send_time)::double precision AS lag_seconds
+  FROM @extschema@.source_registry r
+  LEFT JOIN pg_subscription s
+         ON s.subname = 'audit_log_' || r.source
+        AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL;
+COMMENT ON VIEW @extschema@.sources IS
+    'The sources of this central database: where they are (never a password), their state, events received and lag.';
+COMMENT ON COLUMN @extschema@.sources.source IS 'Name of the source (the source column of its events).';
+COMMENT ON COLUMN @extschema@.sources.kind IS 'subscription (a PostgreSQL source) or ingest (a feed stored with audit_log.ingest()).';
+COMMENT ON COLUMN @extschema@.sources.host IS 'Host of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.port IS 'Port of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.database IS 'Database of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind) or down (no apply worker: the source is unreachable or failing); NULL for a feed.';
+COMMENT ON COLUMN @extschema@.sources.events_received IS 'Events of this source stored here.';
+COMMENT ON COLUMN @extschema@.sources.newest_event IS 'occurred_at of the newest event of this source stored here.';
+COMMENT ON COLUMN @extschema@.sources.lag_bytes IS 'WAL of the source not yet received, as last reported by the source.';
+COMMENT ON COLUMN @extschema@.sources.lag_seconds IS 'Seconds since the last message from the source (it sends one at least every wal_sender_timeout / 2).';
+
+REVOKE ALL ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, text, boolean),
+    @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, text, boolean),
+    @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) TO audit_log_admin;
+REVOKE ALL ON @extschema@.sources FROM PUBLIC;
+GRANT SELECT ON @extschema@.sources TO audit_log_reader, audit_log_admin;
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE
