@@ -156,8 +156,8 @@ BEGIN
     -- Reachable, with the publication: a clear error, nothing created.
     PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
     EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
-                   ' WITH (create_slot = false, slot_name = %L, copy_data = %L, enabled = true)',
-                   sub, conninfo, sub, coalesce(copy_history, true));
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true)',
+                   sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
     INSERT INTO @extschema@.source_registry (source, kind, host, port, dbname)
     VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
             @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'));

@@ -1,0 +1,200 @@
+# Sources (issue 13): two source clusters feed one central audit database
+# over logical replication.  Events of every kind arrive with their source
+# (and the delay is measured), nothing is lost or doubled across a stop of
+# the central cluster, ingest() is all or nothing, publish() is idempotent,
+# subscribe()/unsubscribe() fail cleanly, and the sources view and filter
+# tell the sources apart.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $conf = qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+max_worker_processes = 16
+max_logical_replication_workers = 8
+};
+my %node;
+for my $name ('s1', 's2', 'central')
+{
+	my $n = PostgreSQL::Test::Cluster->new($name);
+	$n->init(allows_streaming => ($name eq 'central' ? 0 : 'logical'));
+	$n->append_conf('postgresql.conf', $conf);
+	$n->start;
+	$n->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+	$node{$name} = $n;
+}
+my $central = $node{central};
+
+# 7. publish() twice is harmless; without wal_level = logical, 55000.
+for my $s ('s1', 's2')
+{
+	is($node{$s}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', "$s: publish");
+	is($node{$s}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', "$s: publish again");
+	is($node{$s}->safe_psql('postgres',
+		"SELECT count(*) FROM pg_publication WHERE pubname = 'audit_log_events' AND pubinsert AND NOT pubupdate AND pubviaroot"),
+		'1', "$s: one insert-only root publication");
+}
+my ($rc, $out, $err) = $central->psql('postgres',
+	'\set VERBOSITY verbose' . "\n" . 'SELECT audit_log.publish()');
+like($err, qr/55000: wal_level is minimal, a source needs logical/, 'publish without logical WAL: 55000');
+like($err, qr/HINT:.*wal_level = logical/, 'publish without logical WAL: the hint says what to do');
+
+# Events of every kind on the sources: table changes, a role change, a
+# failed command, a login and log().
+for my $s ('s1', 's2')
+{
+	$node{$s}->safe_psql('postgres', qq{
+		CREATE TABLE app_$s (id int PRIMARY KEY, v text);
+		SELECT audit_log.enable('app_$s');
+		INSERT INTO app_$s VALUES (1, 'a'), (2, 'b');
+		UPDATE app_$s SET v = 'c' WHERE id = 1;
+		CREATE ROLE user_$s LOGIN;
+		SELECT audit_log.log('app.hello_$s');
+	});
+	$node{$s}->psql('postgres', 'GRANT SELECT ON no_such_table TO PUBLIC');
+	$node{$s}->safe_psql('postgres', 'SELECT 1', extra_params => [ '-U', "user_$s" ]);
+}
+
+# subscribe() errors leave nothing behind.
+sub central_left
+{
+	return $central->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM pg_subscription) || '/' || (SELECT count(*) FROM audit_log.source_registry)");
+}
+my $c1 = 'host=' . $node{s1}->host . ' port=' . $node{s1}->port . ' dbname=postgres';
+my $c2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres';
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('Bad-Name', '$c1')");
+like($err, qr/invalid source name "Bad-Name"/, 'subscribe: bad name');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('local', '$c1')");
+like($err, qr/invalid source name "local"/, 'subscribe: local is reserved');
+($rc, $out, $err) = $central->psql('postgres',
+	"SELECT audit_log.subscribe('nowhere', 'host=" . $central->host . " port=1 dbname=postgres connect_timeout=3')");
+like($err, qr/could not connect to the source/, 'subscribe: unreachable conninfo');
+is(central_left(), '0/0', 'failed subscribes leave nothing');
+
+# 1. Both sources arrive with the right source.
+$central->safe_psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')");
+$central->safe_psql('postgres', "SELECT audit_log.subscribe('s2', '$c2', copy_history => true)");
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c2')");
+like($err, qr/source "s1" already exists/, 'subscribe: a used name');
+is(central_left(), '2/2', 'the failed subscribe left nothing');
+
+# caught_up(s): every event of source s up to its current newest is on
+# the central side, once.
+sub caught_up
+{
+	my ($s) = @_;
+	my $max = $node{$s}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events');
+	my $want = $node{$s}->safe_psql('postgres',
+		"SELECT count(*) || ':' || sum(event_id) FROM audit_log.events WHERE event_id <= $max");
+	$central->poll_query_until('postgres', qq{
+		SELECT count(*) || ':' || sum(event_id) = '$want'
+		  FROM audit_log.events WHERE source = '$s' AND event_id <= $max})
+	  or return 0;
+	return $central->safe_psql('postgres',
+		"SELECT count(*) = count(DISTINCT event_id) FROM audit_log.events WHERE source = '$s'") eq 't';
+}
+ok(caught_up('s1'), 's1: every event arrived once');
+ok(caught_up('s2'), 's2: every event arrived once');
+for my $s ('s1', 's2')
+{
+	is($central->safe_psql('postgres', qq{
+		SELECT string_agg(DISTINCT event_type, ',' ORDER BY event_type) FROM audit_log.events
+		 WHERE source = '$s' AND event_type IN ('data.insert', 'data.update', 'role.created',
+		       'auth.login_succeeded', 'app.hello_$s', 'privilege.granted')}),
+		"app.hello_$s,auth.login_succeeded,data.insert,data.update,privilege.granted,role.created",
+		"$s: table, role, failed, login and log() events arrived");
+}
+is($central->safe_psql('postgres', q{
+	SELECT count(*) FROM audit_log.events WHERE source IS NOT NULL AND source NOT IN ('s1', 's2')}),
+	'0', 'no event with another source');
+is($central->safe_psql('postgres', q{
+	SELECT count(*) FROM audit_log.search(sources => '{local}') WHERE source IS NOT NULL}),
+	'0', "search(sources => '{local}'): only the central's own events");
+is($central->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM audit_log.search(sources => '{s1}'))
+	     = (SELECT count(*) FROM audit_log.events WHERE source = 's1')}),
+	't', "search(sources => '{s1}'): the events of s1");
+
+# The delay: an event committed on s1 until it is visible on the central.
+my @delays;
+for my $i (1 .. 5)
+{
+	my $t0 = time;
+	my $id = $node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.ping')");
+	$central->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM audit_log.events WHERE source = 's1' AND event_id = $id")
+	  or die 'ping lost';
+	push @delays, time - $t0;
+}
+@delays = sort { $a <=> $b } @delays;
+diag(sprintf('commit on a source to visible on the central: median %.2f s, max %.2f s',
+	$delays[2], $delays[4]));
+ok($delays[4] < 60, 'events arrive within seconds');
+
+is($central->safe_psql('postgres',
+	"SELECT string_agg(source || '=' || state, ',' ORDER BY source) FROM audit_log.sources"),
+	's1=streaming,s2=streaming', 'sources: both streaming');
+unlike($central->safe_psql('postgres', 'SELECT row_to_json(s)::text FROM audit_log.sources s'),
+	qr/password/, 'sources: no password');
+
+# 2. The central cluster is stopped while the sources write, then started.
+$central->stop;
+for my $s ('s1', 's2')
+{
+	$node{$s}->safe_psql('postgres',
+		"SELECT audit_log.log('app.while_down', details => jsonb_build_object('i', i)) FROM generate_series(1, 200) i;
+		 INSERT INTO app_$s SELECT g, 'x' FROM generate_series(10, 300) g;");
+}
+$central->start;
+ok(caught_up('s1'), 's1: after the central restart, every event arrived once');
+ok(caught_up('s2'), 's2: after the central restart, every event arrived once');
+
+# 6. ingest(): 1,000 events of a feed, all or nothing.
+my $feed = q{(SELECT jsonb_agg(jsonb_build_object('event_type', 'idp.login',
+	'occurred_at', '2025-01-01 00:00:00+00'::timestamptz + i * interval '1 second',
+	'actor', 'user' || i, 'client_addr', '10.0.0.' || (i % 250), 'details', jsonb_build_object('i', i)) ORDER BY i)
+	FROM generate_series(1, 1000) i)};
+is($central->safe_psql('postgres', "SELECT audit_log.ingest('idp', $feed)"), '1000', 'ingest: 1,000 events');
+is($central->safe_psql('postgres', q{
+	SELECT count(*) || ',' || min(occurred_at AT TIME ZONE 'UTC') || ',' || count(DISTINCT event_id)
+	  FROM audit_log.search(sources => '{idp}')}),
+	'1000,2025-01-01 00:00:01,1000', 'ingest: searchable with their source and times');
+($rc, $out, $err) = $central->psql('postgres',
+	"SELECT audit_log.ingest('idp', jsonb_set($feed, '{500,event_type}', '\"role.created\"'))");
+like($err, qr/element 500 of events: event type "role.created" is reserved/, 'ingest: a reserved code names its element');
+($rc, $out, $err) = $central->psql('postgres',
+	"SELECT audit_log.ingest('idp', jsonb_set($feed, '{7,client_addr}', '\"10.0.0.999\"'))");
+like($err, qr/element 7 of events: invalid input syntax for type inet/, 'ingest: a bad address names its element');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 'idp'"),
+	'1000', 'ingest: the rejected calls stored nothing');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.ingest('s1', $feed)");
+like($err, qr/source "s1" is a subscription/, 'ingest: not under a subscription name');
+
+# 8 (part). A stopped source shows down.
+$node{s2}->stop;
+ok($central->poll_query_until('postgres',
+	"SELECT state = 'down' FROM audit_log.sources WHERE source = 's2'"), 'sources: a stopped source is down');
+
+# 7. unsubscribe(): drops the subscription and the slot when the source is
+# reachable; says what it left otherwise.  The events stay.
+my $n1 = $central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's1'");
+$central->safe_psql('postgres', "SELECT audit_log.unsubscribe('s1')");
+is($node{s1}->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'audit_log_s1'"),
+	'0', 'unsubscribe: the slot on the source is gone');
+is($central->safe_psql('postgres', "SELECT count(*) FROM pg_subscription WHERE subname = 'audit_log_s1'"),
+	'0', 'unsubscribe: the subscription is gone');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's1'"),
+	$n1, 'unsubscribe: the events stay');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.unsubscribe('s2')");
+like($err, qr/WARNING:  the replication slot "audit_log_s2" was left on the source/,
+	'unsubscribe of an unreachable source: says it left the slot');
+is(central_left(), '0/1', 'only the feed is left');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')");
+like($err, qr/events of source "s1" are already stored here/, 'subscribe again with history: refused');
+
+done_testing();
