@@ -116,6 +116,9 @@ BEGIN
                        ' WITH (publish = ''insert'', publish_via_partition_root = true)',
                        '@extschema@', cols);
     END IF;
+    -- The central database connects as a member of audit_log_reader (with
+    -- REPLICATION); the initial copy reads the events table itself.
+    EXECUTE format('GRANT SELECT ON TABLE %I.events TO audit_log_reader', '@extschema@');
     RETURN 'audit_log_events';
 END
 $$;

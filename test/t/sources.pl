@@ -66,7 +66,9 @@ sub central_left
 		"SELECT (SELECT count(*) FROM pg_subscription) || '/' || (SELECT count(*) FROM audit_log.source_registry)");
 }
 my $c1 = 'host=' . $node{s1}->host . ' port=' . $node{s1}->port . ' dbname=postgres';
-my $c2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres';
+# s2 is reached as a role that is no superuser: REPLICATION and audit_log_reader.
+$node{s2}->safe_psql('postgres', 'CREATE ROLE replicator LOGIN REPLICATION IN ROLE audit_log_reader');
+my $c2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres user=replicator';
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('Bad-Name', '$c1')");
 like($err, qr/invalid source name "Bad-Name"/, 'subscribe: bad name');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('local', '$c1')");
@@ -153,6 +155,24 @@ for my $s ('s1', 's2')
 $central->start;
 ok(caught_up('s1'), 's1: after the central restart, every event arrived once');
 ok(caught_up('s2'), 's2: after the central restart, every event arrived once');
+
+# 3. A source is restarted, and killed with -m immediate, while it writes.
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.before_restart') FROM generate_series(1, 50)");
+$node{s1}->restart;
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_restart') FROM generate_series(1, 50)");
+$node{s1}->stop('immediate');
+$node{s1}->start;
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_crash') FROM generate_series(1, 50)");
+ok(caught_up('s1'), 's1: after a restart and a crash of the source, every event arrived once');
+
+# Only the apply writes a source's events on the central side.
+($rc, $out, $err) = $central->psql('postgres', q{
+	SET session_replication_role = replica;
+	INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, source)
+	VALUES (999999, now(), 'app', 'app.forged', 'success', 's1')});
+like($err, qr/permission denied|tamper|not allowed|may not/, 'central: a forged source event is refused');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE event_type = 'app.forged'"),
+	'0', 'central: nothing forged stored');
 
 # 6. ingest(): 1,000 events of a feed, all or nothing.
 my $feed = q{(SELECT jsonb_agg(jsonb_build_object('event_type', 'idp.login',
