@@ -1415,6 +1415,14 @@ BEGIN
                   DETAIL = 'Copying the source''s history again would store its events twice.',
                   HINT = 'Subscribe with copy_history => false to receive only new events.';
     END IF;
+    -- The server connects with its own identity: a role that is not a
+    -- superuser must not borrow it (trust, peer, .pgpass) on the source.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       AND @extschema@._conninfo_part(conninfo, 'password') IS NULL THEN
+        RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
+    END IF;
     -- Reachable, with the publication: a clear error, nothing created.
     PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
     EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'

@@ -76,6 +76,15 @@ like($err, qr/invalid source name "local"/, 'subscribe: local is reserved');
 ($rc, $out, $err) = $central->psql('postgres',
 	"SELECT audit_log.subscribe('nowhere', 'host=" . $central->host . " port=1 dbname=postgres connect_timeout=3')");
 like($err, qr/could not connect to the source/, 'subscribe: unreachable conninfo');
+$central->safe_psql('postgres', 'CREATE ROLE central_admin LOGIN IN ROLE audit_log_admin');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')",
+	extra_params => [ '-U', 'central_admin' ]);
+like($err, qr/a conninfo without a password is refused for a role that is not a superuser/,
+	'subscribe by an admin: the server identity is not lent');
+$central->safe_psql('postgres', 'CREATE ROLE central_reader LOGIN IN ROLE audit_log_reader');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=x')",
+	extra_params => [ '-U', 'central_reader' ]);
+like($err, qr/permission denied for function subscribe/, 'subscribe: only audit_log_admin');
 is(central_left(), '0/0', 'failed subscribes leave nothing');
 
 # 1. Both sources arrive with the right source.
