@@ -1048,7 +1048,7 @@ BEGIN
 END
 $sync$;
 
--- ==== sources: (issue 13) the source column, search/export sources filter, publish/subscribe/ingest ====
+-- ==== sources: (issue 13) the source column, search/export sources filter, publish/subscribe/ingest, verify(source) ====
 -- The events of a central database carry their source (NULL: captured
 -- here).  Adding a nullable column rewrites nothing.
 ALTER TABLE @extschema@.events ADD COLUMN source text;
@@ -1056,9 +1056,9 @@ CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
     (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
 
 -- The views gain the column (last), and search()/export()/export_csv() the
--- sources filter (their last parameter): a new parameter list is a new
--- function, so the old ones are dropped and their grants and comments
--- made again.
+-- sources filter (their last parameter), verify() its source: a new
+-- parameter list is a new function, so the old ones are dropped and their
+-- grants and comments made again.
 DROP FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
     timestamptz, text, text[], text[], bigint, integer);
 DROP FUNCTION @extschema@._search_where(text[], text[], text[], text[], text[], cidr[],
@@ -1069,6 +1069,8 @@ DROP FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[
     timestamptz, timestamptz, text, text[], text[], bigint, integer);
 DROP FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
     timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@.verify(timestamptz, timestamptz);
+DROP FUNCTION @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea);
 
 CREATE OR REPLACE VIEW @extschema@.event_log AS
 SELECT e.event_id, e.occurred_at, e.category, e.event_type, e.status,
@@ -1282,6 +1284,188 @@ GRANT EXECUTE ON FUNCTION @extschema@.export(text[], text[], text[], text[], tex
 GRANT EXECUTE ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
     timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
 
+-- The chain of this database covers its own events (source NULL) only.
+CREATE OR REPLACE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    loaded boolean := @extschema@._load();   -- the library's settings, without the preload
+    wsec bigint := @extschema@._setting_seconds('audit_log.seal_window');
+    w interval := @extschema@._setting_seconds('audit_log.seal_window') * interval '1 second';
+    lim timestamptz;
+    start timestamptz;
+    prev bytea;
+    nwin int;
+    r record;
+    ws timestamptz;
+    dg bytea;
+    total int := 0;
+BEGIN
+    IF as_of IS NOT NULL AND NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
+    lim := least(coalesce(as_of, now()), clock_timestamp())
+           - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';
+    -- No transaction that began before a window's end may still add to it.
+    lim := least(lim,
+                 (SELECT min(a.xact_start) FROM pg_stat_activity a
+                   WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()),
+                 (SELECT min(p.prepared) FROM pg_prepared_xacts p));
+
+    SELECT s.window_end, s.digest INTO start, prev FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
+    IF start IS NULL THEN
+        start := @extschema@._chain_origin(wsec);
+    END IF;
+    WHILE start IS NOT NULL AND start + w <= lim LOOP
+        nwin := least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 604800 / wsec)::int);
+        FOR r IN
+            SELECT g.i, coalesce(a.n, 0) AS n, coalesce(a.ids, '{}'::int8multirange) AS ids,
+                   coalesce(a.hashes, ''::bytea) AS hashes,
+                   @extschema@._sha256(coalesce(a.cat, ''::bytea)) AS content
+              FROM generate_series(0, nwin - 1) g(i)
+              LEFT JOIN (
+                  SELECT floor((EXTRACT(epoch FROM x.occurred_at) - EXTRACT(epoch FROM start)) / wsec)::int AS i,
+                         count(*) AS n,
+                         range_agg(int8range(x.event_id, x.event_id, '[]')) AS ids,
+                         string_agg(substring(x.h FROM 1 FOR 4), ''::bytea ORDER BY x.event_id) AS hashes,
+                         string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
+                    FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
+                            FROM @extschema@.events e
+                           WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w
+                             AND e.source IS NULL) x
+                   GROUP BY 1) a ON a.i = g.i
+             ORDER BY g.i
+        LOOP
+            ws := start + r.i * w;
+            dg := @extschema@._seal_digest(prev, ws, ws + w, r.n, r.content);
+            INSERT INTO @extschema@.seal (window_start, window_end, events, event_ids, event_hashes,
+                                          content_digest, prev_digest, digest)
+            VALUES (ws, ws + w, r.n, r.ids, r.hashes, r.content, prev, dg);
+            prev := dg;
+            total := total + 1;
+        END LOOP;
+        start := start + nwin * w;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+CREATE FUNCTION @extschema@._first_bad_event(ws timestamptz, we timestamptz, ids int8multirange, hashes bytea,
+    src text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sealed AS (
+        SELECT id, row_number() OVER (ORDER BY id) AS ord
+          FROM (SELECT generate_series(lower(r), upper(r) - 1) AS id FROM unnest(ids) r) x
+    ), sh AS (
+        SELECT id, substring(hashes FROM ((ord - 1) * 4 + 1)::int FOR 4) AS h FROM sealed
+    ), act AS (
+        SELECT e.event_id AS id, substring(@extschema@._event_digest(e) FROM 1 FOR 4) AS h,
+               count(*) OVER (PARTITION BY e.event_id) AS copies
+          FROM @extschema@.events e WHERE e.occurred_at >= ws AND e.occurred_at < we
+           AND e.source IS NOT DISTINCT FROM src
+    )
+    SELECT 'event ' || coalesce(sh.id, act.id) || ' ' ||
+           CASE WHEN act.id IS NULL THEN 'deleted or moved out of the window'
+                WHEN sh.id IS NULL THEN 'not in the seal: inserted or moved into the window'
+                WHEN act.copies > 1 THEN 'duplicated'
+                ELSE 'altered' END
+      FROM sh FULL JOIN act ON sh.id = act.id
+     WHERE sh.id IS NULL OR act.id IS NULL OR sh.h <> act.h OR act.copies > 1
+     ORDER BY coalesce(sh.id, act.id)
+     LIMIT 1
+$$;
+
+CREATE FUNCTION @extschema@.verify(from_time timestamptz DEFAULT NULL, to_time timestamptz DEFAULT NULL,
+    source text DEFAULT NULL)
+RETURNS TABLE(window_start timestamptz, window_end timestamptz, status text, events bigint, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    p record;
+    first boolean := true;
+    n bigint;
+    content bytea;
+    pg record;
+    bad text;
+BEGIN
+    IF from_time IS NOT NULL AND to_time IS NOT NULL AND from_time >= to_time THEN
+        RAISE EXCEPTION 'verify range starts at or after its end' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'from_time must be earlier than to_time.';
+    END IF;
+    FOR s IN SELECT * FROM @extschema@._seal_rows(verify.source) x
+              WHERE (from_time IS NULL OR x.window_end > from_time)
+                AND (to_time IS NULL OR x.window_start < to_time)
+              ORDER BY x.window_start
+    LOOP
+        IF first THEN
+            SELECT * INTO p FROM @extschema@._seal_rows(verify.source) x WHERE x.window_end <= s.window_start
+             ORDER BY x.window_end DESC LIMIT 1;
+            first := false;
+        END IF;
+        -- A hole in the chain: seal records are gone.
+        IF p.window_end IS NOT NULL AND p.window_end < s.window_start THEN
+            window_start := p.window_end; window_end := s.window_start; status := 'missing';
+            SELECT count(*) INTO events FROM @extschema@.events e
+             WHERE e.occurred_at >= p.window_end AND e.occurred_at < s.window_start
+               AND e.source IS NOT DISTINCT FROM verify.source;
+            detail := 'no seal record for this range: the chain is broken';
+            RETURN NEXT;
+        END IF;
+        window_start := s.window_start; window_end := s.window_end;
+        SELECT string_agg(pl.partition, ', ' ORDER BY pl.partition) AS parts, max(pl.purged_at) AS at
+          INTO pg FROM @extschema@.purge_log pl
+         WHERE pl.from_time < s.window_end AND pl.to_time > s.window_start;
+
+        IF s.digest <> @extschema@._seal_digest(s.prev_digest, s.window_start, s.window_end, s.events, s.content_digest) THEN
+            status := 'mismatch'; events := s.events;
+            detail := 'seal record altered: its digest does not match its content';
+        ELSIF s.prev_digest IS DISTINCT FROM p.digest
+              AND NOT (s.prev_digest IS NOT NULL AND p.window_end IS NOT NULL AND p.window_end < s.window_start) THEN
+            status := 'mismatch'; events := s.events;
+            detail := 'seal chain broken: the previous digest does not match the previous seal';
+        ELSIF pg.parts IS NOT NULL THEN
+            status := 'purged'; events := s.events;
+            detail := s.events || ' events sealed, purged by retention (' || pg.parts || ') at '
+                      || @extschema@._ts(pg.at) || '; anchor digest ' || encode(s.digest, 'hex');
+        ELSE
+            SELECT count(*), @extschema@._sha256(coalesce(string_agg(x.h, ''::bytea ORDER BY x.event_id), ''::bytea))
+              INTO n, content
+              FROM (SELECT e.event_id, @extschema@._event_digest(e) AS h FROM @extschema@.events e
+                     WHERE e.occurred_at >= s.window_start AND e.occurred_at < s.window_end
+                       AND e.source IS NOT DISTINCT FROM verify.source) x;
+            events := n;
+            IF n = s.events AND content = s.content_digest THEN
+                status := 'ok'; detail := NULL;
+            ELSIF n = 0 THEN
+                status := 'missing';
+                detail := 'all ' || s.events || ' sealed events are gone and no purge was recorded';
+            ELSE
+                status := 'mismatch';
+                bad := @extschema@._first_bad_event(s.window_start, s.window_end, s.event_ids, s.event_hashes,
+                                                    verify.source);
+                detail := coalesce(bad, 'window digest differs') || ' (' || n || ' events, ' || s.events || ' sealed)';
+            END IF;
+        END IF;
+        RETURN NEXT;
+        p := s;
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text),
+    @extschema@.verify(timestamptz, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.verify(timestamptz, timestamptz, text) TO audit_log_admin;
+
 -- The sources this central database knows, by name.
 CREATE TABLE @extschema@.source_registry (
     source     text PRIMARY KEY CHECK (source ~ '^[a-z0-9_]{1,50}$' AND source <> 'local'),
@@ -1304,6 +1488,77 @@ REVOKE ALL ON FUNCTION @extschema@._source_fill() FROM PUBLIC;
 CREATE TRIGGER audit_log_source_fill BEFORE INSERT ON @extschema@.events
     FOR EACH ROW EXECUTE FUNCTION @extschema@._source_fill();
 ALTER TABLE @extschema@.events ENABLE REPLICA TRIGGER audit_log_source_fill;
+
+-- The seal records of the sources, received with their events: the apply
+-- of a source's audit_log.seal rows lands here (trigger below), so that
+-- verify(source => ...) checks the source's chain over the central copy.
+CREATE TABLE @extschema@.source_seals (
+    source          text NOT NULL,
+    window_start    timestamptz NOT NULL,
+    window_end      timestamptz NOT NULL,
+    events          bigint NOT NULL,
+    event_ids       int8multirange NOT NULL,
+    event_hashes    bytea NOT NULL,
+    content_digest  bytea NOT NULL,
+    prev_digest     bytea,
+    digest          bytea NOT NULL,
+    sealed_at       timestamptz NOT NULL,
+    PRIMARY KEY (source, window_start)
+);
+COMMENT ON TABLE @extschema@.source_seals IS
+    'Seal records of the sources of a central database, as they sealed them; verify(source => ...) reads them.';
+REVOKE ALL ON TABLE @extschema@.source_seals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_seals', '');
+
+/*
+ * _seal_rows(src): the seal records of this database (src NULL) or of the
+ * source src, as rows of audit_log.seal.
+ */
+CREATE FUNCTION @extschema@._seal_rows(src text) RETURNS SETOF @extschema@.seal
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM @extschema@.seal WHERE src IS NULL
+    UNION ALL
+    SELECT x.window_start, x.window_end, x.events, x.event_ids, x.event_hashes, x.content_digest,
+           x.prev_digest, x.digest, x.sealed_at
+      FROM @extschema@.source_seals x WHERE x.source = src
+$$;
+REVOKE ALL ON FUNCTION @extschema@._seal_rows(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@._apply_source() RETURNS text
+AS 'MODULE_PATHNAME', 'audit_apply_source'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@._apply_source() FROM PUBLIC;
+
+/*
+ * _source_seal_fill(): BEFORE INSERT row trigger of audit_log.seal, for
+ * replica only: a seal record a source's subscription applies goes to
+ * source_seals instead.
+ */
+CREATE FUNCTION @extschema@._source_seal_fill() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    src text := @extschema@._apply_source();
+BEGIN
+    IF src IS NULL THEN
+        RETURN NEW;
+    END IF;
+    INSERT INTO @extschema@.source_seals (source, window_start, window_end, events, event_ids,
+        event_hashes, content_digest, prev_digest, digest, sealed_at)
+    VALUES (src, NEW.window_start, NEW.window_end, NEW.events, NEW.event_ids, NEW.event_hashes,
+            NEW.content_digest, NEW.prev_digest, NEW.digest, NEW.sealed_at)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_seal_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_seal BEFORE INSERT ON @extschema@.seal
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_seal_fill();
+ALTER TABLE @extschema@.seal ENABLE REPLICA TRIGGER audit_log_source_seal;
 
 CREATE FUNCTION @extschema@._source_remote(conninfo text, slot text, action text) RETURNS text
 AS 'MODULE_PATHNAME', 'audit_source_remote'
@@ -1371,13 +1626,13 @@ BEGIN
           FROM pg_attribute a
          WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
            AND NOT a.attisdropped AND a.attname <> 'source';
-        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s)'
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s), %I.seal'
                        ' WITH (publish = ''insert'', publish_via_partition_root = true)',
-                       '@extschema@', cols);
+                       '@extschema@', cols, '@extschema@');
     END IF;
     -- The central database connects as a member of audit_log_reader (with
     -- REPLICATION); the initial copy reads the events table itself.
-    EXECUTE format('GRANT SELECT ON TABLE %I.events TO audit_log_reader', '@extschema@');
+    EXECUTE format('GRANT SELECT ON TABLE %I.events, %I.seal TO audit_log_reader', '@extschema@', '@extschema@');
     RETURN 'audit_log_events';
 END
 $$;

@@ -13,7 +13,9 @@
  * replica: in the logical replication apply and table-sync workers.  There
  * it sets source from the name of the worker's subscription, which
  * subscribe() names audit_log_<source>.  A worker of any other subscription
- * that writes audit_log.events is refused.
+ * that writes audit_log.events is refused.  The source's seal records are
+ * redirected the same way (audit_log._source_seal_fill, through
+ * audit_log._apply_source()).
  *
  * Slots.  CREATE SUBSCRIPTION may create its slot, and DROP SUBSCRIPTION
  * drop it, only outside a transaction block, so not in a function:
@@ -45,8 +47,46 @@
 
 PG_FUNCTION_INFO_V1(audit_source_fill);
 PG_FUNCTION_INFO_V1(audit_source_remote);
+PG_FUNCTION_INFO_V1(audit_apply_source);
 
 #define SOURCE_SUB_PREFIX "audit_log_"
+
+/*
+ * apply_source: the source whose subscription this worker applies, NULL
+ * outside a logical replication worker; an error in the worker of another
+ * subscription.
+ */
+static const char *
+apply_source(void)
+{
+	const char *subname;
+
+	if (MySubscription == NULL)
+		return NULL;
+	subname = MySubscription->name;
+	if (strncmp(subname, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0 ||
+		subname[strlen(SOURCE_SUB_PREFIX)] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("subscription \"%s\" may not write audit events", subname),
+				 errdetail("Events arrive in audit_log.events only through the subscriptions of audit_log.subscribe()."),
+				 errhint("Drop the subscription and call audit_log.subscribe(source, conninfo).")));
+	return subname + strlen(SOURCE_SUB_PREFIX);
+}
+
+/*
+ * audit_apply_source: audit_log._apply_source() -> the source of the
+ * applying subscription, or NULL (see apply_source).
+ */
+Datum
+audit_apply_source(PG_FUNCTION_ARGS)
+{
+	const char *src = apply_source();
+
+	if (src == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(src));
+}
 
 /*
  * audit_source_fill: BEFORE INSERT row trigger of the central events
@@ -59,7 +99,7 @@ audit_source_fill(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	tuple;
-	const char *subname;
+	const char *src;
 	int			attnum;
 	Datum		value;
 	bool		isnull = false;
@@ -70,23 +110,15 @@ audit_source_fill(PG_FUNCTION_ARGS)
 	tuple = td->tg_trigtuple;
 
 	/* Not a subscription worker (a session in replica mode): as given. */
-	if (MySubscription == NULL)
+	src = apply_source();
+	if (src == NULL)
 		return PointerGetDatum(tuple);
-
-	subname = MySubscription->name;
-	if (strncmp(subname, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0 ||
-		subname[strlen(SOURCE_SUB_PREFIX)] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("subscription \"%s\" may not write audit events", subname),
-				 errdetail("Events arrive in audit_log.events only through the subscriptions of audit_log.subscribe()."),
-				 errhint("Drop the subscription and call audit_log.subscribe(source, conninfo).")));
 
 	desc = td->tg_relation->rd_att;
 	attnum = SPI_fnumber(desc, "source");
 	if (attnum <= 0)
 		elog(ERROR, "audit_log.events has no column source");
-	value = CStringGetTextDatum(subname + strlen(SOURCE_SUB_PREFIX));
+	value = CStringGetTextDatum(src);
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum,
 													 &value, &isnull));
 }

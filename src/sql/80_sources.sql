@@ -13,6 +13,13 @@
  * - ingest(source, events) stores events of a feed from outside
  *   PostgreSQL.
  *
+ * The seal records of a source (its audit_log.seal) are published too; on
+ * the central database the trigger audit_log_source_seal (replica only)
+ * stores them in source_seals instead of the central's own chain, and
+ * verify(source => ...) checks them against the source's events here.
+ * The central's own seal() and verify() cover its own events only
+ * (source NULL), so events arriving late never disturb its chain.
+ *
  * (source, event_id) is unique: the partial unique index
  * events_source_event_id_key (part 00) holds (source, event_id,
  * occurred_at, category) -- the partition keys must be in it, and a
@@ -45,6 +52,77 @@ REVOKE ALL ON FUNCTION @extschema@._source_fill() FROM PUBLIC;
 CREATE TRIGGER audit_log_source_fill BEFORE INSERT ON @extschema@.events
     FOR EACH ROW EXECUTE FUNCTION @extschema@._source_fill();
 ALTER TABLE @extschema@.events ENABLE REPLICA TRIGGER audit_log_source_fill;
+
+-- The seal records of the sources, received with their events: the apply
+-- of a source's audit_log.seal rows lands here (trigger below), so that
+-- verify(source => ...) checks the source's chain over the central copy.
+CREATE TABLE @extschema@.source_seals (
+    source          text NOT NULL,
+    window_start    timestamptz NOT NULL,
+    window_end      timestamptz NOT NULL,
+    events          bigint NOT NULL,
+    event_ids       int8multirange NOT NULL,
+    event_hashes    bytea NOT NULL,
+    content_digest  bytea NOT NULL,
+    prev_digest     bytea,
+    digest          bytea NOT NULL,
+    sealed_at       timestamptz NOT NULL,
+    PRIMARY KEY (source, window_start)
+);
+COMMENT ON TABLE @extschema@.source_seals IS
+    'Seal records of the sources of a central database, as they sealed them; verify(source => ...) reads them.';
+REVOKE ALL ON TABLE @extschema@.source_seals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_seals', '');
+
+/*
+ * _seal_rows(src): the seal records of this database (src NULL) or of the
+ * source src, as rows of audit_log.seal.
+ */
+CREATE FUNCTION @extschema@._seal_rows(src text) RETURNS SETOF @extschema@.seal
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM @extschema@.seal WHERE src IS NULL
+    UNION ALL
+    SELECT x.window_start, x.window_end, x.events, x.event_ids, x.event_hashes, x.content_digest,
+           x.prev_digest, x.digest, x.sealed_at
+      FROM @extschema@.source_seals x WHERE x.source = src
+$$;
+REVOKE ALL ON FUNCTION @extschema@._seal_rows(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@._apply_source() RETURNS text
+AS 'MODULE_PATHNAME', 'audit_apply_source'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@._apply_source() FROM PUBLIC;
+
+/*
+ * _source_seal_fill(): BEFORE INSERT row trigger of audit_log.seal, for
+ * replica only: a seal record a source's subscription applies goes to
+ * source_seals instead.
+ */
+CREATE FUNCTION @extschema@._source_seal_fill() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    src text := @extschema@._apply_source();
+BEGIN
+    IF src IS NULL THEN
+        RETURN NEW;
+    END IF;
+    INSERT INTO @extschema@.source_seals (source, window_start, window_end, events, event_ids,
+        event_hashes, content_digest, prev_digest, digest, sealed_at)
+    VALUES (src, NEW.window_start, NEW.window_end, NEW.events, NEW.event_ids, NEW.event_hashes,
+            NEW.content_digest, NEW.prev_digest, NEW.digest, NEW.sealed_at)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_seal_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_seal BEFORE INSERT ON @extschema@.seal
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_seal_fill();
+ALTER TABLE @extschema@.seal ENABLE REPLICA TRIGGER audit_log_source_seal;
 
 CREATE FUNCTION @extschema@._source_remote(conninfo text, slot text, action text) RETURNS text
 AS 'MODULE_PATHNAME', 'audit_source_remote'
@@ -112,13 +190,13 @@ BEGIN
           FROM pg_attribute a
          WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
            AND NOT a.attisdropped AND a.attname <> 'source';
-        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s)'
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s), %I.seal'
                        ' WITH (publish = ''insert'', publish_via_partition_root = true)',
-                       '@extschema@', cols);
+                       '@extschema@', cols, '@extschema@');
     END IF;
     -- The central database connects as a member of audit_log_reader (with
     -- REPLICATION); the initial copy reads the events table itself.
-    EXECUTE format('GRANT SELECT ON TABLE %I.events TO audit_log_reader', '@extschema@');
+    EXECUTE format('GRANT SELECT ON TABLE %I.events, %I.seal TO audit_log_reader', '@extschema@', '@extschema@');
     RETURN 'audit_log_events';
 END
 $$;

@@ -153,6 +153,47 @@ is($central->safe_psql('postgres',
 unlike($central->safe_psql('postgres', 'SELECT row_to_json(s)::text FROM audit_log.sources s'),
 	qr/password/, 'sources: no password');
 
+# 4 (part). verify(source => ...): a source's seal chain checks out over the
+# central copy; the central's own chain covers its own events only, so a
+# source's event arriving in a window the central sealed disturbs nothing.
+$node{s1}->safe_psql('postgres', q{
+	SELECT audit_log._record_at('2025-01-01 00:10:00+00', 'app', 'app.old', 'x', jsonb_build_object('i', i))
+	  FROM generate_series(1, 3) i;
+	SELECT audit_log.seal();});
+my $s1_seals = $node{s1}->safe_psql('postgres', 'SELECT count(*) FROM audit_log.seal');
+ok($s1_seals > 0, 's1 sealed windows');
+ok(caught_up('s1'), 's1: the old events arrived');
+ok($central->poll_query_until('postgres',
+	"SELECT count(*) = $s1_seals FROM audit_log.source_seals WHERE source = 's1'"),
+	"s1's seal records arrived in source_seals");
+is($central->safe_psql('postgres', 'SELECT count(*) FROM audit_log.seal'), '0',
+	"the central's own chain has none of them");
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT status, ',') || ':' || count(*) FROM audit_log.verify(source => 's1')}),
+	"ok:$s1_seals", "verify(source => 's1') on the central copy: ok");
+$central->safe_psql('postgres', 'SELECT audit_log.seal()');
+$node{s1}->safe_psql('postgres',
+	"SELECT audit_log._record_at('2025-01-01 00:20:00+00', 'app', 'app.late', 'x', NULL)");
+ok(caught_up('s1'), 's1: the late event arrived');
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT status, ',') FROM audit_log.verify()}),
+	'ok', "the central's own verify() is not disturbed by a source's late event");
+
+# 5. An event edited on the source after it replicated: the central copy
+# is unchanged, and verify() on the source finds the mismatch.
+$node{s1}->safe_psql('postgres', q{
+	SET audit_log.internal = on;
+	UPDATE audit_log.events SET actor = 'forged' WHERE event_type = 'app.old';});
+is($node{s1}->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE actor = 'forged'"),
+	'3', 's1: the superuser edited three events');
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_edit')");
+ok(caught_up('s1'), 's1: replication goes on after the edit');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE actor = 'forged'"),
+	'0', 'central: the copy is unchanged');
+like($node{s1}->safe_psql('postgres', q{
+	SELECT status || ': ' || detail FROM audit_log.verify('2025-01-01', '2025-01-01 01:00')}),
+	qr/^mismatch: event \d+ altered/, 'verify() on the source finds the edit');
+
 # 2. The central cluster is stopped while the sources write, then started.
 $central->stop;
 for my $s ('s1', 's2')
