@@ -1846,13 +1846,49 @@ COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
     'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
 
 /*
+ * _source_slot_state(source): for a source whose apply worker is not
+ * running, the state of its slot on the source (wal_status, 'missing', or
+ * 'unreachable'), asked with a 3-second connect timeout.  SECURITY
+ * DEFINER: it reads the subscription's conninfo, and returns only that.
+ */
+CREATE FUNCTION @extschema@._source_slot_state(source text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    conn text;
+BEGIN
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = 'audit_log_' || _source_slot_state.source
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF conn !~ '^postgres(ql)?://' THEN
+        conn := conn || ' connect_timeout=3';
+    END IF;
+    BEGIN
+        RETURN @extschema@._source_remote(conn, 'audit_log_' || _source_slot_state.source, 'slot');
+    EXCEPTION WHEN OTHERS THEN
+        RETURN 'unreachable';
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_slot_state(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._source_slot_state(text) TO audit_log_reader, audit_log_admin;
+
+/*
  * sources (view): the sources of this central database and how they are
  * doing.
  */
 CREATE VIEW @extschema@.sources AS
 SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
        CASE WHEN r.kind = 'ingest' THEN NULL
-            WHEN st.pid IS NULL THEN 'down'
+            -- No worker, or one that has received nothing yet (it restarts
+            -- every wal_retrieve_retry_interval after a failure): ask the source.
+            WHEN st.pid IS NULL OR st.received_lsn IS NULL THEN
+                 CASE WHEN @extschema@._source_slot_state(r.source) IN ('lost', 'missing') THEN 'lost'
+                      ELSE 'down' END
             WHEN EXISTS (SELECT 1 FROM pg_subscription_rel sr
                           WHERE sr.srsubid = s.oid AND sr.srsubstate <> 'r')
                  OR pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn) > 16 * 1024 * 1024
@@ -1875,7 +1911,7 @@ COMMENT ON COLUMN @extschema@.sources.kind IS 'subscription (a PostgreSQL source
 COMMENT ON COLUMN @extschema@.sources.host IS 'Host of the source, from its conninfo.';
 COMMENT ON COLUMN @extschema@.sources.port IS 'Port of the source, from its conninfo.';
 COMMENT ON COLUMN @extschema@.sources.database IS 'Database of the source, from its conninfo.';
-COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind) or down (no apply worker: the source is unreachable or failing); NULL for a feed.';
+COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing) or lost (the slot on the source was invalidated or dropped: events may be missing); NULL for a feed.';
 COMMENT ON COLUMN @extschema@.sources.events_received IS 'Events of this source stored here.';
 COMMENT ON COLUMN @extschema@.sources.newest_event IS 'occurred_at of the newest event of this source stored here.';
 COMMENT ON COLUMN @extschema@.sources.lag_bytes IS 'WAL of the source not yet received, as last reported by the source.';

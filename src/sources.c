@@ -146,9 +146,10 @@ remote_connect(const char *conninfo)
 /*
  * audit_source_remote: audit_log._source_remote(conninfo, slot, action):
  * 'check' (the source is reachable and has the publication
- * audit_log_events), 'create' (create the logical slot for pgoutput) or
- * 'drop' (drop the slot, waiting for its walsender to let go).  Returns
- * NULL, or for 'create' the slot's consistent point.  Granted to nobody.
+ * audit_log_events), 'create' (create the logical slot for pgoutput),
+ * 'drop' (drop the slot, waiting for its walsender to let go) or 'slot'
+ * (the slot's wal_status, or 'missing').  Returns NULL, the slot's
+ * consistent point for 'create', its state for 'slot'.  Granted to nobody.
  */
 Datum
 audit_source_remote(PG_FUNCTION_ARGS)
@@ -201,6 +202,35 @@ audit_source_remote(PG_FUNCTION_ARGS)
 							(errcode(ERRCODE_UNDEFINED_OBJECT),
 							 errmsg("the source has no publication \"audit_log_events\""),
 							 errhint("Run SELECT audit_log.publish(); in the source database first.")));
+			}
+			walrcv_clear_result(res);
+		}
+		else if (strcmp(action, "slot") == 0 && slot != NULL)
+		{
+			Oid			types[1] = {TEXTOID};
+			WalRcvExecResult *res;
+			char	   *q = psprintf("SELECT COALESCE((SELECT wal_status FROM pg_catalog.pg_replication_slots"
+									 " WHERE slot_name OPERATOR(pg_catalog.=) %s), 'missing')",
+									 quote_literal_cstr(slot));
+
+			res = walrcv_exec(conn, q, 1, types);
+			if (res->status != WALRCV_OK_TUPLES)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not query the source: %s", res->err)));
+			{
+				TupleTableSlot *ts = MakeSingleTupleTableSlot(res->tupledesc,
+															  &TTSOpsMinimalTuple);
+				bool		isnull = true;
+
+				if (tuplestore_gettupleslot(res->tuplestore, true, false, ts))
+				{
+					Datum		d = slot_getattr(ts, 1, &isnull);
+
+					if (!isnull)
+						result = TextDatumGetCString(d);
+				}
+				ExecDropSingleTupleTableSlot(ts);
 			}
 			walrcv_clear_result(res);
 		}

@@ -147,9 +147,9 @@ diag(sprintf('commit on a source to visible on the central: median %.2f s, max %
 	$delays[2], $delays[4]));
 ok($delays[4] < 60, 'events arrive within seconds');
 
-is($central->safe_psql('postgres',
-	"SELECT string_agg(source || '=' || state, ',' ORDER BY source) FROM audit_log.sources"),
-	's1=streaming,s2=streaming', 'sources: both streaming');
+ok($central->poll_query_until('postgres',
+	"SELECT string_agg(source || '=' || state, ',' ORDER BY source) = 's1=streaming,s2=streaming' FROM audit_log.sources"),
+	'sources: both streaming');
 unlike($central->safe_psql('postgres', 'SELECT row_to_json(s)::text FROM audit_log.sources s'),
 	qr/password/, 'sources: no password');
 
@@ -249,6 +249,30 @@ like($err, qr/source "s1" is a subscription/, 'ingest: not under a subscription 
 $node{s2}->stop;
 ok($central->poll_query_until('postgres',
 	"SELECT state = 'down' FROM audit_log.sources WHERE source = 's2'"), 'sources: a stopped source is down');
+
+# 8. An invalidated slot shows lost: s2 keeps at most 1 MB of WAL for its
+# slot, the central is stopped, and s2 writes past that.
+$node{s2}->append_conf('postgresql.conf', "max_slot_wal_keep_size = '1MB'");
+$node{s2}->start;
+$central->stop;
+for my $i (1 .. 4)
+{
+	$node{s2}->safe_psql('postgres', q{
+		CREATE TABLE IF NOT EXISTS fill (x text);
+		INSERT INTO fill SELECT repeat('x', 1000) FROM generate_series(1, 3000);
+		SELECT pg_switch_wal();});
+}
+$node{s2}->safe_psql('postgres', 'CHECKPOINT');
+ok($node{s2}->poll_query_until('postgres',
+	"SELECT wal_status = 'lost' FROM pg_replication_slots WHERE slot_name = 'audit_log_s2'"),
+	"s2: the slot is invalidated");
+$central->start;
+ok($central->poll_query_until('postgres',
+	"SELECT state = 'lost' FROM audit_log.sources WHERE source = 's2'"), 'sources: an invalidated slot is lost');
+is($central->safe_psql('postgres', "SELECT state FROM audit_log.sources WHERE source = 's1'"),
+	'streaming', 'sources: s1 streams on') if $central->poll_query_until('postgres',
+	"SELECT state = 'streaming' FROM audit_log.sources WHERE source = 's1'");
+$node{s2}->stop;
 
 # 7. unsubscribe(): drops the subscription and the slot when the source is
 # reachable; says what it left otherwise.  The events stay.
