@@ -2026,7 +2026,7 @@ BEGIN
         ['text_query', 'Filter, as in search(): text anywhere in the event.'],
         ['statuses', 'Filter, as in search(): success or failure.'],
         ['tenants', 'Filter, as in search(): tenants.'],
-        ['sources', 'Filter: sources of the events (only local in this version).'],
+        ['sources', 'Filter, as in search(): sources of the events (local: the database''s own).'],
         ['details_contain', 'Filter: the event details contain this JSON object.'],
         ['builtin', 'True for a built-in rule as installed; false once created or replaced by create_alert().'],
         ['changed_at', 'When the rule was created or last replaced.'],
@@ -2049,7 +2049,7 @@ SELECT CASE group_by
          WHEN 'actor' THEN 'e.actor' WHEN 'db_user' THEN 'e.db_user'
          WHEN 'client_addr' THEN 'pg_catalog.host(e.client_addr)'
          WHEN 'object_name' THEN 'e.object_name' WHEN 'resource_id' THEN 'e.resource_id'
-         WHEN 'tenant' THEN 'e.tenant' WHEN 'source' THEN '''local''::text'
+         WHEN 'tenant' THEN 'e.tenant' WHEN 'source' THEN 'coalesce(e.source, ''local'')'
          ELSE 'NULL::text' END
 $$;
 
@@ -2064,7 +2064,7 @@ AS $$
 BEGIN
     RETURN @extschema@._search_where(r.usernames, r.event_types, r.categories, r.resource_ids,
                                      r.user_types, r.ip_addresses, r.since, r.until, r.text_query,
-                                     r.statuses, r.tenants, NULL)
+                                     r.statuses, r.tenants, NULL, r.sources)
         || CASE WHEN r.details_contain IS NOT NULL
                 THEN format(' AND e.details OPERATOR(pg_catalog.@>) %L::jsonb', r.details_contain)
                 ELSE '' END
@@ -2147,11 +2147,6 @@ BEGIN
             PERFORM @extschema@._alert_bad(format('unknown status %L', x), 'The statuses are success and failure.');
         END IF;
     END LOOP;
-    IF sources IS NOT NULL AND sources <> '{local}' THEN
-        RAISE EXCEPTION 'the sources filter accepts only {local} in this version'
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Every event is local until events can be ingested from other sources; pass NULL or ''{local}''.';
-    END IF;
     IF details_contain IS NOT NULL AND jsonb_typeof(details_contain) <> 'object' THEN
         PERFORM @extschema@._alert_bad('details_contain must be a JSON object',
             'The details of an event are an object; pass e.g. ''{"superuser": true}''.');
@@ -2916,7 +2911,8 @@ BEGIN
                              string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
                         FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
                                 FROM @extschema@.events e
-                               WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w) x
+                               WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w
+                                 AND e.source IS NULL) x
                        GROUP BY 1) a ON a.i = g.i
                  ORDER BY g.i
             LOOP
@@ -3078,6 +3074,837 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._restore_begin(), @extschema@._restore_end(),
     @extschema@._restoring(), @extschema@._restore_running(),
     @extschema@._restore_close() FROM PUBLIC;
+
+-- ==== sources: (issue 13) the source column, search/export sources filter, publish/subscribe/ingest, verify(source) ====
+-- The events of a central database carry their source (NULL: captured
+-- here).  Adding a nullable column rewrites nothing.
+ALTER TABLE @extschema@.events ADD COLUMN source text;
+CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
+    (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
+
+-- The views gain the column (last), and search()/export()/export_csv() the
+-- sources filter (their last parameter), verify() its source: a new
+-- parameter list is a new function, so the old ones are dropped and their
+-- grants and comments made again.
+DROP FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@._search_where(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint);
+DROP FUNCTION @extschema@._search_filters(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer);
+DROP FUNCTION @extschema@.verify(timestamptz, timestamptz);
+DROP FUNCTION @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea);
+
+CREATE OR REPLACE VIEW @extschema@.event_log AS
+SELECT e.event_id, e.occurred_at, e.category, e.event_type, e.status,
+       e.actor, e.actor_type, e.db_user, e.effective_role, e.client_addr,
+       e.application_name, e.user_agent, e.tenant, e.request_id, e.database,
+       e.object_type, e.object_name, e.resource_id, e.command,
+       e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid,
+       t.description,
+       CASE WHEN e.command = 'UPDATE' AND pg_catalog.jsonb_typeof(e.new_data) = 'object'
+            THEN ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(e.new_data) AS k ORDER BY k)
+       END AS changed_columns,
+       e.source
+  FROM @extschema@.events e
+  LEFT JOIN @extschema@.event_type_catalog t ON t.event_type = e.event_type;
+
+CREATE OR REPLACE VIEW @extschema@.privileged_changes AS
+SELECT *
+  FROM @extschema@.event_log
+ WHERE category IN ('role', 'privilege', 'config', 'ddl', 'audit');
+
+COMMENT ON COLUMN @extschema@.event_log.source IS 'NULL for an event captured in this database; in a central audit database, the source it came from (see audit_log.sources).';
+COMMENT ON COLUMN @extschema@.privileged_changes.source IS 'NULL for an event captured in this database; in a central audit database, the source it came from (see audit_log.sources).';
+
+ALTER TYPE @extschema@.export_row ADD ATTRIBUTE source text;
+COMMENT ON COLUMN @extschema@.export_row.source IS 'The event''s source as text (see audit_log.event_log.source).';
+
+CREATE FUNCTION @extschema@._search_where(usernames text[], event_types text[], categories text[],
+    resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
+    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
+    sources text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    w text[] := ARRAY['true'];
+    keys constant text := '(ARRAY[''u:'' || e.actor, ''u:'' || e.db_user, ''t:'' || e.event_type, ''r:'' || e.resource_id])';
+    ors text[];
+    net cidr;
+    pat text;
+BEGIN
+    IF since IS NOT NULL AND until IS NOT NULL AND since > until THEN
+        RAISE EXCEPTION 'since (%) is after until (%)', since, until
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'since is the inclusive start of the range and until its exclusive end.';
+    END IF;
+    IF usernames IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 'u:' || x FROM unnest(usernames) x WHERE x IS NOT NULL));
+    END IF;
+    IF event_types IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 't:' || x FROM unnest(event_types) x WHERE x IS NOT NULL));
+    END IF;
+    IF resource_ids IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 'r:' || x FROM unnest(resource_ids) x WHERE x IS NOT NULL));
+    END IF;
+    IF categories IS NOT NULL THEN
+        w := w || format('e.category = ANY (%L::text[])', categories);
+    END IF;
+    IF user_types IS NOT NULL THEN
+        w := w || format('e.actor_type = ANY (%L::text[])', user_types);
+    END IF;
+    IF ip_addresses IS NOT NULL THEN
+        ors := ARRAY['false'];
+        FOREACH net IN ARRAY ip_addresses LOOP
+            IF net IS NOT NULL THEN
+                ors := ors || format('e.client_addr OPERATOR(pg_catalog.<<=) %L::inet', net);
+            END IF;
+        END LOOP;
+        w := w || ('(' || array_to_string(ors, ' OR ') || ')');
+    END IF;
+    IF since IS NOT NULL THEN
+        w := w || format('e.occurred_at >= %L::timestamptz', since);
+    END IF;
+    IF until IS NOT NULL THEN
+        w := w || format('e.occurred_at < %L::timestamptz', until);
+    END IF;
+    IF text_query IS NOT NULL THEN
+        pat := '%' || replace(replace(replace(text_query, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+        w := w || format('(e.actor ILIKE %1$L OR e.db_user ILIKE %1$L OR e.event_type ILIKE %1$L'
+                         ' OR e.object_name ILIKE %1$L OR e.resource_id ILIKE %1$L OR e.statement ILIKE %1$L'
+                         ' OR e.old_data::text ILIKE %1$L OR e.new_data::text ILIKE %1$L'
+                         ' OR e.details::text ILIKE %1$L)', pat);
+    END IF;
+    IF statuses IS NOT NULL THEN
+        w := w || format('e.status = ANY (%L::text[])', statuses);
+    END IF;
+    IF tenants IS NOT NULL THEN
+        w := w || format('e.tenant = ANY (%L::text[])', tenants);
+    END IF;
+    IF after_event_id IS NOT NULL THEN
+        w := w || format('e.event_id > %s', after_event_id);
+    END IF;
+    IF sources IS NOT NULL THEN
+        -- 'local' stands for this database's own events (source NULL).
+        w := w || format('(e.source = ANY (%L::text[])%s)', sources,
+                         CASE WHEN 'local' = ANY (sources) THEN ' OR e.source IS NULL' ELSE '' END);
+    END IF;
+    RETURN array_to_string(w, ' AND ');
+END
+$$;
+
+CREATE FUNCTION @extschema@._search_filters(usernames text[], event_types text[], categories text[],
+    resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
+    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
+    max_rows integer, sources text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT jsonb_strip_nulls(jsonb_build_object(
+    'usernames', usernames, 'event_types', event_types, 'categories', categories,
+    'resource_ids', resource_ids, 'user_types', user_types, 'ip_addresses', ip_addresses,
+    'since', since, 'until', until, 'text_query', text_query, 'statuses', statuses,
+    'tenants', tenants, 'after_event_id', after_event_id, 'max_rows', max_rows,
+    'sources', sources))
+$$;
+
+CREATE FUNCTION @extschema@.search(usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
+    categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
+    ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
+    text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.event_log
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_rows IS NOT NULL AND max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the page size, e.g. max_rows => 100, or NULL for every matching event.';
+    END IF;
+    IF after_event_id IS NOT NULL OR max_rows IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM @extschema@._page(
+            'SELECT * FROM @extschema@.event_log e WHERE '
+            || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
+                                         ip_addresses, since, until, text_query, statuses, tenants,
+                                         after_event_id, sources)
+            || ' AND e.event_id OPERATOR(pg_catalog.<) $1 ORDER BY e.event_id'
+            || CASE WHEN max_rows IS NOT NULL THEN ' LIMIT ' || max_rows ELSE '' END);
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT * FROM @extschema@.event_log e WHERE '
+        || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
+                                     ip_addresses, since, until, text_query, statuses, tenants,
+                                     after_event_id, sources)
+        || ' ORDER BY e.event_id';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'Events matching every filter given (any value within one filter), in event_id order; page with after_event_id and max_rows (a page stops below the transactions still in progress).';
+
+REVOKE ALL ON FUNCTION @extschema@._search_where(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._search_filters(text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
+
+CREATE FUNCTION @extschema@.export(usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
+    categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
+    ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
+    text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.export_row
+AS 'MODULE_PATHNAME', 'audit_export'
+LANGUAGE C VOLATILE SECURITY DEFINER ROWS 1000
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'Matching events as text cells for COPY ... CSV, in event_id order, at most audit_log.export_max_rows rows; recorded as audit.exported.';
+
+CREATE FUNCTION @extschema@.export_csv(path text, usernames text[] DEFAULT NULL,
+    event_types text[] DEFAULT NULL, categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL,
+    user_types text[] DEFAULT NULL, ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL,
+    until timestamptz DEFAULT NULL, text_query text DEFAULT NULL, statuses text[] DEFAULT NULL,
+    tenants text[] DEFAULT NULL, after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
+    sources text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'path must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give an absolute path of a file the server may write, e.g. /var/lib/postgresql/audit.csv.';
+    END IF;
+    EXECUTE format('COPY (SELECT * FROM @extschema@.export(usernames => %L, event_types => %L,'
+                   ' categories => %L, resource_ids => %L, user_types => %L, ip_addresses => %L,'
+                   ' since => %L, until => %L, text_query => %L, statuses => %L, tenants => %L,'
+                   ' after_event_id => %L, max_rows => %L, sources => %L)) TO %L WITH (FORMAT csv, HEADER)',
+                   usernames, event_types, categories, resource_ids, user_types, ip_addresses,
+                   since, until, text_query, statuses, tenants, after_event_id, max_rows, sources, path);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'COPY audit_log.export(filters) as CSV with a header to a server file; needs pg_write_server_files; returns the rows written.';
+
+REVOKE ALL ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
+
+-- The chain of this database covers its own events (source NULL) only.
+CREATE OR REPLACE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM @extschema@._seal(as_of);
+    IF r.error IS NOT NULL THEN
+        RAISE WARNING 'audit_log: %', r.error
+            USING HINT = 'The windows before it are sealed; sealing goes on from there once the cause is fixed.';
+    END IF;
+    RETURN r.sealed;
+END
+$$;
+
+CREATE FUNCTION @extschema@._first_bad_event(ws timestamptz, we timestamptz, ids int8multirange, hashes bytea,
+    src text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sealed AS (
+        SELECT id, row_number() OVER (ORDER BY id) AS ord
+          FROM (SELECT generate_series(lower(r), upper(r) - 1) AS id FROM unnest(ids) r) x
+    ), sh AS (
+        SELECT id, substring(hashes FROM ((ord - 1) * 4 + 1)::int FOR 4) AS h FROM sealed
+    ), act AS (
+        SELECT e.event_id AS id, substring(@extschema@._event_digest(e) FROM 1 FOR 4) AS h,
+               count(*) OVER (PARTITION BY e.event_id) AS copies
+          FROM @extschema@.events e WHERE e.occurred_at >= ws AND e.occurred_at < we
+           AND e.source IS NOT DISTINCT FROM src
+    )
+    SELECT 'event ' || coalesce(sh.id, act.id) || ' ' ||
+           CASE WHEN act.id IS NULL THEN 'deleted or moved out of the window'
+                WHEN sh.id IS NULL THEN 'not in the seal: inserted or moved into the window'
+                WHEN act.copies > 1 THEN 'duplicated'
+                ELSE 'altered' END
+      FROM sh FULL JOIN act ON sh.id = act.id
+     WHERE sh.id IS NULL OR act.id IS NULL OR sh.h <> act.h OR act.copies > 1
+     ORDER BY coalesce(sh.id, act.id)
+     LIMIT 1
+$$;
+
+CREATE FUNCTION @extschema@.verify(from_time timestamptz DEFAULT NULL, to_time timestamptz DEFAULT NULL,
+    source text DEFAULT NULL)
+RETURNS TABLE(window_start timestamptz, window_end timestamptz, status text, events bigint, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    p record;
+    first boolean := true;
+    n bigint;
+    content bytea;
+    pg record;
+    bad text;
+BEGIN
+    IF from_time IS NOT NULL AND to_time IS NOT NULL AND from_time >= to_time THEN
+        RAISE EXCEPTION 'verify range starts at or after its end' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'from_time must be earlier than to_time.';
+    END IF;
+    FOR s IN SELECT * FROM @extschema@._seal_rows(verify.source) x
+              WHERE (from_time IS NULL OR x.window_end > from_time)
+                AND (to_time IS NULL OR x.window_start < to_time)
+              ORDER BY x.window_start
+    LOOP
+        IF first THEN
+            SELECT * INTO p FROM @extschema@._seal_rows(verify.source) x WHERE x.window_end <= s.window_start
+             ORDER BY x.window_end DESC LIMIT 1;
+            first := false;
+        END IF;
+        -- A hole in the chain: seal records are gone.
+        IF p.window_end IS NOT NULL AND p.window_end < s.window_start THEN
+            window_start := p.window_end; window_end := s.window_start; status := 'missing';
+            SELECT count(*) INTO events FROM @extschema@.events e
+             WHERE e.occurred_at >= p.window_end AND e.occurred_at < s.window_start
+               AND e.source IS NOT DISTINCT FROM verify.source;
+            detail := 'no seal record for this range: the chain is broken';
+            RETURN NEXT;
+        END IF;
+        window_start := s.window_start; window_end := s.window_end;
+        SELECT string_agg(pl.partition, ', ' ORDER BY pl.partition) AS parts, max(pl.purged_at) AS at
+          INTO pg FROM @extschema@.purge_log pl
+         WHERE pl.from_time < s.window_end AND pl.to_time > s.window_start;
+
+        IF s.digest <> @extschema@._seal_digest(s.prev_digest, s.window_start, s.window_end, s.events, s.content_digest) THEN
+            status := 'mismatch'; events := s.events;
+            detail := 'seal record altered: its digest does not match its content';
+        ELSIF s.prev_digest IS DISTINCT FROM p.digest
+              AND NOT (s.prev_digest IS NOT NULL AND p.window_end IS NOT NULL AND p.window_end < s.window_start) THEN
+            status := 'mismatch'; events := s.events;
+            detail := 'seal chain broken: the previous digest does not match the previous seal';
+        ELSIF pg.parts IS NOT NULL THEN
+            status := 'purged'; events := s.events;
+            detail := s.events || ' events sealed, purged by retention (' || pg.parts || ') at '
+                      || @extschema@._ts(pg.at) || '; anchor digest ' || encode(s.digest, 'hex');
+        ELSE
+            SELECT count(*), @extschema@._sha256(coalesce(string_agg(x.h, ''::bytea ORDER BY x.event_id), ''::bytea))
+              INTO n, content
+              FROM (SELECT e.event_id, @extschema@._event_digest(e) AS h FROM @extschema@.events e
+                     WHERE e.occurred_at >= s.window_start AND e.occurred_at < s.window_end
+                       AND e.source IS NOT DISTINCT FROM verify.source) x;
+            events := n;
+            IF n = s.events AND content = s.content_digest THEN
+                status := 'ok'; detail := NULL;
+            ELSIF n = 0 THEN
+                status := 'missing';
+                detail := 'all ' || s.events || ' sealed events are gone and no purge was recorded';
+            ELSE
+                status := 'mismatch';
+                bad := @extschema@._first_bad_event(s.window_start, s.window_end, s.event_ids, s.event_hashes,
+                                                    verify.source);
+                detail := coalesce(bad, 'window digest differs') || ' (' || n || ' events, ' || s.events || ' sealed)';
+            END IF;
+        END IF;
+        RETURN NEXT;
+        p := s;
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text),
+    @extschema@.verify(timestamptz, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.verify(timestamptz, timestamptz, text) TO audit_log_admin;
+
+-- The sources this central database knows, by name.
+CREATE TABLE @extschema@.source_registry (
+    source     text PRIMARY KEY CHECK (source ~ '^[a-z0-9_]{1,50}$' AND source <> 'local'),
+    kind       text NOT NULL CHECK (kind IN ('subscription', 'ingest')),
+    host       text,
+    port       text,
+    dbname     text,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.source_registry IS
+    'The sources of this central database (subscriptions and ingested feeds); read it through audit_log.sources.';
+REVOKE ALL ON TABLE @extschema@.source_registry FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_registry', '');
+
+CREATE FUNCTION @extschema@._source_fill() RETURNS trigger
+AS 'MODULE_PATHNAME', 'audit_source_fill'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@._source_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_fill BEFORE INSERT ON @extschema@.events
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_fill();
+ALTER TABLE @extschema@.events ENABLE REPLICA TRIGGER audit_log_source_fill;
+
+-- The seal records of the sources, received with their events: the apply
+-- of a source's audit_log.seal rows lands here (trigger below), so that
+-- verify(source => ...) checks the source's chain over the central copy.
+CREATE TABLE @extschema@.source_seals (
+    source          text NOT NULL,
+    window_start    timestamptz NOT NULL,
+    window_end      timestamptz NOT NULL,
+    events          bigint NOT NULL,
+    event_ids       int8multirange NOT NULL,
+    event_hashes    bytea NOT NULL,
+    content_digest  bytea NOT NULL,
+    prev_digest     bytea,
+    digest          bytea NOT NULL,
+    sealed_at       timestamptz NOT NULL,
+    PRIMARY KEY (source, window_start)
+);
+COMMENT ON TABLE @extschema@.source_seals IS
+    'Seal records of the sources of a central database, as they sealed them; verify(source => ...) reads them.';
+REVOKE ALL ON TABLE @extschema@.source_seals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_seals', '');
+
+/*
+ * _seal_rows(src): the seal records of this database (src NULL) or of the
+ * source src, as rows of audit_log.seal.
+ */
+CREATE FUNCTION @extschema@._seal_rows(src text) RETURNS SETOF @extschema@.seal
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM @extschema@.seal WHERE src IS NULL
+    UNION ALL
+    SELECT x.window_start, x.window_end, x.events, x.event_ids, x.event_hashes, x.content_digest,
+           x.prev_digest, x.digest, x.sealed_at
+      FROM @extschema@.source_seals x WHERE x.source = src
+$$;
+REVOKE ALL ON FUNCTION @extschema@._seal_rows(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@._apply_source() RETURNS text
+AS 'MODULE_PATHNAME', 'audit_apply_source'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@._apply_source() FROM PUBLIC;
+
+/*
+ * _source_seal_fill(): BEFORE INSERT row trigger of audit_log.seal, for
+ * replica only: a seal record a source's subscription applies goes to
+ * source_seals instead.
+ */
+CREATE FUNCTION @extschema@._source_seal_fill() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    src text := @extschema@._apply_source();
+BEGIN
+    IF src IS NULL THEN
+        RETURN NEW;
+    END IF;
+    INSERT INTO @extschema@.source_seals (source, window_start, window_end, events, event_ids,
+        event_hashes, content_digest, prev_digest, digest, sealed_at)
+    VALUES (src, NEW.window_start, NEW.window_end, NEW.events, NEW.event_ids, NEW.event_hashes,
+            NEW.content_digest, NEW.prev_digest, NEW.digest, NEW.sealed_at)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_seal_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_seal BEFORE INSERT ON @extschema@.seal
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_seal_fill();
+ALTER TABLE @extschema@.seal ENABLE REPLICA TRIGGER audit_log_source_seal;
+
+CREATE FUNCTION @extschema@._source_remote(conninfo text, slot text, action text) RETURNS text
+AS 'MODULE_PATHNAME', 'audit_source_remote'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@._source_remote(text, text, text) FROM PUBLIC;
+
+/*
+ * _check_source_name(source): lowercase letters, digits and _, not
+ * 'local' (which stands for the central database's own events).
+ */
+CREATE FUNCTION @extschema@._check_source_name(source text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF source IS NULL OR source !~ '^[a-z0-9_]{1,50}$' OR source = 'local' THEN
+        RAISE EXCEPTION 'invalid source name "%"', source
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A source name is 1 to 50 lowercase letters, digits and underscores; local is reserved for this database''s own events.',
+                  HINT = 'Name the source after its server and database, e.g. billing_db1.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_source_name(text) FROM PUBLIC;
+
+/*
+ * _conninfo_part(conninfo, key): one key of a conninfo string, either
+ * key=value or a postgresql:// URI; never the password.
+ */
+CREATE FUNCTION @extschema@._conninfo_part(conninfo text, key text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE
+    WHEN conninfo ~ '^postgres(ql)?://' THEN
+        CASE key
+            WHEN 'host' THEN (regexp_match(conninfo, '^postgres(?:ql)?://(?:[^@/]*@)?([^:/?]*)'))[1]
+            WHEN 'port' THEN (regexp_match(conninfo, '^postgres(?:ql)?://(?:[^@/]*@)?[^:/?]*:([0-9]+)'))[1]
+            WHEN 'dbname' THEN (regexp_match(conninfo, '^postgres(?:ql)?://[^/]*/([^?]+)'))[1]
+        END
+    ELSE (regexp_match(conninfo, '(?:^|\s)' || key || '\s*=\s*(''(?:[^''\\]|\\.)*''|\S+)'))[1]
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._conninfo_part(text, text) FROM PUBLIC;
+
+/*
+ * publish(): on a source database, the publication audit_log_events
+ * (idempotent); returns its name.
+ */
+CREATE FUNCTION @extschema@.publish() RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    cols text;
+BEGIN
+    IF current_setting('wal_level') <> 'logical' THEN
+        RAISE EXCEPTION 'wal_level is %, a source needs logical', current_setting('wal_level')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run ALTER SYSTEM SET wal_level = logical; and restart the server, then publish() again.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'audit_log_events') THEN
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
+           AND NOT a.attisdropped AND a.attname <> 'source';
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s), %I.seal'
+                       ' WITH (publish = ''insert'', publish_via_partition_root = true)',
+                       '@extschema@', cols, '@extschema@');
+    END IF;
+    -- The central database connects as a member of audit_log_reader (with
+    -- REPLICATION); the initial copy reads the events table itself.
+    EXECUTE format('GRANT SELECT ON TABLE %I.events, %I.seal TO audit_log_reader', '@extschema@', '@extschema@');
+    RETURN 'audit_log_events';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.publish() IS
+    'On a source database: create (once) the publication audit_log_events of the audit events for a central audit database; returns its name.';
+
+/*
+ * subscribe(source, conninfo, copy_history): on the central database,
+ * receive the events of a source under the name source.
+ */
+CREATE FUNCTION @extschema@.subscribe(source text, conninfo text, copy_history boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF conninfo IS NULL OR conninfo = '' THEN
+        RAISE EXCEPTION 'conninfo must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the source database''s connection string, e.g. ''host=db1 dbname=app user=replicator''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r WHERE r.source = subscribe.source)
+       OR EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subname = sub) THEN
+        RAISE EXCEPTION 'source "%" already exists', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or call audit_log.unsubscribe() first.';
+    END IF;
+    IF coalesce(copy_history, true) AND EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = subscribe.source) THEN
+        RAISE EXCEPTION 'events of source "%" are already stored here', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'Copying the source''s history again would store its events twice.',
+                  HINT = 'Subscribe with copy_history => false to receive only new events.';
+    END IF;
+    -- The server connects with its own identity: a role that is not a
+    -- superuser must not borrow it (trust, peer, .pgpass) on the source.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       AND @extschema@._conninfo_part(conninfo, 'password') IS NULL THEN
+        RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
+    END IF;
+    -- Reachable, with the publication: a clear error, nothing created.
+    PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
+    EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true)',
+                   sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
+    INSERT INTO @extschema@.source_registry (source, kind, host, port, dbname)
+    VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
+            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'));
+    -- Last: the slot is on the source, outside this transaction.
+    PERFORM @extschema@._source_remote(conninfo, sub, 'create');
+END
+$$;
+COMMENT ON FUNCTION @extschema@.subscribe(text, text, boolean) IS
+    'On the central database: receive the audit events of a source database (which ran audit_log.publish()) under the name source.';
+
+/*
+ * unsubscribe(source): stop receiving a source; its events stay.
+ */
+CREATE FUNCTION @extschema@.unsubscribe(source text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+    conn text;
+    k text;
+BEGIN
+    SELECT r.kind INTO k FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See audit_log.sources for the sources of this database.';
+    END IF;
+    DELETE FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = sub
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', sub);
+    EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
+    EXECUTE format('DROP SUBSCRIPTION %I', sub);
+    BEGIN
+        PERFORM @extschema@._source_remote(conn, sub, 'drop');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'the replication slot "%" was left on the source', sub
+            USING DETAIL = SQLERRM,
+                  HINT = format('It keeps the source''s WAL: when the source is reachable, run there SELECT pg_drop_replication_slot(%L);', sub);
+    END;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unsubscribe(text) IS
+    'On the central database: stop receiving a source and drop its slot on the source; the events received stay.';
+
+/*
+ * ingest(source, events): store the events of a feed from outside
+ * PostgreSQL, all or nothing; returns how many were stored.
+ */
+CREATE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    n integer;
+    i integer;
+    el jsonb;
+    code text;
+    cat text;
+    known record;
+    k text;
+    base bigint;
+    cols constant text[] := ARRAY['event_id', 'occurred_at', 'category', 'event_type', 'status',
+        'actor', 'actor_type', 'db_user', 'effective_role', 'client_addr', 'application_name',
+        'user_agent', 'tenant', 'request_id', 'database', 'object_type', 'object_name',
+        'resource_id', 'command', 'old_data', 'new_data', 'statement', 'details', 'txid', 'backend_pid'];
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
+                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
+        RAISE EXCEPTION 'source "%" is a subscription', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Ingest a feed under a name of its own.';
+    END IF;
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(events);
+    -- Validate every element first, like log(): the first bad one names its index.
+    FOR i IN 0 .. n - 1 LOOP
+        el := events -> i;
+        IF jsonb_typeof(el) <> 'object' THEN
+            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(el) LOOP
+            IF k <> ALL (cols) THEN
+                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
+            END IF;
+        END LOOP;
+        code := el ->> 'event_type';
+        IF code IS NULL OR code !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
+        END IF;
+        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
+        IF known.builtin THEN
+            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Choose an application code, such as "app.%s".', code);
+        END IF;
+        cat := coalesce(el ->> 'category', known.category, 'app');
+        IF cat NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') OR cat = 'audit' THEN
+            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use data, ddl, privilege, role, auth, config or app.';
+        END IF;
+        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
+            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
+        END IF;
+        BEGIN
+            PERFORM (el ->> 'client_addr')::inet, (el ->> 'occurred_at')::timestamptz,
+                    (el ->> 'event_id')::bigint, (el ->> 'txid')::bigint, (el ->> 'backend_pid')::integer;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+    END LOOP;
+    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type', coalesce(x ->> 'category', 'app'), 'Application event', false
+      FROM jsonb_array_elements(events) x
+    ON CONFLICT DO NOTHING;
+    -- Elements without an event_id are numbered after the source's last one.
+    SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    BEGIN
+        INSERT INTO @extschema@.events (event_id, occurred_at, category, event_type, status, actor,
+            actor_type, db_user, effective_role, client_addr, application_name, user_agent, tenant,
+            request_id, database, object_type, object_name, resource_id, command, old_data,
+            new_data, statement, details, txid, backend_pid, source)
+        SELECT coalesce((x ->> 'event_id')::bigint, base + o),
+               coalesce((x ->> 'occurred_at')::timestamptz, now()),
+               coalesce(x ->> 'category', c.category, 'app'), x ->> 'event_type',
+               coalesce(x ->> 'status', 'success'), x ->> 'actor', x ->> 'actor_type', x ->> 'db_user',
+               x ->> 'effective_role', (x ->> 'client_addr')::inet, x ->> 'application_name',
+               x ->> 'user_agent', x ->> 'tenant', x ->> 'request_id', x ->> 'database',
+               x ->> 'object_type', x ->> 'object_name', x ->> 'resource_id', x ->> 'command',
+               x -> 'old_data', x -> 'new_data', x ->> 'statement', x -> 'details',
+               (x ->> 'txid')::bigint, (x ->> 'backend_pid')::integer, ingest.source
+          FROM jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = x ->> 'event_type';
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END;
+    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT DO NOTHING;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
+    'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
+
+/*
+ * _source_slot_state(source): for a source whose apply worker is not
+ * running, the state of its slot on the source (wal_status, 'missing', or
+ * 'unreachable'), asked with a 3-second connect timeout.  SECURITY
+ * DEFINER: it reads the subscription's conninfo, and returns only that.
+ */
+CREATE FUNCTION @extschema@._source_slot_state(source text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    conn text;
+BEGIN
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = 'audit_log_' || _source_slot_state.source
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF conn !~ '^postgres(ql)?://' THEN
+        conn := conn || ' connect_timeout=3';
+    END IF;
+    BEGIN
+        RETURN @extschema@._source_remote(conn, 'audit_log_' || _source_slot_state.source, 'slot');
+    EXCEPTION WHEN OTHERS THEN
+        RETURN 'unreachable';
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_slot_state(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._source_slot_state(text) TO audit_log_reader, audit_log_admin;
+
+/*
+ * sources (view): the sources of this central database and how they are
+ * doing.
+ */
+CREATE VIEW @extschema@.sources AS
+SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
+       CASE WHEN r.kind = 'ingest' THEN NULL
+            -- No worker, or one that has received nothing yet (it restarts
+            -- every wal_retrieve_retry_interval after a failure): ask the source.
+            WHEN st.pid IS NULL OR st.received_lsn IS NULL THEN
+                 CASE WHEN @extschema@._source_slot_state(r.source) IN ('lost', 'missing') THEN 'lost'
+                      ELSE 'down' END
+            WHEN EXISTS (SELECT 1 FROM pg_subscription_rel sr
+                          WHERE sr.srsubid = s.oid AND sr.srsubstate <> 'r')
+                 OR pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn) > 16 * 1024 * 1024
+                 THEN 'catching_up'
+            ELSE 'streaming'
+       END AS state,
+       (SELECT count(*) FROM @extschema@.events e WHERE e.source = r.source) AS events_received,
+       (SELECT max(e.occurred_at) FROM @extschema@.events e WHERE e.source = r.source) AS newest_event,
+       greatest(pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn), 0)::bigint AS lag_bytes,
+       EXTRACT(epoch FROM now() - st.last_msg_send_time)::double precision AS lag_seconds
+  FROM @extschema@.source_registry r
+  LEFT JOIN pg_subscription s
+         ON s.subname = 'audit_log_' || r.source
+        AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL;
+COMMENT ON VIEW @extschema@.sources IS
+    'The sources of this central database: where they are (never a password), their state, events received and lag.';
+COMMENT ON COLUMN @extschema@.sources.source IS 'Name of the source (the source column of its events).';
+COMMENT ON COLUMN @extschema@.sources.kind IS 'subscription (a PostgreSQL source) or ingest (a feed stored with audit_log.ingest()).';
+COMMENT ON COLUMN @extschema@.sources.host IS 'Host of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.port IS 'Port of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.database IS 'Database of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing) or lost (the slot on the source was invalidated or dropped: events may be missing); NULL for a feed.';
+COMMENT ON COLUMN @extschema@.sources.events_received IS 'Events of this source stored here.';
+COMMENT ON COLUMN @extschema@.sources.newest_event IS 'occurred_at of the newest event of this source stored here.';
+COMMENT ON COLUMN @extschema@.sources.lag_bytes IS 'WAL of the source not yet received, as last reported by the source.';
+COMMENT ON COLUMN @extschema@.sources.lag_seconds IS 'Seconds since the last message from the source (it sends one at least every wal_sender_timeout / 2).';
+
+REVOKE ALL ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, text, boolean),
+    @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, text, boolean),
+    @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) TO audit_log_admin;
+REVOKE ALL ON @extschema@.sources FROM PUBLIC;
+GRANT SELECT ON @extschema@.sources TO audit_log_reader, audit_log_admin;
 
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$

@@ -35,7 +35,7 @@ SELECT pg_temp.try(q) FROM (VALUES
     ($q$audit_log.create_alert('r1', event_types => '{Not A Code}')$q$),
     ($q$audit_log.create_alert('r1', statuses => '{failed}')$q$),
     ($q$audit_log.create_alert('r1', usernames => '{}')$q$),
-    ($q$audit_log.create_alert('r1', sources => '{remote_a}')$q$),
+    ($q$audit_log.create_alert('r1', sources => '{}')$q$),
     ($q$audit_log.create_alert('r1', details_contain => '"superuser"')$q$),
     ($q$audit_log.create_alert('r1', since => '2020-01-02', until => '2020-01-01')$q$),
     ($q$audit_log.create_alert('Bad Name')$q$),

@@ -25,7 +25,7 @@
 #define AUDIT_EVENTS_SEQ		"events_event_id_seq"
 
 /* Number of columns of audit_log.events, in table order. */
-#define AUDIT_NCOLUMNS			25
+#define AUDIT_NCOLUMNS			26
 
 /*
  * AuditEvent: one audit event, in the shape of a row of audit_log.events.

@@ -54,7 +54,8 @@
 
 PG_FUNCTION_INFO_V1(audit_export);
 
-#define EXPORT_NFILTERS		13	/* the search filters, max_rows last */
+#define EXPORT_NFILTERS		14	/* the search filters, max_rows, sources */
+#define EXPORT_ARG_MAX_ROWS	12
 #define EXPORT_BATCH		1000
 
 /*
@@ -292,7 +293,8 @@ plain_cell(Datum d, Oid typid)
 /*
  * audit_export: audit_log.export(usernames, event_types, categories,
  * resource_ids, user_types, ip_addresses, since, until, text_query,
- * statuses, tenants, after_event_id, max_rows) -> SETOF export_row.
+ * statuses, tenants, after_event_id, max_rows, sources) -> SETOF
+ * export_row.
  */
 Datum
 audit_export(PG_FUNCTION_ARGS)
@@ -300,7 +302,7 @@ audit_export(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			cap = audit_export_max_rows;
 	int			limit = cap;
-	bool		explicit_limit = !PG_ARGISNULL(EXPORT_NFILTERS - 1);
+	bool		explicit_limit = !PG_ARGISNULL(EXPORT_ARG_MAX_ROWS);
 	Oid			argtypes[EXPORT_NFILTERS];
 	Datum		args[EXPORT_NFILTERS];
 	char		nulls[EXPORT_NFILTERS];
@@ -320,7 +322,7 @@ audit_export(PG_FUNCTION_ARGS)
 
 	if (explicit_limit)
 	{
-		limit = PG_GETARG_INT32(EXPORT_NFILTERS - 1);
+		limit = PG_GETARG_INT32(EXPORT_ARG_MAX_ROWS);
 		if (limit < 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -338,18 +340,26 @@ audit_export(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < EXPORT_NFILTERS; i++)
 	{
-		argtypes[i] = get_fn_expr_argtype(fcinfo->flinfo, i);
-		args[i] = PG_GETARG_DATUM(i);
-		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+		/* The 1.0 SQL has no sources (the last argument): NULL. */
+		bool		given = i < PG_NARGS();
+
+		argtypes[i] = i == EXPORT_NFILTERS - 1 ? TEXTARRAYOID :
+			get_fn_expr_argtype(fcinfo->flinfo, i);
+		args[i] = given ? PG_GETARG_DATUM(i) : (Datum) 0;
+		nulls[i] = !given || PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
 	/* The WHERE clause (validates the filters) and the filters as jsonb. */
-	if (SPI_execute_with_args("SELECT audit_log._search_where($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12),"
+	if (SPI_execute_with_args(PG_NARGS() >= EXPORT_NFILTERS ?
+							  "SELECT audit_log._search_where($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14),"
+							  " audit_log._search_filters($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)" :
+							  "SELECT audit_log._search_where($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12),"
 							  " audit_log._search_filters($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-							  EXPORT_NFILTERS, argtypes, args, nulls, true, 1) != SPI_OK_SELECT ||
+							  PG_NARGS() >= EXPORT_NFILTERS ? EXPORT_NFILTERS : EXPORT_NFILTERS - 1,
+							  argtypes, args, nulls, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not build the export query");
 	where = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -365,8 +375,9 @@ audit_export(PG_FUNCTION_ARGS)
 					 " e.actor, e.actor_type, e.db_user, e.effective_role, e.client_addr,"
 					 " e.application_name, e.user_agent, e.tenant, e.request_id, e.database,"
 					 " e.object_type, e.object_name, e.resource_id, e.command,"
-					 " e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid"
+					 " e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid%s"
 					 " FROM audit_log.events e WHERE %s ORDER BY e.event_id LIMIT %lld",
+					 rsinfo->setDesc->natts >= AUDIT_NCOLUMNS ? ", e.source" : "",
 					 where, (long long) limit + 1);
 
 	plan = SPI_prepare_cursor(q.data, 0, NULL, 0);

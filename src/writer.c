@@ -139,13 +139,18 @@ set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
 }
 
 /*
- * fill_row: the 25 columns of audit_log.events for one event, in table
+ * fill_row: the natts columns of audit_log.events for one event, in table
  * order.  Sets event_id to id, and occurred_at/txid/backend_pid when unset.
+ * source (the 26th column, absent on the 1.0 SQL) is NULL: the event was
+ * captured here.
  */
 static void
-fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls)
+fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 {
-	memset(nulls, 0, sizeof(bool) * AUDIT_NCOLUMNS);
+	Assert(natts == AUDIT_NCOLUMNS || natts == AUDIT_NCOLUMNS - 1);
+	memset(nulls, 0, sizeof(bool) * natts);
+	if (natts >= AUDIT_NCOLUMNS)
+		nulls[AUDIT_NCOLUMNS - 1] = true;
 
 	ev->event_id = id;
 	if (ev->occurred_at == 0)
@@ -353,7 +358,8 @@ audit_write_events(AuditEvent *events, int nevents)
 
 			ExecClearTuple(rootslot);
 			MemoryContextSwitchTo(rowcxt);
-			fill_row(&events[i], next_id, rootslot->tts_values, rootslot->tts_isnull);
+			fill_row(&events[i], next_id, rootslot->tts_values, rootslot->tts_isnull,
+					 rootslot->tts_tupleDescriptor->natts);
 			next_id += id_step;
 			MemoryContextSwitchTo(writecxt);
 			ExecStoreVirtualTuple(rootslot);

@@ -57,10 +57,19 @@ CREATE TABLE @extschema@.events (
     statement        text,
     details          jsonb,
     txid             bigint,
-    backend_pid      integer
+    backend_pid      integer,
+    source           text
 ) PARTITION BY RANGE (occurred_at);
 
 CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
+
+-- (source, event_id) is the key of a central store (see part 80_sources).
+-- A unique index of a partitioned table must hold the partition keys
+-- (occurred_at, and category one level down); a source's event has one
+-- occurred_at and one category, so a second copy of it collides here.
+-- Partial: local events (source NULL) cost the writer nothing more.
+CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
+    (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
 
 COMMENT ON TABLE @extschema@.events IS
     'Audit events, partitioned by day (UTC). Written only by the audit_log extension; read through the views.';

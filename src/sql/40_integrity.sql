@@ -182,7 +182,8 @@ BEGIN
                              string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
                         FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
                                 FROM @extschema@.events e
-                               WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w) x
+                               WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w
+                                 AND e.source IS NULL) x
                        GROUP BY 1) a ON a.i = g.i
                  ORDER BY g.i
             LOOP
@@ -247,7 +248,8 @@ $$;
  * _first_bad_event(seal, actual): what differs first, in event_id order,
  * between a window's seal and its rows.
  */
-CREATE FUNCTION @extschema@._first_bad_event(ws timestamptz, we timestamptz, ids int8multirange, hashes bytea)
+CREATE FUNCTION @extschema@._first_bad_event(ws timestamptz, we timestamptz, ids int8multirange, hashes bytea,
+    src text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -261,6 +263,7 @@ AS $$
         SELECT e.event_id AS id, substring(@extschema@._event_digest(e) FROM 1 FOR 4) AS h,
                count(*) OVER (PARTITION BY e.event_id) AS copies
           FROM @extschema@.events e WHERE e.occurred_at >= ws AND e.occurred_at < we
+           AND e.source IS NOT DISTINCT FROM src
     )
     SELECT 'event ' || coalesce(sh.id, act.id) || ' ' ||
            CASE WHEN act.id IS NULL THEN 'deleted or moved out of the window'
@@ -274,10 +277,13 @@ AS $$
 $$;
 
 /*
- * verify(from_time, to_time): check every sealed window overlapping
- * [from_time, to_time) against the events and the chain.
+ * verify(from_time, to_time, source): check every sealed window
+ * overlapping [from_time, to_time) against the events and the chain: this
+ * database's own (source NULL), or on a central database a source's chain
+ * (its seal records, received with its events) against its events here.
  */
-CREATE FUNCTION @extschema@.verify(from_time timestamptz DEFAULT NULL, to_time timestamptz DEFAULT NULL)
+CREATE FUNCTION @extschema@.verify(from_time timestamptz DEFAULT NULL, to_time timestamptz DEFAULT NULL,
+    source text DEFAULT NULL)
 RETURNS TABLE(window_start timestamptz, window_end timestamptz, status text, events bigint, detail text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -295,13 +301,13 @@ BEGIN
         RAISE EXCEPTION 'verify range starts at or after its end' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'from_time must be earlier than to_time.';
     END IF;
-    FOR s IN SELECT * FROM @extschema@.seal x
+    FOR s IN SELECT * FROM @extschema@._seal_rows(verify.source) x
               WHERE (from_time IS NULL OR x.window_end > from_time)
                 AND (to_time IS NULL OR x.window_start < to_time)
               ORDER BY x.window_start
     LOOP
         IF first THEN
-            SELECT * INTO p FROM @extschema@.seal x WHERE x.window_end <= s.window_start
+            SELECT * INTO p FROM @extschema@._seal_rows(verify.source) x WHERE x.window_end <= s.window_start
              ORDER BY x.window_end DESC LIMIT 1;
             first := false;
         END IF;
@@ -309,7 +315,8 @@ BEGIN
         IF p.window_end IS NOT NULL AND p.window_end < s.window_start THEN
             window_start := p.window_end; window_end := s.window_start; status := 'missing';
             SELECT count(*) INTO events FROM @extschema@.events e
-             WHERE e.occurred_at >= p.window_end AND e.occurred_at < s.window_start;
+             WHERE e.occurred_at >= p.window_end AND e.occurred_at < s.window_start
+               AND e.source IS NOT DISTINCT FROM verify.source;
             detail := 'no seal record for this range: the chain is broken';
             RETURN NEXT;
         END IF;
@@ -333,7 +340,8 @@ BEGIN
             SELECT count(*), @extschema@._sha256(coalesce(string_agg(x.h, ''::bytea ORDER BY x.event_id), ''::bytea))
               INTO n, content
               FROM (SELECT e.event_id, @extschema@._event_digest(e) AS h FROM @extschema@.events e
-                     WHERE e.occurred_at >= s.window_start AND e.occurred_at < s.window_end) x;
+                     WHERE e.occurred_at >= s.window_start AND e.occurred_at < s.window_end
+                       AND e.source IS NOT DISTINCT FROM verify.source) x;
             events := n;
             IF n = s.events AND content = s.content_digest THEN
                 status := 'ok'; detail := NULL;
@@ -342,7 +350,8 @@ BEGIN
                 detail := 'all ' || s.events || ' sealed events are gone and no purge was recorded';
             ELSE
                 status := 'mismatch';
-                bad := @extschema@._first_bad_event(s.window_start, s.window_end, s.event_ids, s.event_hashes);
+                bad := @extschema@._first_bad_event(s.window_start, s.window_end, s.event_ids, s.event_hashes,
+                                                    verify.source);
                 detail := coalesce(bad, 'window digest differs') || ' (' || n || ' events, ' || s.events || ' sealed)';
             END IF;
         END IF;
@@ -375,9 +384,9 @@ REVOKE ALL ON FUNCTION @extschema@._sha256(bytea), @extschema@._canonical(text),
     @extschema@._seal_digest(bytea, timestamptz, timestamptz, bigint, bytea),
     @extschema@._setting_seconds(text), @extschema@._chain_origin(bigint),
     @extschema@._seal(timestamptz), @extschema@.seal(timestamptz), @extschema@.chain_head(),
-    @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea),
-    @extschema@.verify(timestamptz, timestamptz) FROM PUBLIC;
+    @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text),
+    @extschema@.verify(timestamptz, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.seal(timestamptz), @extschema@.chain_head(),
-    @extschema@.verify(timestamptz, timestamptz) TO audit_log_admin;
+    @extschema@.verify(timestamptz, timestamptz, text) TO audit_log_admin;
 REVOKE ALL ON @extschema@.seals FROM PUBLIC;
 GRANT SELECT ON @extschema@.seals TO audit_log_reader, audit_log_admin;

@@ -102,7 +102,8 @@ SELECT e.event_id, e.occurred_at, e.category, e.event_type, e.status,
        t.description,
        CASE WHEN e.command = 'UPDATE' AND pg_catalog.jsonb_typeof(e.new_data) = 'object'
             THEN ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(e.new_data) AS k ORDER BY k)
-       END AS changed_columns
+       END AS changed_columns,
+       e.source
   FROM @extschema@.events e
   LEFT JOIN @extschema@.event_type_catalog t ON t.event_type = e.event_type;
 
@@ -172,6 +173,7 @@ DECLARE
       "backend_pid": "Process id of the server backend that captured the event.",
       "description": "What an event of this code means (from audit_log.event_types).",
       "changed_columns": "For an UPDATE, the names of the columns whose values changed (keys of new_data).",
+      "source": "NULL for an event captured in this database; in a central audit database, the source it came from (see audit_log.sources).",
       "succeeded": "True for a successful login, false for a failed attempt.",
       "user_name": "User name the client logged in (or tried to log in) with.",
       "auth_method": "Authentication method (from details).",
@@ -214,7 +216,8 @@ $comments$;
  */
 CREATE FUNCTION @extschema@._search_where(usernames text[], event_types text[], categories text[],
     resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
-    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint)
+    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
+    sources text[] DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -281,6 +284,11 @@ BEGIN
     IF after_event_id IS NOT NULL THEN
         w := w || format('e.event_id > %s', after_event_id);
     END IF;
+    IF sources IS NOT NULL THEN
+        -- 'local' stands for this database's own events (source NULL).
+        w := w || format('(e.source = ANY (%L::text[])%s)', sources,
+                         CASE WHEN 'local' = ANY (sources) THEN ' OR e.source IS NULL' ELSE '' END);
+    END IF;
     RETURN array_to_string(w, ' AND ');
 END
 $$;
@@ -292,7 +300,7 @@ $$;
 CREATE FUNCTION @extschema@._search_filters(usernames text[], event_types text[], categories text[],
     resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
     until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
-    max_rows integer)
+    max_rows integer, sources text[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -301,7 +309,8 @@ SELECT jsonb_strip_nulls(jsonb_build_object(
     'usernames', usernames, 'event_types', event_types, 'categories', categories,
     'resource_ids', resource_ids, 'user_types', user_types, 'ip_addresses', ip_addresses,
     'since', since, 'until', until, 'text_query', text_query, 'statuses', statuses,
-    'tenants', tenants, 'after_event_id', after_event_id, 'max_rows', max_rows))
+    'tenants', tenants, 'after_event_id', after_event_id, 'max_rows', max_rows,
+    'sources', sources))
 $$;
 
 /*
@@ -326,7 +335,7 @@ CREATE FUNCTION @extschema@.search(usernames text[] DEFAULT NULL, event_types te
     categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
     ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
     text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
-    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL)
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
 RETURNS SETOF @extschema@.event_log
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -342,7 +351,7 @@ BEGIN
             'SELECT * FROM @extschema@.event_log e WHERE '
             || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
                                          ip_addresses, since, until, text_query, statuses, tenants,
-                                         after_event_id)
+                                         after_event_id, sources)
             || ' AND e.event_id OPERATOR(pg_catalog.<) $1 ORDER BY e.event_id'
             || CASE WHEN max_rows IS NOT NULL THEN ' LIMIT ' || max_rows ELSE '' END);
         RETURN;
@@ -351,22 +360,22 @@ BEGIN
         'SELECT * FROM @extschema@.event_log e WHERE '
         || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
                                      ip_addresses, since, until, text_query, statuses, tenants,
-                                     after_event_id)
+                                     after_event_id, sources)
         || ' ORDER BY e.event_id';
 END
 $$;
 COMMENT ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
-    timestamptz, text, text[], text[], bigint, integer) IS
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
     'Events matching every filter given (any value within one filter), in event_id order; page with after_event_id and max_rows (a page stops below the transactions still in progress).';
 
 REVOKE ALL ON FUNCTION @extschema@._search_where(text[], text[], text[], text[], text[], cidr[],
-    timestamptz, timestamptz, text, text[], text[], bigint) FROM PUBLIC;
+    timestamptz, timestamptz, text, text[], text[], bigint, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._search_filters(text[], text[], text[], text[], text[], cidr[],
-    timestamptz, timestamptz, text, text[], text[], bigint, integer) FROM PUBLIC;
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
-    timestamptz, text, text[], text[], bigint, integer) FROM PUBLIC;
+    timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
-    timestamptz, text, text[], text[], bigint, integer) TO audit_log_reader, audit_log_admin;
+    timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
 
 REVOKE ALL ON @extschema@.event_types, @extschema@.event_log, @extschema@.privileged_changes,
     @extschema@.login_activity, @extschema@.daily_counts FROM PUBLIC;

@@ -11,7 +11,8 @@ CREATE TYPE @extschema@.export_row AS (
     actor text, actor_type text, db_user text, effective_role text, client_addr text,
     application_name text, user_agent text, tenant text, request_id text, database text,
     object_type text, object_name text, resource_id text, command text,
-    old_data text, new_data text, statement text, details text, txid text, backend_pid text
+    old_data text, new_data text, statement text, details text, txid text, backend_pid text,
+    source text
 );
 COMMENT ON TYPE @extschema@.export_row IS
     'A row of an export: every event column as text (UTC ISO 8601 timestamps, compact JSON, formula-like cells prefixed with a single quote).';
@@ -38,13 +39,13 @@ CREATE FUNCTION @extschema@.export(usernames text[] DEFAULT NULL, event_types te
     categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
     ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
     text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
-    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL)
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
 RETURNS SETOF @extschema@.export_row
 AS 'MODULE_PATHNAME', 'audit_export'
 LANGUAGE C VOLATILE SECURITY DEFINER ROWS 1000
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
-    timestamptz, text, text[], text[], bigint, integer) IS
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
     'Matching events as text cells for COPY ... CSV, in event_id order, at most audit_log.export_max_rows rows; recorded as audit.exported.';
 
 /*
@@ -56,7 +57,8 @@ CREATE FUNCTION @extschema@.export_csv(path text, usernames text[] DEFAULT NULL,
     event_types text[] DEFAULT NULL, categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL,
     user_types text[] DEFAULT NULL, ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL,
     until timestamptz DEFAULT NULL, text_query text DEFAULT NULL, statuses text[] DEFAULT NULL,
-    tenants text[] DEFAULT NULL, after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL)
+    tenants text[] DEFAULT NULL, after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL,
+    sources text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -73,22 +75,22 @@ BEGIN
     EXECUTE format('COPY (SELECT * FROM @extschema@.export(usernames => %L, event_types => %L,'
                    ' categories => %L, resource_ids => %L, user_types => %L, ip_addresses => %L,'
                    ' since => %L, until => %L, text_query => %L, statuses => %L, tenants => %L,'
-                   ' after_event_id => %L, max_rows => %L)) TO %L WITH (FORMAT csv, HEADER)',
+                   ' after_event_id => %L, max_rows => %L, sources => %L)) TO %L WITH (FORMAT csv, HEADER)',
                    usernames, event_types, categories, resource_ids, user_types, ip_addresses,
-                   since, until, text_query, statuses, tenants, after_event_id, max_rows, path);
+                   since, until, text_query, statuses, tenants, after_event_id, max_rows, sources, path);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
-    timestamptz, timestamptz, text, text[], text[], bigint, integer) IS
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) IS
     'COPY audit_log.export(filters) as CSV with a header to a server file; needs pg_write_server_files; returns the rows written.';
 
 REVOKE ALL ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
-    timestamptz, text, text[], text[], bigint, integer) FROM PUBLIC;
+    timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
-    timestamptz, timestamptz, text, text[], text[], bigint, integer) FROM PUBLIC;
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.export(text[], text[], text[], text[], text[], cidr[], timestamptz,
-    timestamptz, text, text[], text[], bigint, integer) TO audit_log_reader, audit_log_admin;
+    timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.export_csv(text, text[], text[], text[], text[], text[], cidr[],
-    timestamptz, timestamptz, text, text[], text[], bigint, integer) TO audit_log_reader, audit_log_admin;
+    timestamptz, timestamptz, text, text[], text[], bigint, integer, text[]) TO audit_log_reader, audit_log_admin;

@@ -177,7 +177,7 @@ BEGIN
         ['text_query', 'Filter, as in search(): text anywhere in the event.'],
         ['statuses', 'Filter, as in search(): success or failure.'],
         ['tenants', 'Filter, as in search(): tenants.'],
-        ['sources', 'Filter: sources of the events (only local in this version).'],
+        ['sources', 'Filter, as in search(): sources of the events (local: the database''s own).'],
         ['details_contain', 'Filter: the event details contain this JSON object.'],
         ['builtin', 'True for a built-in rule as installed; false once created or replaced by create_alert().'],
         ['changed_at', 'When the rule was created or last replaced.'],
@@ -189,8 +189,8 @@ END
 $comments$;
 
 /*
- * _alert_group_expr(group_by): the SQL expression of a group over alias e.
- * The column source does not exist yet: every event is local.
+ * _alert_group_expr(group_by): the SQL expression of a group over alias e
+ * (a source: its name, or local for the database's own events).
  */
 CREATE FUNCTION @extschema@._alert_group_expr(group_by text) RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -200,7 +200,7 @@ SELECT CASE group_by
          WHEN 'actor' THEN 'e.actor' WHEN 'db_user' THEN 'e.db_user'
          WHEN 'client_addr' THEN 'pg_catalog.host(e.client_addr)'
          WHEN 'object_name' THEN 'e.object_name' WHEN 'resource_id' THEN 'e.resource_id'
-         WHEN 'tenant' THEN 'e.tenant' WHEN 'source' THEN '''local''::text'
+         WHEN 'tenant' THEN 'e.tenant' WHEN 'source' THEN 'coalesce(e.source, ''local'')'
          ELSE 'NULL::text' END
 $$;
 
@@ -215,7 +215,7 @@ AS $$
 BEGIN
     RETURN @extschema@._search_where(r.usernames, r.event_types, r.categories, r.resource_ids,
                                      r.user_types, r.ip_addresses, r.since, r.until, r.text_query,
-                                     r.statuses, r.tenants, NULL)
+                                     r.statuses, r.tenants, NULL, r.sources)
         || CASE WHEN r.details_contain IS NOT NULL
                 THEN format(' AND e.details OPERATOR(pg_catalog.@>) %L::jsonb', r.details_contain)
                 ELSE '' END
@@ -298,11 +298,6 @@ BEGIN
             PERFORM @extschema@._alert_bad(format('unknown status %L', x), 'The statuses are success and failure.');
         END IF;
     END LOOP;
-    IF sources IS NOT NULL AND sources <> '{local}' THEN
-        RAISE EXCEPTION 'the sources filter accepts only {local} in this version'
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Every event is local until events can be ingested from other sources; pass NULL or ''{local}''.';
-    END IF;
     IF details_contain IS NOT NULL AND jsonb_typeof(details_contain) <> 'object' THEN
         PERFORM @extschema@._alert_bad('details_contain must be a JSON object',
             'The details of an event are an object; pass e.g. ''{"superuser": true}''.');

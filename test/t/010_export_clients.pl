@@ -112,7 +112,8 @@ utf8::decode($raw) or die 'export is not valid UTF-8';
 my $records = eval { parse_csv_strict($raw) };
 ok($records, 'the export parses as strict RFC 4180') or diag $@;
 my @header = @{ shift @$records };
-is(scalar(@header), 25, 'one column per event column');
+is(scalar(@header), 26, 'one column per event column');
+is($header[25], 'source', 'the last column is the source');
 is(scalar(@$records), scalar(@cases), 'one record per event');
 
 # The same export as JSON rows (null vs "" kept), to compare every field.

@@ -134,6 +134,21 @@ is($node->safe_psql($db, q{
 	   AND event_type IN ('data.update', 'data.insert', 'role.created')}),
 	'data.update,data.insert,role.created', 'capture goes on after the update');
 
+# Sources (issue 13): the events of 1.0 get the source column, NULL (they
+# were captured here), and so do the events captured after the update;
+# export() and search() carry it.
+is($node->safe_psql($db, qq{
+	SELECT (count(*) > 100) || ':' || count(source) FROM audit_log.events WHERE event_id <= $upto}),
+	'true:0', 'the events of 1.0 have the source column, NULL');
+is($node->safe_psql($db, q{
+	SELECT count(*) FILTER (WHERE source IS NOT NULL) || ':' || (count(*) > 0)
+	  FROM audit_log.search(event_types => '{role.created}', sources => '{local}')}),
+	'0:true', "search(sources => '{local}') finds the events captured here");
+is($node->safe_psql($db, q{
+	SELECT count(*) FROM audit_log.export(event_types => '{role.created}') WHERE source IS NULL}),
+	$node->safe_psql($db, q{SELECT count(*) FROM audit_log.events WHERE event_type = 'role.created'}),
+	'export() has the source column');
+
 # The update gives the partitions 1.0 left out the capture of their tree;
 # partitions created from now on get it at once.
 $node->safe_psql($db, q{

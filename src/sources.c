@@ -1,0 +1,271 @@
+/*-------------------------------------------------------------------------
+ *
+ * sources.c
+ *		The C side of "many databases, one trail" (part 80_sources of the
+ *		install script): the trigger that tags the events a subscription
+ *		applies with their source, and the source-side connection that
+ *		subscribe()/unsubscribe() need for the replication slot.
+ *
+ * Tagging.  A source publishes audit_log.events without its source column
+ * (a column list), so the central apply leaves it NULL; the row trigger
+ * audit_log_source_fill, ENABLE REPLICA on the central events table (and
+ * cloned to every partition), fires only where session_replication_role is
+ * replica: in the logical replication apply and table-sync workers.  There
+ * it sets source from the name of the worker's subscription, which
+ * subscribe() names audit_log_<source>.  A worker of any other subscription
+ * that writes audit_log.events is refused.  The source's seal records are
+ * redirected the same way (audit_log._source_seal_fill, through
+ * audit_log._apply_source()).
+ *
+ * Slots.  CREATE SUBSCRIPTION may create its slot, and DROP SUBSCRIPTION
+ * drop it, only outside a transaction block, so not in a function:
+ * subscribe() creates the subscription without a slot and then the slot
+ * here, last, through the server's own libpqwalreceiver; unsubscribe()
+ * detaches the slot from the subscription, drops it, then drops the slot
+ * here.
+ *
+ * Transactions and locking: the trigger runs in the apply's transaction
+ * and takes no lock.  audit_source_remote() opens a replication
+ * connection to the source for the duration of the call; what it does
+ * there (create or drop a slot) is not undone if the local transaction
+ * aborts, which is why its callers do it last.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "audit_log.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "replication/walreceiver.h"
+#include "replication/worker_internal.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(audit_source_fill);
+PG_FUNCTION_INFO_V1(audit_source_remote);
+PG_FUNCTION_INFO_V1(audit_apply_source);
+
+#define SOURCE_SUB_PREFIX "audit_log_"
+
+/*
+ * apply_source: the source whose subscription this worker applies, NULL
+ * outside a logical replication worker; an error in the worker of another
+ * subscription.
+ */
+static const char *
+apply_source(void)
+{
+	const char *subname;
+
+	if (MySubscription == NULL)
+		return NULL;
+	subname = MySubscription->name;
+	if (strncmp(subname, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0 ||
+		subname[strlen(SOURCE_SUB_PREFIX)] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("subscription \"%s\" may not write audit events", subname),
+				 errdetail("Events arrive in audit_log.events only through the subscriptions of audit_log.subscribe()."),
+				 errhint("Drop the subscription and call audit_log.subscribe(source, conninfo).")));
+	return subname + strlen(SOURCE_SUB_PREFIX);
+}
+
+/*
+ * audit_apply_source: audit_log._apply_source() -> the source of the
+ * applying subscription, or NULL (see apply_source).
+ */
+Datum
+audit_apply_source(PG_FUNCTION_ARGS)
+{
+	const char *src = apply_source();
+
+	if (src == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(src));
+}
+
+/*
+ * audit_source_fill: BEFORE INSERT row trigger of the central events
+ * table, enabled for replica only.  Sets source to the name of the
+ * applying subscription, without its audit_log_ prefix.
+ */
+Datum
+audit_source_fill(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	const char *src;
+	int			attnum;
+	Datum		value;
+	bool		isnull = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		elog(ERROR, "audit_source_fill: not called as a BEFORE INSERT row trigger");
+	tuple = td->tg_trigtuple;
+
+	/* Not a subscription worker (a session in replica mode): as given. */
+	src = apply_source();
+	if (src == NULL)
+		return PointerGetDatum(tuple);
+
+	desc = td->tg_relation->rd_att;
+	attnum = SPI_fnumber(desc, "source");
+	if (attnum <= 0)
+		elog(ERROR, "audit_log.events has no column source");
+	value = CStringGetTextDatum(src);
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum,
+													 &value, &isnull));
+}
+
+/*
+ * remote_connect: a replication connection to the source, or a clear
+ * error.
+ */
+static WalReceiverConn *
+remote_connect(const char *conninfo)
+{
+	WalReceiverConn *conn;
+	char	   *err = NULL;
+
+	load_file("libpqwalreceiver", false);
+	conn = walrcv_connect(conninfo, true, "audit_log", &err);
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not connect to the source: %s", err ? err : "unknown error"),
+				 errhint("Check the conninfo, that the source server runs, and that its pg_hba.conf admits replication connections to the database.")));
+	return conn;
+}
+
+/*
+ * audit_source_remote: audit_log._source_remote(conninfo, slot, action):
+ * 'check' (the source is reachable and has the publication
+ * audit_log_events), 'create' (create the logical slot for pgoutput),
+ * 'drop' (drop the slot, waiting for its walsender to let go) or 'slot'
+ * (the slot's wal_status, or 'missing').  Returns NULL, the slot's
+ * consistent point for 'create', its state for 'slot'.  Granted to nobody.
+ */
+Datum
+audit_source_remote(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo;
+	char	   *slot;
+	char	   *action;
+	WalReceiverConn *conn;
+	char	   *volatile result = NULL;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("conninfo and action must not be NULL")));
+	conninfo = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	slot = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	action = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	conn = remote_connect(conninfo);
+	PG_TRY();
+	{
+		if (strcmp(action, "check") == 0)
+		{
+			Oid			types[1] = {INT8OID};
+			WalRcvExecResult *res;
+
+			res = walrcv_exec(conn,
+							  "SELECT pg_catalog.count(*) FROM pg_catalog.pg_publication"
+							  " WHERE pubname OPERATOR(pg_catalog.=) 'audit_log_events'",
+							  1, types);
+			if (res->status != WALRCV_OK_TUPLES)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not query the source: %s", res->err)));
+			{
+				TupleTableSlot *ts = MakeSingleTupleTableSlot(res->tupledesc,
+															  &TTSOpsMinimalTuple);
+				bool		isnull;
+				int64		n = 0;
+
+				if (tuplestore_gettupleslot(res->tuplestore, true, false, ts))
+				{
+					Datum		d = slot_getattr(ts, 1, &isnull);
+
+					n = isnull ? 0 : DatumGetInt64(d);
+				}
+				ExecDropSingleTupleTableSlot(ts);
+				if (n == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("the source has no publication \"audit_log_events\""),
+							 errhint("Run SELECT audit_log.publish(); in the source database first.")));
+			}
+			walrcv_clear_result(res);
+		}
+		else if (strcmp(action, "slot") == 0 && slot != NULL)
+		{
+			Oid			types[1] = {TEXTOID};
+			WalRcvExecResult *res;
+			char	   *q = psprintf("SELECT COALESCE((SELECT wal_status FROM pg_catalog.pg_replication_slots"
+									 " WHERE slot_name OPERATOR(pg_catalog.=) %s), 'missing')",
+									 quote_literal_cstr(slot));
+
+			res = walrcv_exec(conn, q, 1, types);
+			if (res->status != WALRCV_OK_TUPLES)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not query the source: %s", res->err)));
+			{
+				TupleTableSlot *ts = MakeSingleTupleTableSlot(res->tupledesc,
+															  &TTSOpsMinimalTuple);
+				bool		isnull = true;
+
+				if (tuplestore_gettupleslot(res->tuplestore, true, false, ts))
+				{
+					Datum		d = slot_getattr(ts, 1, &isnull);
+
+					if (!isnull)
+						result = TextDatumGetCString(d);
+				}
+				ExecDropSingleTupleTableSlot(ts);
+			}
+			walrcv_clear_result(res);
+		}
+		else if (strcmp(action, "create") == 0 && slot != NULL)
+		{
+			XLogRecPtr	lsn;
+
+			walrcv_create_slot(conn, slot, false, false, CRS_NOEXPORT_SNAPSHOT, &lsn);
+			result = psprintf("%X/%X", LSN_FORMAT_ARGS(lsn));
+		}
+		else if (strcmp(action, "drop") == 0 && slot != NULL)
+		{
+			WalRcvExecResult *res;
+			char	   *cmd = psprintf("DROP_REPLICATION_SLOT %s WAIT", quote_identifier(slot));
+
+			res = walrcv_exec(conn, cmd, 0, NULL);
+			if (res->status != WALRCV_OK_COMMAND)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not drop the replication slot \"%s\" on the source: %s",
+								slot, res->err)));
+			walrcv_clear_result(res);
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid action \"%s\"", action)));
+	}
+	PG_FINALLY();
+	{
+		walrcv_disconnect(conn);
+	}
+	PG_END_TRY();
+
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}

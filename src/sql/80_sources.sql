@@ -1,0 +1,489 @@
+/*
+ * audit_log install script, part 80: sources.  Many databases and clusters
+ * feed one central audit trail over PostgreSQL's logical replication:
+ *
+ * - a source runs publish(): the publication audit_log_events of
+ *   audit_log.events (root-published, inserts only, every column but
+ *   source);
+ * - the central database runs subscribe(source, conninfo): a subscription
+ *   audit_log_<source> with a slot of the same name on the source.  The
+ *   apply leaves source NULL (it is not published); the trigger
+ *   audit_log_source_fill (C, src/sources.c), enabled for replica only,
+ *   sets it from the applying subscription's name;
+ * - ingest(source, events) stores events of a feed from outside
+ *   PostgreSQL.
+ *
+ * The seal records of a source (its audit_log.seal) are published too; on
+ * the central database the trigger audit_log_source_seal (replica only)
+ * stores them in source_seals instead of the central's own chain, and
+ * verify(source => ...) checks them against the source's events here.
+ * The central's own seal() and verify() cover its own events only
+ * (source NULL), so events arriving late never disturb its chain.
+ *
+ * (source, event_id) is unique: the partial unique index
+ * events_source_event_id_key (part 00) holds (source, event_id,
+ * occurred_at, category) -- the partition keys must be in it, and a
+ * source's event has one occurred_at and one category -- so a second copy
+ * of an event fails.  Replication itself applies each source transaction
+ * once (the subscription's origin tracks what was applied), subscribe()
+ * refuses to copy the history of a source whose events are already here,
+ * and ingest() refuses an event_id the source already has.
+ */
+
+-- The sources this central database knows, by name.
+CREATE TABLE @extschema@.source_registry (
+    source     text PRIMARY KEY CHECK (source ~ '^[a-z0-9_]{1,50}$' AND source <> 'local'),
+    kind       text NOT NULL CHECK (kind IN ('subscription', 'ingest')),
+    host       text,
+    port       text,
+    dbname     text,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.source_registry IS
+    'The sources of this central database (subscriptions and ingested feeds); read it through audit_log.sources.';
+REVOKE ALL ON TABLE @extschema@.source_registry FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_registry', '');
+
+CREATE FUNCTION @extschema@._source_fill() RETURNS trigger
+AS 'MODULE_PATHNAME', 'audit_source_fill'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@._source_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_fill BEFORE INSERT ON @extschema@.events
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_fill();
+ALTER TABLE @extschema@.events ENABLE REPLICA TRIGGER audit_log_source_fill;
+
+-- The seal records of the sources, received with their events: the apply
+-- of a source's audit_log.seal rows lands here (trigger below), so that
+-- verify(source => ...) checks the source's chain over the central copy.
+CREATE TABLE @extschema@.source_seals (
+    source          text NOT NULL,
+    window_start    timestamptz NOT NULL,
+    window_end      timestamptz NOT NULL,
+    events          bigint NOT NULL,
+    event_ids       int8multirange NOT NULL,
+    event_hashes    bytea NOT NULL,
+    content_digest  bytea NOT NULL,
+    prev_digest     bytea,
+    digest          bytea NOT NULL,
+    sealed_at       timestamptz NOT NULL,
+    PRIMARY KEY (source, window_start)
+);
+COMMENT ON TABLE @extschema@.source_seals IS
+    'Seal records of the sources of a central database, as they sealed them; verify(source => ...) reads them.';
+REVOKE ALL ON TABLE @extschema@.source_seals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_seals', '');
+
+/*
+ * _seal_rows(src): the seal records of this database (src NULL) or of the
+ * source src, as rows of audit_log.seal.
+ */
+CREATE FUNCTION @extschema@._seal_rows(src text) RETURNS SETOF @extschema@.seal
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM @extschema@.seal WHERE src IS NULL
+    UNION ALL
+    SELECT x.window_start, x.window_end, x.events, x.event_ids, x.event_hashes, x.content_digest,
+           x.prev_digest, x.digest, x.sealed_at
+      FROM @extschema@.source_seals x WHERE x.source = src
+$$;
+REVOKE ALL ON FUNCTION @extschema@._seal_rows(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@._apply_source() RETURNS text
+AS 'MODULE_PATHNAME', 'audit_apply_source'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@._apply_source() FROM PUBLIC;
+
+/*
+ * _source_seal_fill(): BEFORE INSERT row trigger of audit_log.seal, for
+ * replica only: a seal record a source's subscription applies goes to
+ * source_seals instead.
+ */
+CREATE FUNCTION @extschema@._source_seal_fill() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    src text := @extschema@._apply_source();
+BEGIN
+    IF src IS NULL THEN
+        RETURN NEW;
+    END IF;
+    INSERT INTO @extschema@.source_seals (source, window_start, window_end, events, event_ids,
+        event_hashes, content_digest, prev_digest, digest, sealed_at)
+    VALUES (src, NEW.window_start, NEW.window_end, NEW.events, NEW.event_ids, NEW.event_hashes,
+            NEW.content_digest, NEW.prev_digest, NEW.digest, NEW.sealed_at)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_seal_fill() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_source_seal BEFORE INSERT ON @extschema@.seal
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._source_seal_fill();
+ALTER TABLE @extschema@.seal ENABLE REPLICA TRIGGER audit_log_source_seal;
+
+CREATE FUNCTION @extschema@._source_remote(conninfo text, slot text, action text) RETURNS text
+AS 'MODULE_PATHNAME', 'audit_source_remote'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@._source_remote(text, text, text) FROM PUBLIC;
+
+/*
+ * _check_source_name(source): lowercase letters, digits and _, not
+ * 'local' (which stands for the central database's own events).
+ */
+CREATE FUNCTION @extschema@._check_source_name(source text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF source IS NULL OR source !~ '^[a-z0-9_]{1,50}$' OR source = 'local' THEN
+        RAISE EXCEPTION 'invalid source name "%"', source
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A source name is 1 to 50 lowercase letters, digits and underscores; local is reserved for this database''s own events.',
+                  HINT = 'Name the source after its server and database, e.g. billing_db1.';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_source_name(text) FROM PUBLIC;
+
+/*
+ * _conninfo_part(conninfo, key): one key of a conninfo string, either
+ * key=value or a postgresql:// URI; never the password.
+ */
+CREATE FUNCTION @extschema@._conninfo_part(conninfo text, key text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE
+    WHEN conninfo ~ '^postgres(ql)?://' THEN
+        CASE key
+            WHEN 'host' THEN (regexp_match(conninfo, '^postgres(?:ql)?://(?:[^@/]*@)?([^:/?]*)'))[1]
+            WHEN 'port' THEN (regexp_match(conninfo, '^postgres(?:ql)?://(?:[^@/]*@)?[^:/?]*:([0-9]+)'))[1]
+            WHEN 'dbname' THEN (regexp_match(conninfo, '^postgres(?:ql)?://[^/]*/([^?]+)'))[1]
+        END
+    ELSE (regexp_match(conninfo, '(?:^|\s)' || key || '\s*=\s*(''(?:[^''\\]|\\.)*''|\S+)'))[1]
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._conninfo_part(text, text) FROM PUBLIC;
+
+/*
+ * publish(): on a source database, the publication audit_log_events
+ * (idempotent); returns its name.
+ */
+CREATE FUNCTION @extschema@.publish() RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    cols text;
+BEGIN
+    IF current_setting('wal_level') <> 'logical' THEN
+        RAISE EXCEPTION 'wal_level is %, a source needs logical', current_setting('wal_level')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run ALTER SYSTEM SET wal_level = logical; and restart the server, then publish() again.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'audit_log_events') THEN
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
+           AND NOT a.attisdropped AND a.attname <> 'source';
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s), %I.seal'
+                       ' WITH (publish = ''insert'', publish_via_partition_root = true)',
+                       '@extschema@', cols, '@extschema@');
+    END IF;
+    -- The central database connects as a member of audit_log_reader (with
+    -- REPLICATION); the initial copy reads the events table itself.
+    EXECUTE format('GRANT SELECT ON TABLE %I.events, %I.seal TO audit_log_reader', '@extschema@', '@extschema@');
+    RETURN 'audit_log_events';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.publish() IS
+    'On a source database: create (once) the publication audit_log_events of the audit events for a central audit database; returns its name.';
+
+/*
+ * subscribe(source, conninfo, copy_history): on the central database,
+ * receive the events of a source under the name source.
+ */
+CREATE FUNCTION @extschema@.subscribe(source text, conninfo text, copy_history boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF conninfo IS NULL OR conninfo = '' THEN
+        RAISE EXCEPTION 'conninfo must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the source database''s connection string, e.g. ''host=db1 dbname=app user=replicator''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r WHERE r.source = subscribe.source)
+       OR EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subname = sub) THEN
+        RAISE EXCEPTION 'source "%" already exists', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or call audit_log.unsubscribe() first.';
+    END IF;
+    IF coalesce(copy_history, true) AND EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = subscribe.source) THEN
+        RAISE EXCEPTION 'events of source "%" are already stored here', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'Copying the source''s history again would store its events twice.',
+                  HINT = 'Subscribe with copy_history => false to receive only new events.';
+    END IF;
+    -- The server connects with its own identity: a role that is not a
+    -- superuser must not borrow it (trust, peer, .pgpass) on the source.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       AND @extschema@._conninfo_part(conninfo, 'password') IS NULL THEN
+        RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
+    END IF;
+    -- Reachable, with the publication: a clear error, nothing created.
+    PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
+    EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true)',
+                   sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
+    INSERT INTO @extschema@.source_registry (source, kind, host, port, dbname)
+    VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
+            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'));
+    -- Last: the slot is on the source, outside this transaction.
+    PERFORM @extschema@._source_remote(conninfo, sub, 'create');
+END
+$$;
+COMMENT ON FUNCTION @extschema@.subscribe(text, text, boolean) IS
+    'On the central database: receive the audit events of a source database (which ran audit_log.publish()) under the name source.';
+
+/*
+ * unsubscribe(source): stop receiving a source; its events stay.
+ */
+CREATE FUNCTION @extschema@.unsubscribe(source text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+    conn text;
+    k text;
+BEGIN
+    SELECT r.kind INTO k FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See audit_log.sources for the sources of this database.';
+    END IF;
+    DELETE FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = sub
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', sub);
+    EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
+    EXECUTE format('DROP SUBSCRIPTION %I', sub);
+    BEGIN
+        PERFORM @extschema@._source_remote(conn, sub, 'drop');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'the replication slot "%" was left on the source', sub
+            USING DETAIL = SQLERRM,
+                  HINT = format('It keeps the source''s WAL: when the source is reachable, run there SELECT pg_drop_replication_slot(%L);', sub);
+    END;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unsubscribe(text) IS
+    'On the central database: stop receiving a source and drop its slot on the source; the events received stay.';
+
+/*
+ * ingest(source, events): store the events of a feed from outside
+ * PostgreSQL, all or nothing; returns how many were stored.
+ */
+CREATE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    n integer;
+    i integer;
+    el jsonb;
+    code text;
+    cat text;
+    known record;
+    k text;
+    base bigint;
+    cols constant text[] := ARRAY['event_id', 'occurred_at', 'category', 'event_type', 'status',
+        'actor', 'actor_type', 'db_user', 'effective_role', 'client_addr', 'application_name',
+        'user_agent', 'tenant', 'request_id', 'database', 'object_type', 'object_name',
+        'resource_id', 'command', 'old_data', 'new_data', 'statement', 'details', 'txid', 'backend_pid'];
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
+                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
+        RAISE EXCEPTION 'source "%" is a subscription', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Ingest a feed under a name of its own.';
+    END IF;
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(events);
+    -- Validate every element first, like log(): the first bad one names its index.
+    FOR i IN 0 .. n - 1 LOOP
+        el := events -> i;
+        IF jsonb_typeof(el) <> 'object' THEN
+            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(el) LOOP
+            IF k <> ALL (cols) THEN
+                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
+            END IF;
+        END LOOP;
+        code := el ->> 'event_type';
+        IF code IS NULL OR code !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
+        END IF;
+        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
+        IF known.builtin THEN
+            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Choose an application code, such as "app.%s".', code);
+        END IF;
+        cat := coalesce(el ->> 'category', known.category, 'app');
+        IF cat NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') OR cat = 'audit' THEN
+            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use data, ddl, privilege, role, auth, config or app.';
+        END IF;
+        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
+            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
+        END IF;
+        BEGIN
+            PERFORM (el ->> 'client_addr')::inet, (el ->> 'occurred_at')::timestamptz,
+                    (el ->> 'event_id')::bigint, (el ->> 'txid')::bigint, (el ->> 'backend_pid')::integer;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+    END LOOP;
+    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type', coalesce(x ->> 'category', 'app'), 'Application event', false
+      FROM jsonb_array_elements(events) x
+    ON CONFLICT DO NOTHING;
+    -- Elements without an event_id are numbered after the source's last one.
+    SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    BEGIN
+        INSERT INTO @extschema@.events (event_id, occurred_at, category, event_type, status, actor,
+            actor_type, db_user, effective_role, client_addr, application_name, user_agent, tenant,
+            request_id, database, object_type, object_name, resource_id, command, old_data,
+            new_data, statement, details, txid, backend_pid, source)
+        SELECT coalesce((x ->> 'event_id')::bigint, base + o),
+               coalesce((x ->> 'occurred_at')::timestamptz, now()),
+               coalesce(x ->> 'category', c.category, 'app'), x ->> 'event_type',
+               coalesce(x ->> 'status', 'success'), x ->> 'actor', x ->> 'actor_type', x ->> 'db_user',
+               x ->> 'effective_role', (x ->> 'client_addr')::inet, x ->> 'application_name',
+               x ->> 'user_agent', x ->> 'tenant', x ->> 'request_id', x ->> 'database',
+               x ->> 'object_type', x ->> 'object_name', x ->> 'resource_id', x ->> 'command',
+               x -> 'old_data', x -> 'new_data', x ->> 'statement', x -> 'details',
+               (x ->> 'txid')::bigint, (x ->> 'backend_pid')::integer, ingest.source
+          FROM jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = x ->> 'event_type';
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END;
+    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT DO NOTHING;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
+    'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
+
+/*
+ * _source_slot_state(source): for a source whose apply worker is not
+ * running, the state of its slot on the source (wal_status, 'missing', or
+ * 'unreachable'), asked with a 3-second connect timeout.  SECURITY
+ * DEFINER: it reads the subscription's conninfo, and returns only that.
+ */
+CREATE FUNCTION @extschema@._source_slot_state(source text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    conn text;
+BEGIN
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = 'audit_log_' || _source_slot_state.source
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF conn !~ '^postgres(ql)?://' THEN
+        conn := conn || ' connect_timeout=3';
+    END IF;
+    BEGIN
+        RETURN @extschema@._source_remote(conn, 'audit_log_' || _source_slot_state.source, 'slot');
+    EXCEPTION WHEN OTHERS THEN
+        RETURN 'unreachable';
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._source_slot_state(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._source_slot_state(text) TO audit_log_reader, audit_log_admin;
+
+/*
+ * sources (view): the sources of this central database and how they are
+ * doing.
+ */
+CREATE VIEW @extschema@.sources AS
+SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
+       CASE WHEN r.kind = 'ingest' THEN NULL
+            -- No worker, or one that has received nothing yet (it restarts
+            -- every wal_retrieve_retry_interval after a failure): ask the source.
+            WHEN st.pid IS NULL OR st.received_lsn IS NULL THEN
+                 CASE WHEN @extschema@._source_slot_state(r.source) IN ('lost', 'missing') THEN 'lost'
+                      ELSE 'down' END
+            WHEN EXISTS (SELECT 1 FROM pg_subscription_rel sr
+                          WHERE sr.srsubid = s.oid AND sr.srsubstate <> 'r')
+                 OR pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn) > 16 * 1024 * 1024
+                 THEN 'catching_up'
+            ELSE 'streaming'
+       END AS state,
+       (SELECT count(*) FROM @extschema@.events e WHERE e.source = r.source) AS events_received,
+       (SELECT max(e.occurred_at) FROM @extschema@.events e WHERE e.source = r.source) AS newest_event,
+       greatest(pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn), 0)::bigint AS lag_bytes,
+       EXTRACT(epoch FROM now() - st.last_msg_send_time)::double precision AS lag_seconds
+  FROM @extschema@.source_registry r
+  LEFT JOIN pg_subscription s
+         ON s.subname = 'audit_log_' || r.source
+        AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL;
+COMMENT ON VIEW @extschema@.sources IS
+    'The sources of this central database: where they are (never a password), their state, events received and lag.';
+COMMENT ON COLUMN @extschema@.sources.source IS 'Name of the source (the source column of its events).';
+COMMENT ON COLUMN @extschema@.sources.kind IS 'subscription (a PostgreSQL source) or ingest (a feed stored with audit_log.ingest()).';
+COMMENT ON COLUMN @extschema@.sources.host IS 'Host of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.port IS 'Port of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.database IS 'Database of the source, from its conninfo.';
+COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing) or lost (the slot on the source was invalidated or dropped: events may be missing); NULL for a feed.';
+COMMENT ON COLUMN @extschema@.sources.events_received IS 'Events of this source stored here.';
+COMMENT ON COLUMN @extschema@.sources.newest_event IS 'occurred_at of the newest event of this source stored here.';
+COMMENT ON COLUMN @extschema@.sources.lag_bytes IS 'WAL of the source not yet received, as last reported by the source.';
+COMMENT ON COLUMN @extschema@.sources.lag_seconds IS 'Seconds since the last message from the source (it sends one at least every wal_sender_timeout / 2).';
+
+REVOKE ALL ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, text, boolean),
+    @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, text, boolean),
+    @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) TO audit_log_admin;
+REVOKE ALL ON @extschema@.sources FROM PUBLIC;
+GRANT SELECT ON @extschema@.sources TO audit_log_reader, audit_log_admin;

@@ -1,0 +1,294 @@
+# Sources (issue 13): two source clusters feed one central audit database
+# over logical replication.  Events of every kind arrive with their source
+# (and the delay is measured), nothing is lost or doubled across a stop of
+# the central cluster, ingest() is all or nothing, publish() is idempotent,
+# subscribe()/unsubscribe() fail cleanly, and the sources view and filter
+# tell the sources apart.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $conf = qq{
+shared_preload_libraries = 'audit_log'
+audit_log.database = 'postgres'
+max_worker_processes = 16
+max_logical_replication_workers = 8
+};
+my %node;
+for my $name ('s1', 's2', 'central')
+{
+	my $n = PostgreSQL::Test::Cluster->new($name);
+	$n->init(allows_streaming => ($name eq 'central' ? 0 : 'logical'));
+	$n->append_conf('postgresql.conf', $conf);
+	$n->start;
+	$n->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+	$node{$name} = $n;
+}
+my $central = $node{central};
+
+# 7. publish() twice is harmless; without wal_level = logical, 55000.
+for my $s ('s1', 's2')
+{
+	is($node{$s}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', "$s: publish");
+	is($node{$s}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', "$s: publish again");
+	is($node{$s}->safe_psql('postgres',
+		"SELECT count(*) FROM pg_publication WHERE pubname = 'audit_log_events' AND pubinsert AND NOT pubupdate AND pubviaroot"),
+		'1', "$s: one insert-only root publication");
+}
+my ($rc, $out, $err) = $central->psql('postgres',
+	'\set VERBOSITY verbose' . "\n" . 'SELECT audit_log.publish()');
+like($err, qr/55000: wal_level is minimal, a source needs logical/, 'publish without logical WAL: 55000');
+like($err, qr/HINT:.*wal_level = logical/, 'publish without logical WAL: the hint says what to do');
+
+# Events of every kind on the sources: table changes, a role change, a
+# failed command, a login and log().
+for my $s ('s1', 's2')
+{
+	$node{$s}->safe_psql('postgres', qq{
+		CREATE TABLE app_$s (id int PRIMARY KEY, v text);
+		SELECT audit_log.enable('app_$s');
+		INSERT INTO app_$s VALUES (1, 'a'), (2, 'b');
+		UPDATE app_$s SET v = 'c' WHERE id = 1;
+		CREATE ROLE user_$s LOGIN;
+		SELECT audit_log.log('app.hello_$s');
+	});
+	$node{$s}->psql('postgres', 'GRANT SELECT ON no_such_table TO PUBLIC');
+	$node{$s}->safe_psql('postgres', 'SELECT 1', extra_params => [ '-U', "user_$s" ]);
+}
+
+# subscribe() errors leave nothing behind.
+sub central_left
+{
+	return $central->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM pg_subscription) || '/' || (SELECT count(*) FROM audit_log.source_registry)");
+}
+my $c1 = 'host=' . $node{s1}->host . ' port=' . $node{s1}->port . ' dbname=postgres';
+# s2 is reached as a role that is no superuser: REPLICATION and audit_log_reader.
+$node{s2}->safe_psql('postgres', 'CREATE ROLE replicator LOGIN REPLICATION IN ROLE audit_log_reader');
+my $c2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres user=replicator';
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('Bad-Name', '$c1')");
+like($err, qr/invalid source name "Bad-Name"/, 'subscribe: bad name');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('local', '$c1')");
+like($err, qr/invalid source name "local"/, 'subscribe: local is reserved');
+($rc, $out, $err) = $central->psql('postgres',
+	"SELECT audit_log.subscribe('nowhere', 'host=" . $central->host . " port=1 dbname=postgres connect_timeout=3')");
+like($err, qr/could not connect to the source/, 'subscribe: unreachable conninfo');
+$central->safe_psql('postgres', 'CREATE ROLE central_admin LOGIN IN ROLE audit_log_admin');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')",
+	extra_params => [ '-U', 'central_admin' ]);
+like($err, qr/a conninfo without a password is refused for a role that is not a superuser/,
+	'subscribe by an admin: the server identity is not lent');
+$central->safe_psql('postgres', 'CREATE ROLE central_reader LOGIN IN ROLE audit_log_reader');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=x')",
+	extra_params => [ '-U', 'central_reader' ]);
+like($err, qr/permission denied for function subscribe/, 'subscribe: only audit_log_admin');
+is(central_left(), '0/0', 'failed subscribes leave nothing');
+
+# 1. Both sources arrive with the right source.
+$central->safe_psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')");
+$central->safe_psql('postgres', "SELECT audit_log.subscribe('s2', '$c2', copy_history => true)");
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c2')");
+like($err, qr/source "s1" already exists/, 'subscribe: a used name');
+is(central_left(), '2/2', 'the failed subscribe left nothing');
+
+# caught_up(s): every event of source s up to its current newest is on
+# the central side, once.
+sub caught_up
+{
+	my ($s) = @_;
+	my $max = $node{$s}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events');
+	my $want = $node{$s}->safe_psql('postgres',
+		"SELECT count(*) || ':' || sum(event_id) FROM audit_log.events WHERE event_id <= $max");
+	$central->poll_query_until('postgres', qq{
+		SELECT count(*) || ':' || sum(event_id) = '$want'
+		  FROM audit_log.events WHERE source = '$s' AND event_id <= $max})
+	  or return 0;
+	return $central->safe_psql('postgres',
+		"SELECT count(*) = count(DISTINCT event_id) FROM audit_log.events WHERE source = '$s'") eq 't';
+}
+ok(caught_up('s1'), 's1: every event arrived once');
+ok(caught_up('s2'), 's2: every event arrived once');
+for my $s ('s1', 's2')
+{
+	is($central->safe_psql('postgres', qq{
+		SELECT string_agg(DISTINCT event_type, ',' ORDER BY event_type) FROM audit_log.events
+		 WHERE source = '$s' AND event_type IN ('data.insert', 'data.update', 'role.created',
+		       'auth.login_succeeded', 'app.hello_$s', 'privilege.granted')}),
+		"app.hello_$s,auth.login_succeeded,data.insert,data.update,privilege.granted,role.created",
+		"$s: table, role, failed, login and log() events arrived");
+}
+is($central->safe_psql('postgres', q{
+	SELECT count(*) FROM audit_log.events WHERE source IS NOT NULL AND source NOT IN ('s1', 's2')}),
+	'0', 'no event with another source');
+is($central->safe_psql('postgres', q{
+	SELECT count(*) FROM audit_log.search(sources => '{local}') WHERE source IS NOT NULL}),
+	'0', "search(sources => '{local}'): only the central's own events");
+is($central->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM audit_log.search(sources => '{s1}'))
+	     = (SELECT count(*) FROM audit_log.events WHERE source = 's1')}),
+	't', "search(sources => '{s1}'): the events of s1");
+
+# The delay: an event committed on s1 until it is visible on the central.
+my @delays;
+for my $i (1 .. 5)
+{
+	my $t0 = time;
+	my $id = $node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.ping')");
+	$central->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM audit_log.events WHERE source = 's1' AND event_id = $id")
+	  or die 'ping lost';
+	push @delays, time - $t0;
+}
+@delays = sort { $a <=> $b } @delays;
+diag(sprintf('commit on a source to visible on the central: median %.2f s, max %.2f s',
+	$delays[2], $delays[4]));
+ok($delays[4] < 60, 'events arrive within seconds');
+
+ok($central->poll_query_until('postgres',
+	"SELECT string_agg(source || '=' || state, ',' ORDER BY source) = 's1=streaming,s2=streaming' FROM audit_log.sources"),
+	'sources: both streaming');
+unlike($central->safe_psql('postgres', 'SELECT row_to_json(s)::text FROM audit_log.sources s'),
+	qr/password/, 'sources: no password');
+
+# 4 (part). verify(source => ...): a source's seal chain checks out over the
+# central copy; the central's own chain covers its own events only, so a
+# source's event arriving in a window the central sealed disturbs nothing.
+$node{s1}->safe_psql('postgres', q{
+	SELECT audit_log._record_at('2025-01-01 00:10:00+00', 'app', 'app.old', 'x', jsonb_build_object('i', i))
+	  FROM generate_series(1, 3) i;
+	SELECT audit_log.seal();});
+my $s1_seals = $node{s1}->safe_psql('postgres', 'SELECT count(*) FROM audit_log.seal');
+ok($s1_seals > 0, 's1 sealed windows');
+ok(caught_up('s1'), 's1: the old events arrived');
+ok($central->poll_query_until('postgres',
+	"SELECT count(*) = $s1_seals FROM audit_log.source_seals WHERE source = 's1'"),
+	"s1's seal records arrived in source_seals");
+is($central->safe_psql('postgres', 'SELECT count(*) FROM audit_log.seal'), '0',
+	"the central's own chain has none of them");
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT status, ',') || ':' || count(*) FROM audit_log.verify(source => 's1')}),
+	"ok:$s1_seals", "verify(source => 's1') on the central copy: ok");
+$central->safe_psql('postgres', 'SELECT audit_log.seal()');
+$node{s1}->safe_psql('postgres',
+	"SELECT audit_log._record_at('2025-01-01 00:20:00+00', 'app', 'app.late', 'x', NULL)");
+ok(caught_up('s1'), 's1: the late event arrived');
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT status, ',') FROM audit_log.verify()}),
+	'ok', "the central's own verify() is not disturbed by a source's late event");
+
+# 5. An event edited on the source after it replicated: the central copy
+# is unchanged, and verify() on the source finds the mismatch.
+$node{s1}->safe_psql('postgres', q{
+	SET audit_log.internal = on;
+	UPDATE audit_log.events SET actor = 'forged' WHERE event_type = 'app.old';});
+is($node{s1}->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE actor = 'forged'"),
+	'3', 's1: the superuser edited three events');
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_edit')");
+ok(caught_up('s1'), 's1: replication goes on after the edit');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE actor = 'forged'"),
+	'0', 'central: the copy is unchanged');
+like($node{s1}->safe_psql('postgres', q{
+	SELECT status || ': ' || detail FROM audit_log.verify('2025-01-01', '2025-01-01 01:00')}),
+	qr/^mismatch: event \d+ altered/, 'verify() on the source finds the edit');
+
+# 2. The central cluster is stopped while the sources write, then started.
+$central->stop;
+for my $s ('s1', 's2')
+{
+	$node{$s}->safe_psql('postgres',
+		"SELECT audit_log.log('app.while_down', details => jsonb_build_object('i', i)) FROM generate_series(1, 200) i;
+		 INSERT INTO app_$s SELECT g, 'x' FROM generate_series(10, 300) g;");
+}
+$central->start;
+ok(caught_up('s1'), 's1: after the central restart, every event arrived once');
+ok(caught_up('s2'), 's2: after the central restart, every event arrived once');
+
+# 3. A source is restarted, and killed with -m immediate, while it writes.
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.before_restart') FROM generate_series(1, 50)");
+$node{s1}->restart;
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_restart') FROM generate_series(1, 50)");
+$node{s1}->stop('immediate');
+$node{s1}->start;
+$node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_crash') FROM generate_series(1, 50)");
+ok(caught_up('s1'), 's1: after a restart and a crash of the source, every event arrived once');
+
+# Only the apply writes a source's events on the central side.
+($rc, $out, $err) = $central->psql('postgres', q{
+	SET session_replication_role = replica;
+	INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, source)
+	VALUES (999999, now(), 'app', 'app.forged', 'success', 's1')});
+like($err, qr/permission denied|tamper|not allowed|may not/, 'central: a forged source event is refused');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE event_type = 'app.forged'"),
+	'0', 'central: nothing forged stored');
+
+# 6. ingest(): 1,000 events of a feed, all or nothing.
+my $feed = q{(SELECT jsonb_agg(jsonb_build_object('event_type', 'idp.login',
+	'occurred_at', '2025-01-01 00:00:00+00'::timestamptz + i * interval '1 second',
+	'actor', 'user' || i, 'client_addr', '10.0.0.' || (i % 250), 'details', jsonb_build_object('i', i)) ORDER BY i)
+	FROM generate_series(1, 1000) i)};
+is($central->safe_psql('postgres', "SELECT audit_log.ingest('idp', $feed)"), '1000', 'ingest: 1,000 events');
+is($central->safe_psql('postgres', q{
+	SELECT count(*) || ',' || min(occurred_at AT TIME ZONE 'UTC') || ',' || count(DISTINCT event_id)
+	  FROM audit_log.search(sources => '{idp}')}),
+	'1000,2025-01-01 00:00:01,1000', 'ingest: searchable with their source and times');
+($rc, $out, $err) = $central->psql('postgres',
+	"SELECT audit_log.ingest('idp', jsonb_set($feed, '{500,event_type}', '\"role.created\"'))");
+like($err, qr/element 500 of events: event type "role.created" is reserved/, 'ingest: a reserved code names its element');
+($rc, $out, $err) = $central->psql('postgres',
+	"SELECT audit_log.ingest('idp', jsonb_set($feed, '{7,client_addr}', '\"10.0.0.999\"'))");
+like($err, qr/element 7 of events: invalid input syntax for type inet/, 'ingest: a bad address names its element');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 'idp'"),
+	'1000', 'ingest: the rejected calls stored nothing');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.ingest('s1', $feed)");
+like($err, qr/source "s1" is a subscription/, 'ingest: not under a subscription name');
+
+# 8 (part). A stopped source shows down.
+$node{s2}->stop;
+ok($central->poll_query_until('postgres',
+	"SELECT state = 'down' FROM audit_log.sources WHERE source = 's2'"), 'sources: a stopped source is down');
+
+# 8. An invalidated slot shows lost: s2 keeps at most 1 MB of WAL for its
+# slot, the central is stopped, and s2 writes past that.
+$node{s2}->append_conf('postgresql.conf', "max_slot_wal_keep_size = '1MB'");
+$node{s2}->start;
+$central->stop;
+for my $i (1 .. 4)
+{
+	$node{s2}->safe_psql('postgres', q{
+		CREATE TABLE IF NOT EXISTS fill (x text);
+		INSERT INTO fill SELECT repeat('x', 1000) FROM generate_series(1, 3000);
+		SELECT pg_switch_wal();});
+}
+$node{s2}->safe_psql('postgres', 'CHECKPOINT');
+ok($node{s2}->poll_query_until('postgres',
+	"SELECT wal_status = 'lost' FROM pg_replication_slots WHERE slot_name = 'audit_log_s2'"),
+	"s2: the slot is invalidated");
+$central->start;
+ok($central->poll_query_until('postgres',
+	"SELECT state = 'lost' FROM audit_log.sources WHERE source = 's2'"), 'sources: an invalidated slot is lost');
+is($central->safe_psql('postgres', "SELECT state FROM audit_log.sources WHERE source = 's1'"),
+	'streaming', 'sources: s1 streams on') if $central->poll_query_until('postgres',
+	"SELECT state = 'streaming' FROM audit_log.sources WHERE source = 's1'");
+$node{s2}->stop;
+
+# 7. unsubscribe(): drops the subscription and the slot when the source is
+# reachable; says what it left otherwise.  The events stay.
+my $n1 = $central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's1'");
+$central->safe_psql('postgres', "SELECT audit_log.unsubscribe('s1')");
+is($node{s1}->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'audit_log_s1'"),
+	'0', 'unsubscribe: the slot on the source is gone');
+is($central->safe_psql('postgres', "SELECT count(*) FROM pg_subscription WHERE subname = 'audit_log_s1'"),
+	'0', 'unsubscribe: the subscription is gone');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's1'"),
+	$n1, 'unsubscribe: the events stay');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.unsubscribe('s2')");
+like($err, qr/WARNING:  the replication slot "audit_log_s2" was left on the source/,
+	'unsubscribe of an unreachable source: says it left the slot');
+is(central_left(), '0/1', 'only the feed is left');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')");
+like($err, qr/events of source "s1" are already stored here/, 'subscribe again with history: refused');
+
+done_testing();
