@@ -41,7 +41,10 @@
  * still open (audit_log.log() returns it) or committed asynchronously could
  * be handed out again after a crash.  The flush happens at most once per
  * AUDIT_IDS_LOG_AHEAD ids, usually for free (commits flush further).  A
- * crash skips at most that many ids, never reuses one.
+ * crash skips at most that many ids, never reuses one.  log_cnt counts only
+ * ids a record covers: when the sequence needs no WAL (created in this
+ * transaction at wal_level = minimal, made durable by the commit as its page
+ * stands) it is kept at 0, so the first allocation after that commit logs.
  *
  * Transaction and locking: RowExclusiveLock on the sequence until the end
  * of the transaction (as nextval()), the sequence's buffer locked
@@ -194,7 +197,23 @@ audit_take_event_ids(Oid seqid, int n, int64 *step)
 	 */
 	logit = seq->log_cnt < steps || !seq->is_called ||
 		PageGetLSN(page) <= GetRedoRecPtr();
-	if (logit)
+	if (!needs_wal)
+	{
+		/*
+		 * No WAL, so nothing is pre-logged: log_cnt must stay 0.  At
+		 * wal_level = minimal a sequence created (CREATE EXTENSION) or given
+		 * a new relfilenode (ALTER SEQUENCE ... RESTART) in this transaction
+		 * is made durable at commit as the page stands (a full-page image or
+		 * an fsync).  A log_cnt > 0 on that page would claim ids that no
+		 * record covers: the next transactions would take them without
+		 * logging, and a crash would restore the committed page and hand
+		 * them out again.  With 0 the first allocation after the commit logs.
+		 */
+		logit = false;
+		logged = 0;				/* unused */
+		log_cnt = 0;
+	}
+	else if (logit)
 	{
 		int64		room;
 
@@ -213,7 +232,7 @@ audit_take_event_ids(Oid seqid, int n, int64 *step)
 	START_CRIT_SECTION();
 	/* Dirty before XLogInsert(), as sequence.c (the buffer is locked). */
 	MarkBufferDirty(buf);
-	if (logit && needs_wal)
+	if (logit)
 	{
 		xl_seq_rec	xlrec;
 		XLogRecPtr	recptr;
