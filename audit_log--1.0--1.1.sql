@@ -2270,9 +2270,10 @@ DECLARE
     first_row boolean;
     quiet timestamptz;
 BEGIN
-    SELECT * INTO st FROM @extschema@.alert_state FOR UPDATE;
-    -- The mark of this pass (header): A, then G, then the xmin X.
+    -- The mark of this pass (header): A, then G, then the xmin X.  A is
+    -- read before the row lock below, which gives this transaction its xid.
     a := coalesce(pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0);
+    SELECT * INTO st FROM @extschema@.alert_state FOR UPDATE;
     g := pg_current_xact_id()::text::bigint;
     x := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
 
@@ -3905,6 +3906,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, tex
     @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) TO audit_log_admin;
 REVOKE ALL ON @extschema@.sources FROM PUBLIC;
 GRANT SELECT ON @extschema@.sources TO audit_log_reader, audit_log_admin;
+
+
 
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$

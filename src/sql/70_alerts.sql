@@ -421,9 +421,10 @@ DECLARE
     first_row boolean;
     quiet timestamptz;
 BEGIN
-    SELECT * INTO st FROM @extschema@.alert_state FOR UPDATE;
-    -- The mark of this pass (header): A, then G, then the xmin X.
+    -- The mark of this pass (header): A, then G, then the xmin X.  A is
+    -- read before the row lock below, which gives this transaction its xid.
     a := coalesce(pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0);
+    SELECT * INTO st FROM @extschema@.alert_state FOR UPDATE;
     g := pg_current_xact_id()::text::bigint;
     x := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
 
