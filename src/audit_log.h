@@ -5,6 +5,10 @@
  *		every capture source fills, the writer that stores it, the settings,
  *		and the entry points of each source file.
  *
+ * Helpers live in their own headers: util.h (JSON details, addresses,
+ * arguments), guard.h (tamper guard), object_names.h, redact.h
+ * (audit_redact_statement()), utility_classify.h, row_json.h.
+ *
  * Every source (table capture, utility hook, login hook, audit_log.log())
  * builds an AuditEvent and hands it to audit_write_events() when the event
  * can ride the current transaction, or to audit_queue_event() when it
@@ -60,7 +64,7 @@ typedef struct AuditEvent
 	int			backend_pid;	/* 0: take MyProcPid */
 } AuditEvent;
 
-/* guc.c: settings */
+/* guc.c: the settings C code reads */
 extern char *audit_actor;
 extern char *audit_actor_type;
 extern char *audit_client_addr;
@@ -70,10 +74,7 @@ extern char *audit_request_id;
 extern char *audit_database;
 extern int	audit_log_connections;
 extern int	audit_queue_size;
-extern int	audit_premake_days;
 extern int	audit_maintenance_interval;
-extern int	audit_seal_window;
-extern int	audit_seal_delay;
 extern int	audit_export_max_rows;
 extern bool audit_internal_setting;
 
@@ -84,11 +85,12 @@ extern bool audit_internal_setting;
 #define AUDIT_EXPORT_MAX_ROWS_DEFAULT 100000
 
 extern void audit_define_settings(void);
+extern bool audit_is_context_setting(const char *name);
 
-/* audit_log.c */
+/* audit_log.c: loaded through shared_preload_libraries */
 extern bool audit_preloaded;
 
-/* context.c: who is behind the connection */
+/* context.c: who is behind the connection; event categories and codes */
 extern void audit_event_init(AuditEvent *ev, const char *category,
 							 const char *event_type);
 extern void audit_context_snapshot(AuditEvent *ev);
@@ -102,7 +104,7 @@ extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
 extern bool audit_writing(void);
 
-/* guard.c: internal operations, pinned search_path */
+/* guard.c: internal operations, pinned search_path (tamper guard: guard.h) */
 extern bool audit_internal_active(void);
 extern int	audit_pin_search_path(void);
 extern void audit_unpin_search_path(int nestlevel);
@@ -111,12 +113,15 @@ extern void audit_unpin_search_path(int nestlevel);
 extern int64 audit_take_event_ids(Oid seqid, int n, int64 *step);
 
 
-/* capture_utility.c, capture_auth.c, queue.c, worker.c (preload only) */
-extern void audit_utility_init(void);
-extern void audit_auth_init(void);
-extern void audit_queue_init(void);
-extern void audit_worker_init(void);
+/* hooks and shared memory installed by _PG_init (preload only) */
+extern void audit_utility_init(void);	/* capture_utility.c */
+extern void audit_auth_init(void);	/* capture_auth.c */
+extern void audit_queue_init(void); /* queue.c */
+extern void audit_worker_init(void);	/* worker.c */
+
+/* queue.c: events that cannot ride the current transaction */
 extern void audit_queue_event(const AuditEvent *ev);
+extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
 
 /* queue.c: figures for audit_log.status */
 typedef struct AuditQueueStats
@@ -129,7 +134,6 @@ typedef struct AuditQueueStats
 } AuditQueueStats;
 
 extern void audit_queue_stats(AuditQueueStats *stats);
-extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
 
 /* queue.c: the ring of serialized events (worker side and serialization) */
 #define AUDIT_QUEUE_SLOT	4096
@@ -140,8 +144,7 @@ extern int	audit_queue_pop(char *bufs, int max);
 extern void audit_queue_set_worker(pid_t pid, struct Latch *latch);
 extern void audit_queue_count_written(int n);
 
-/* capture_utility.c */
-extern char *audit_redact_statement(const char *sql);
+/* worker.c: true in the audit worker (nothing it does is captured) */
 extern bool audit_in_worker;
 
 #endif							/* AUDIT_LOG_H */

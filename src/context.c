@@ -27,6 +27,8 @@
 #include "utils/inet.h"
 #include "utils/memutils.h"
 
+#include "util.h"
+
 PG_FUNCTION_INFO_V1(audit_set_context);
 
 static const char *const audit_categories[] = {
@@ -118,28 +120,6 @@ nonempty(const char *s)
 }
 
 /*
- * session_client_addr: inet_client_addr() as text; NULL on a unix socket
- * or in a process without a client.
- */
-static const char *
-session_client_addr(void)
-{
-	char		host[NI_MAXHOST];
-
-	if (MyProcPort == NULL)
-		return NULL;
-	if (MyProcPort->raddr.addr.ss_family != AF_INET &&
-		MyProcPort->raddr.addr.ss_family != AF_INET6)
-		return NULL;
-	if (pg_getnameinfo_all(&MyProcPort->raddr.addr, MyProcPort->raddr.salen,
-						   host, sizeof(host), NULL, 0,
-						   NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return NULL;
-	clean_ipv6_addr(MyProcPort->raddr.addr.ss_family, host);
-	return pstrdup(host);
-}
-
-/*
  * audit_context_snapshot: fill the who/where fields of an event from the
  * context settings and the session.  Strings are palloc'd in the current
  * memory context or point at long-lived storage.
@@ -159,7 +139,8 @@ audit_context_snapshot(AuditEvent *ev)
 		ev->actor_type = audit_actor_type;
 	else
 		ev->actor_type = actor ? "user" : "db_role";
-	ev->client_addr = addr ? addr : session_client_addr();
+	ev->client_addr = addr ? addr :
+		(MyProcPort ? audit_addr_text(&MyProcPort->raddr) : NULL);
 	ev->application_name = nonempty(application_name);
 	ev->user_agent = nonempty(audit_user_agent);
 	ev->tenant = nonempty(audit_tenant);
