@@ -159,11 +159,7 @@ audit_record(PG_FUNCTION_ARGS)
 	char	   *category = audit_text_arg(fcinfo, 0);
 	char	   *code = audit_text_arg(fcinfo, 1);
 
-	if (!audit_valid_category(category) || !audit_valid_event_code(code))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid event category \"%s\" or type \"%s\"",
-						category ? category : "NULL", code ? code : "NULL")));
+	audit_check_category_code(category, code);
 	audit_event_init(&ev, category, code);
 	ev.status = check_status(audit_text_arg(fcinfo, 2));
 	ev.object_type = audit_text_arg(fcinfo, 3);

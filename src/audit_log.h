@@ -97,6 +97,7 @@ extern void audit_context_snapshot(AuditEvent *ev);
 extern const char *audit_category_of(const char *event_type);
 extern bool audit_valid_category(const char *category);
 extern bool audit_valid_event_code(const char *code);
+extern void audit_check_category_code(const char *category, const char *code);
 
 /* writer.c: stores events in audit_log.events in the current transaction */
 extern Oid	audit_events_relid(bool missing_ok);

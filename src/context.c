@@ -88,6 +88,20 @@ audit_valid_event_code(const char *code)
 }
 
 /*
+ * audit_check_category_code: an error unless category is a category and
+ * code an event code (the internal recorders' arguments).
+ */
+void
+audit_check_category_code(const char *category, const char *code)
+{
+	if (!audit_valid_category(category) || !audit_valid_event_code(code))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event category \"%s\" or type \"%s\"",
+						category ? category : "NULL", code ? code : "NULL")));
+}
+
+/*
  * audit_category_of: the category of an application event code: its prefix
  * when that names a category, else "app".
  */

@@ -38,11 +38,7 @@ audit_record_at(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("occurred_at must not be null")));
-	if (!audit_valid_category(category) || !audit_valid_event_code(code))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid event category \"%s\" or type \"%s\"",
-						category ? category : "NULL", code ? code : "NULL")));
+	audit_check_category_code(category, code);
 	audit_event_init(&ev, category, code);
 	ev.occurred_at = PG_GETARG_TIMESTAMPTZ(0);
 	if (ev.occurred_at == 0)
