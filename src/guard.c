@@ -56,12 +56,13 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
-#include "object_names.h"
-#include "redact.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+
+#include "object_names.h"
+#include "redact.h"
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(audit_internal);
