@@ -87,6 +87,11 @@ extern bool audit_internal_setting;
 extern void audit_define_settings(void);
 extern bool audit_is_context_setting(const char *name);
 
+/* the context settings, in the order of audit_log.set_context()'s arguments */
+#define AUDIT_NCONTEXT		6
+#define AUDIT_CONTEXT_CLIENT_ADDR 2 /* the one of type inet */
+extern const char *const audit_context_settings[AUDIT_NCONTEXT];
+
 /* audit_log.c: loaded through shared_preload_libraries */
 extern bool audit_preloaded;
 

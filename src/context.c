@@ -202,7 +202,7 @@ set_one(const char *name, FunctionCallInfo fcinfo, int argno)
 	{
 		Datum		d = PG_GETARG_DATUM(argno);
 
-		if (argno == 2)
+		if (argno == AUDIT_CONTEXT_CLIENT_ADDR)
 			value = DatumGetCString(DirectFunctionCall1(inet_out, d));
 		else
 			value = text_to_cstring(DatumGetTextPP(d));
@@ -219,11 +219,9 @@ set_one(const char *name, FunctionCallInfo fcinfo, int argno)
 Datum
 audit_set_context(PG_FUNCTION_ARGS)
 {
-	set_one("audit_log.actor", fcinfo, 0);
-	set_one("audit_log.actor_type", fcinfo, 1);
-	set_one("audit_log.client_addr", fcinfo, 2);
-	set_one("audit_log.user_agent", fcinfo, 3);
-	set_one("audit_log.tenant", fcinfo, 4);
-	set_one("audit_log.request_id", fcinfo, 5);
+	int			i;
+
+	for (i = 0; i < AUDIT_NCONTEXT; i++)
+		set_one(audit_context_settings[i], fcinfo, i);
 	PG_RETURN_VOID();
 }

@@ -43,9 +43,10 @@ static int	seal_delay = 300;
 
 /*
  * The context settings: claims of the application about who is behind the
- * connection, user-settable; setting them is not an audit event.
+ * connection, user-settable; setting them is not an audit event.  In the
+ * order of audit_log.set_context()'s arguments.
  */
-static const char *const context_settings[] = {
+const char *const audit_context_settings[AUDIT_NCONTEXT] = {
 	"audit_log.actor", "audit_log.actor_type", "audit_log.client_addr",
 	"audit_log.user_agent", "audit_log.tenant", "audit_log.request_id"
 };
@@ -89,8 +90,8 @@ audit_is_context_setting(const char *name)
 {
 	int			i;
 
-	for (i = 0; i < lengthof(context_settings); i++)
-		if (strcmp(name, context_settings[i]) == 0)
+	for (i = 0; i < AUDIT_NCONTEXT; i++)
+		if (strcmp(name, audit_context_settings[i]) == 0)
 			return true;
 	return false;
 }
