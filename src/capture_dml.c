@@ -38,10 +38,8 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -109,30 +107,6 @@ typedef struct CaptureState
 	int			nbatch;
 	MemoryContext batchcxt;
 } CaptureState;
-
-/*
- * parse_name_list: the names of a text[] literal trigger argument.
- */
-static List *
-parse_name_list(const char *literal)
-{
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			i;
-	List	   *result = NIL;
-
-	if (literal == NULL || literal[0] == '\0')
-		return NIL;
-	arr = DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) literal,
-												  TEXTOID, -1));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i])
-			result = lappend(result, TextDatumGetCString(elems[i]));
-	return result;
-}
 
 /*
  * mark_columns: mark the named columns excluded, masked or watched.  A name that no longer
@@ -272,14 +246,14 @@ init_state(CaptureState *cs, TriggerData *td)
 		audit_json_field_init(&col->json, att->atttypid, 0);
 	}
 
-	if (!mark_columns(cs, parse_name_list(args[ARG_EXCLUDE_COLUMNS]), MARK_EXCLUDED))
+	if (!mark_columns(cs, audit_name_list(args[ARG_EXCLUDE_COLUMNS]), MARK_EXCLUDED))
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("an exclude_columns entry of audited table \"%s\" names no column",
 						RelationGetRelationName(cs->rel)),
 				 errdetail("A column listed in exclude_columns was renamed or dropped; its values may now be recorded."),
 				 errhint("Call audit_log.enable() again with the current column names.")));
-	if (!mark_columns(cs, parse_name_list(args[ARG_MASK_COLUMNS]), MARK_MASKED))
+	if (!mark_columns(cs, audit_name_list(args[ARG_MASK_COLUMNS]), MARK_MASKED))
 	{
 		/* A masked column was renamed or dropped: never leak a value. */
 		ereport(WARNING,
@@ -292,7 +266,7 @@ init_state(CaptureState *cs, TriggerData *td)
 	}
 	cs->have_watch = (args[ARG_WHEN_CHANGED] != NULL && args[ARG_WHEN_CHANGED][0] != '\0' &&
 					  strcmp(args[ARG_WHEN_CHANGED], "{}") != 0);
-	if (cs->have_watch && !mark_columns(cs, parse_name_list(args[ARG_WHEN_CHANGED]), MARK_WATCHED))
+	if (cs->have_watch && !mark_columns(cs, audit_name_list(args[ARG_WHEN_CHANGED]), MARK_WATCHED))
 	{
 		/*
 		 * A watched column was renamed or dropped: record every update

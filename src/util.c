@@ -3,7 +3,8 @@
  * util.c
  *		The helpers of util.h that are not inline: text -> jsonb, merging
  *		two jsonb objects, a socket address as text, a name made valid in
- *		an encoding, a text argument as a C string.
+ *		an encoding, a text argument as a C string, a text[] literal as a
+ *		list of names.
  *
  * No transaction or locking rules: pure functions of their arguments,
  * allocating in CurrentMemoryContext.
@@ -15,9 +16,12 @@
 #include <sys/socket.h>
 #include <netdb.h>
 
+#include "catalog/pg_type.h"
 #include "common/ip.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 
 /*
@@ -107,4 +111,29 @@ char *
 audit_text_arg(FunctionCallInfo fcinfo, int n)
 {
 	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * audit_name_list: the names in a text[] literal (a trigger argument);
+ * NIL for NULL or ''.
+ */
+List *
+audit_name_list(const char *literal)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *result = NIL;
+
+	if (literal == NULL || literal[0] == '\0')
+		return NIL;
+	arr = DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) literal,
+												  TEXTOID, -1));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
 }

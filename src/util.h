@@ -3,7 +3,7 @@
  * util.h
  *		Small helpers shared by the capture sources: a JSON object builder
  *		for event details, text <-> jsonb, the client's address, names
- *		made valid text, and SQL arguments as C strings.
+ *		made valid text, and SQL arguments as C strings or name lists.
  *
  * The model is pgvector's halfutils.h: one header per set of helpers, the
  * tiny ones inline, the rest in util.c.  None of them takes a lock or
@@ -103,5 +103,6 @@ extern Jsonb *audit_jsonb_merge(Jsonb *a, Jsonb *b);
 extern const char *audit_addr_text(const SockAddr *addr);
 extern const char *audit_valid_text(const char *s, int encoding, bool *changed);
 extern char *audit_text_arg(FunctionCallInfo fcinfo, int n);
+extern List *audit_name_list(const char *literal);
 
 #endif							/* AUDIT_UTIL_H */
