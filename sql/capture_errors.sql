@@ -4,25 +4,9 @@ SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
 \set SHOW_CONTEXT never
 
--- The events of table capture, enable()/disable() and log() (whose command
--- is SELECT); events of other sources (DDL, roles, privileges captured by
--- the server hooks) are left out so that they cannot change this output.
-CREATE TEMP VIEW table_events AS
-SELECT * FROM audit_log.events
- WHERE command IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SELECT');
+\i test/include/table_events.sql
 
--- try(sql): run a statement, show its SQLSTATE, message and hint.
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text; msg text; hint text;
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-    RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' [HINT: ' || hint || ']' ELSE '' END;
-END
-$$;
+\i test/include/try.sql
 
 -- state(): everything a call of enable() could change.
 CREATE FUNCTION pg_temp.state() RETURNS text LANGUAGE sql AS $$

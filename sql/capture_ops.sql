@@ -5,12 +5,7 @@ SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
 \set SHOW_CONTEXT never
 
--- The events of table capture, enable()/disable() and log() (whose command
--- is SELECT); events of other sources (DDL, roles, privileges captured by
--- the server hooks) are left out so that they cannot change this output.
-CREATE TEMP VIEW table_events AS
-SELECT * FROM audit_log.events
- WHERE command IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SELECT');
+\i test/include/table_events.sql
 
 CREATE TABLE ops_items (id int PRIMARY KEY, name text, qty int, price numeric, tags jsonb, active bool);
 SELECT audit_log.enable('ops_items');

@@ -4,12 +4,7 @@ SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
 \set SHOW_CONTEXT never
 
--- The events of table capture, enable()/disable() and log() (whose command
--- is SELECT); events of other sources (DDL, roles, privileges captured by
--- the server hooks) are left out so that they cannot change this output.
-CREATE TEMP VIEW table_events AS
-SELECT * FROM audit_log.events
- WHERE command IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SELECT');
+\i test/include/table_events.sql
 
 CREATE TABLE opt_accounts (
     id int PRIMARY KEY,

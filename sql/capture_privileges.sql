@@ -4,24 +4,11 @@ SET timezone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
 \set SHOW_CONTEXT never
 
--- The events of table capture, enable()/disable() and log() (whose command
--- is SELECT); events of other sources (DDL, roles, privileges captured by
--- the server hooks) are left out so that they cannot change this output.
-CREATE TEMP VIEW table_events AS
-SELECT * FROM audit_log.events
- WHERE command IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'SELECT');
+\i test/include/table_events.sql
 
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text; msg text;
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-    RETURN st || ': ' || msg;
-END
-$$;
+\i test/include/try.sql
+-- errors without their hints here
+SET regress.try_hint = off;
 GRANT EXECUTE ON FUNCTION pg_temp.try(text) TO PUBLIC;
 
 -- try_writes(): every kind of write on the events table and a partition.

@@ -25,6 +25,9 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "guard.h"
+#include "util.h"
+
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(audit_log_event);
@@ -48,15 +51,10 @@ _PG_init(void)
 	audit_preloaded = true;
 	audit_queue_init();
 	audit_utility_init();
+	audit_guard_init();
 	audit_auth_init();
 	audit_log_redact_init();
 	audit_launcher_init();
-}
-
-static char *
-text_arg(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
 /*
@@ -129,7 +127,7 @@ Datum
 audit_log_event(PG_FUNCTION_ARGS)
 {
 	AuditEvent	ev;
-	char	   *code = text_arg(fcinfo, 0);
+	char	   *code = audit_text_arg(fcinfo, 0);
 	const char *category;
 
 	if (!audit_valid_event_code(code))
@@ -139,10 +137,10 @@ audit_log_event(PG_FUNCTION_ARGS)
 				 errhint("Event types are lowercase dotted identifiers such as \"user.api_key_created\".")));
 	category = audit_category_of(code);
 	audit_event_init(&ev, category, code);
-	ev.status = check_status(text_arg(fcinfo, 1));
-	ev.object_type = text_arg(fcinfo, 2);
-	ev.object_name = text_arg(fcinfo, 3);
-	ev.resource_id = text_arg(fcinfo, 4);
+	ev.status = check_status(audit_text_arg(fcinfo, 1));
+	ev.object_type = audit_text_arg(fcinfo, 2);
+	ev.object_name = audit_text_arg(fcinfo, 3);
+	ev.resource_id = audit_text_arg(fcinfo, 4);
 	ev.details = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
 	ev.command = "SELECT";
 	register_app_code(code, category);
@@ -159,21 +157,17 @@ Datum
 audit_record(PG_FUNCTION_ARGS)
 {
 	AuditEvent	ev;
-	char	   *category = text_arg(fcinfo, 0);
-	char	   *code = text_arg(fcinfo, 1);
+	char	   *category = audit_text_arg(fcinfo, 0);
+	char	   *code = audit_text_arg(fcinfo, 1);
 
-	if (!audit_valid_category(category) || !audit_valid_event_code(code))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid event category \"%s\" or type \"%s\"",
-						category ? category : "NULL", code ? code : "NULL")));
+	audit_check_category_code(category, code);
 	audit_event_init(&ev, category, code);
-	ev.status = check_status(text_arg(fcinfo, 2));
-	ev.object_type = text_arg(fcinfo, 3);
-	ev.object_name = text_arg(fcinfo, 4);
-	ev.command = text_arg(fcinfo, 5);
+	ev.status = check_status(audit_text_arg(fcinfo, 2));
+	ev.object_type = audit_text_arg(fcinfo, 3);
+	ev.object_name = audit_text_arg(fcinfo, 4);
+	ev.command = audit_text_arg(fcinfo, 5);
 	ev.details = PG_ARGISNULL(6) ? NULL : PG_GETARG_JSONB_P(6);
-	ev.statement = text_arg(fcinfo, 7);
+	ev.statement = audit_text_arg(fcinfo, 7);
 	PG_RETURN_INT64(audit_write_event(&ev));
 }
 

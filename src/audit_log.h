@@ -5,6 +5,10 @@
  *		every capture source fills, the writer that stores it, the settings,
  *		and the entry points of each source file.
  *
+ * Helpers live in their own headers: util.h (JSON details, addresses,
+ * arguments), guard.h (tamper guard), object_names.h, redact.h
+ * (audit_redact_statement()), utility_classify.h, row_json.h.
+ *
  * Every source (table capture, utility hook, login hook, audit_log.log())
  * builds an AuditEvent and hands it to audit_write_events() when the event
  * can ride the current transaction, or to audit_queue_event() when it
@@ -60,7 +64,7 @@ typedef struct AuditEvent
 	int			backend_pid;	/* 0: take MyProcPid */
 } AuditEvent;
 
-/* guc.c: settings */
+/* guc.c: the settings C code reads */
 extern char *audit_actor;
 extern char *audit_actor_type;
 extern char *audit_client_addr;
@@ -70,10 +74,7 @@ extern char *audit_request_id;
 extern char *audit_database;
 extern int	audit_log_connections;
 extern int	audit_queue_size;
-extern int	audit_premake_days;
 extern int	audit_maintenance_interval;
-extern int	audit_seal_window;
-extern int	audit_seal_delay;
 extern int	audit_alert_interval;
 extern int	audit_export_max_rows;
 extern bool audit_internal_setting;
@@ -86,17 +87,24 @@ extern bool audit_restore;
 #define AUDIT_EXPORT_MAX_ROWS_DEFAULT 100000
 
 extern void audit_define_settings(void);
+extern bool audit_is_context_setting(const char *name);
 
-/* audit_log.c */
+/* the context settings, in the order of audit_log.set_context()'s arguments */
+#define AUDIT_NCONTEXT		6
+#define AUDIT_CONTEXT_CLIENT_ADDR 2 /* the one of type inet */
+extern const char *const audit_context_settings[AUDIT_NCONTEXT];
+
+/* audit_log.c: loaded through shared_preload_libraries */
 extern bool audit_preloaded;
 
-/* context.c: who is behind the connection */
+/* context.c: who is behind the connection; event categories and codes */
 extern void audit_event_init(AuditEvent *ev, const char *category,
 							 const char *event_type);
 extern void audit_context_snapshot(AuditEvent *ev);
 extern const char *audit_category_of(const char *event_type);
 extern bool audit_valid_category(const char *category);
 extern bool audit_valid_event_code(const char *code);
+extern void audit_check_category_code(const char *category, const char *code);
 
 /* writer.c: stores events in audit_log.events in the current transaction */
 extern Oid	audit_events_relid(bool missing_ok);
@@ -104,7 +112,7 @@ extern void audit_write_events(AuditEvent *events, int nevents);
 extern int64 audit_write_event(AuditEvent *ev);
 extern bool audit_writing(void);
 
-/* guard.c: internal operations, pinned search_path */
+/* guard.c: internal operations, pinned search_path (tamper guard: guard.h) */
 extern bool audit_internal_active(void);
 extern int	audit_pin_search_path(void);
 extern void audit_unpin_search_path(int nestlevel);
@@ -117,14 +125,16 @@ extern void audit_horizon_enter(Oid seqid);
 extern int64 audit_horizon(void);
 extern int64 audit_horizon_push_snapshot(void);
 
+/* hooks, shared memory and workers installed by _PG_init (preload only) */
+extern void audit_utility_init(void);	/* capture_utility.c */
+extern void audit_auth_init(void);	/* capture_auth.c */
+extern void audit_queue_init(void); /* queue.c */
+extern void audit_launcher_init(void);	/* launcher.c */
+extern void audit_log_redact_init(void);	/* log_redact.c */
 
-/* capture_utility.c, capture_auth.c, queue.c, launcher.c (preload only) */
-extern void audit_utility_init(void);
-extern void audit_auth_init(void);
-extern void audit_queue_init(void);
-extern void audit_launcher_init(void);
-extern void audit_log_redact_init(void);
+/* queue.c: events that cannot ride the current transaction */
 extern void audit_queue_event(const AuditEvent *ev, bool cluster);
+extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
 
 /* queue.c: figures for audit_log.status */
 typedef struct AuditQueueStats
@@ -137,7 +147,6 @@ typedef struct AuditQueueStats
 } AuditQueueStats;
 
 extern void audit_queue_stats(AuditQueueStats *stats);
-extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
 
 /* queue.c: the ring of serialized events (serialization; see workers.h) */
 #define AUDIT_QUEUE_SLOT	4096
@@ -145,13 +154,11 @@ extern void audit_event_serialize(const AuditEvent *ev, char *buf);
 extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
 extern void audit_queue_count_written(int n);
 
-/* utility_classify.c: the statement redaction (log_redact.c reuses it) */
-#define AUDIT_REDACT_WITHHELD	"(statement withheld: it may contain a password)"
 /* restore.c: the session that restores audit_log from a dump */
 extern bool audit_restoring(void);
 extern void audit_restore_root_index(void);
 
-extern char *audit_redact_statement(const char *sql);
+/* worker.c: true in the audit worker (nothing it does is captured) */
 extern bool audit_in_worker;
 
 #endif							/* AUDIT_LOG_H */

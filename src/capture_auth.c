@@ -30,56 +30,9 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
+#include "util.h"
+
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
-
-/*
- * port_addr: the client's address as text, NULL on a unix socket.
- */
-static const char *
-port_addr(Port *port)
-{
-	char		host[NI_MAXHOST];
-
-	if (port->raddr.addr.ss_family != AF_INET &&
-		port->raddr.addr.ss_family != AF_INET6)
-		return NULL;
-	if (pg_getnameinfo_all(&port->raddr.addr, port->raddr.salen, host, sizeof(host),
-						   NULL, 0, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return NULL;
-	clean_ipv6_addr(port->raddr.addr.ss_family, host);
-	return pstrdup(host);
-}
-
-/*
- * safe_name: the name as given when it is valid UTF-8; else a copy with
- * each invalid byte replaced by '?' (*changed set), so that the event can
- * be stored and read whatever the client sent.
- */
-static const char *
-safe_name(const char *s, bool *changed)
-{
-	char	   *copy;
-	int			len;
-	int			i = 0;
-
-	if (s == NULL || pg_encoding_verifymbstr(PG_UTF8, s, strlen(s)) == (int) strlen(s))
-		return s;
-	*changed = true;
-	copy = pstrdup(s);
-	len = strlen(copy);
-	while (i < len)
-	{
-		int			l = pg_encoding_verifymbchar(PG_UTF8, copy + i, len - i);
-
-		if (l < 0)
-		{
-			copy[i] = '?';
-			l = 1;
-		}
-		i += l;
-	}
-	return copy;
-}
 
 /*
  * hex_of: the bytes of s in hex.
@@ -120,8 +73,8 @@ audit_client_auth(Port *port, int status)
 		return;
 
 	method = port->hba ? hba_authname(port->hba->auth_method) : "unknown";
-	user = safe_name(port->user_name, &changed);
-	dbname = safe_name(port->database_name, &changed);
+	user = audit_valid_text(port->user_name, PG_UTF8, &changed);
+	dbname = audit_valid_text(port->database_name, PG_UTF8, &changed);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.occurred_at = GetCurrentTimestamp();
@@ -131,7 +84,7 @@ audit_client_auth(Port *port, int status)
 	ev.actor = user;
 	ev.actor_type = "db_role";
 	ev.db_user = user;
-	ev.client_addr = port_addr(port);
+	ev.client_addr = audit_addr_text(&port->raddr);
 	ev.application_name = port->application_name;
 	ev.database = dbname;
 	ev.object_type = "database";
@@ -173,7 +126,7 @@ audit_client_auth(Port *port, int status)
 	/* invalid bytes in the names must not make the JSON unparsable here */
 	PG_TRY();
 	{
-		ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(d.data)));
+		ev.details = audit_text_to_jsonb(d.data);
 	}
 	PG_CATCH();
 	{

@@ -28,7 +28,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "capture_utility.h"
+#include "audit_log.h"
 
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -47,6 +47,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+
+#include "object_names.h"
+#include "redact.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(audit_et_ddl_end);
 PG_FUNCTION_INFO_V1(audit_et_sql_drop);

@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * capture_utility.c
- *		The ProcessUtility and ExecutorStart hooks (preload only): roles,
- *		memberships, grants, configuration, databases, extensions, schema
- *		changes (ddl.<command>), evasion and tamper attempts.  What a
- *		statement records is decided in utility_classify.c; this file runs
- *		the statement and stores or queues its events.
+ *		The ProcessUtility hook (preload only): roles, memberships, grants,
+ *		configuration, databases, extensions, schema changes
+ *		(ddl.<command>), evasion and tamper attempts.  What a statement
+ *		records is decided in utility_classify.c, whether it is refused as
+ *		tampering in guard.c; this file runs the statement and stores or
+ *		queues its events.
  *
  * Every statement, top-level or nested (DO blocks, functions, EXECUTE), is
  * classified before it runs: the events it would produce are built with
@@ -23,21 +24,13 @@
  *    error in details (the writer cannot use an aborted transaction); only
  *    the innermost audited statement records a given error.
  * The extension's own operations (audit_internal_active()), the worker,
- * and the scripts of CREATE/ALTER EXTENSION are not captured.
- *
- * Tamper guard: writing to, truncating, altering, dropping, granting on,
- * adding a trigger or rule to audit_log.events or its partitions, adding
- * a partition to them (CREATE [FOREIGN] TABLE ... PARTITION OF, also in
- * CREATE SCHEMA, ATTACH PARTITION) or detaching one fails with SQLSTATE
- * 42501 and is queued as audit.tamper_attempt (failure), unless
- * audit_internal_active() (the extension's own upkeep), or unless the session
- * restores a dump (restore.c) and the statement builds or fills partitions
- * (audit_restore_allows()).  A restoring session's statements are not
- * captured.
+ * and the scripts of CREATE/ALTER EXTENSION are not captured
+ * (audit_capture_suspended(), guard.c), nor are the statements of a session
+ * restoring a dump (restore.c).
  *
  * Passwords: a statement whose text mentions "password" (any case) is
- * stored with every string literal replaced; role options and user
- * mapping options never carry their values into details.
+ * stored with every string literal replaced (redact.c); role options and
+ * user mapping options never carry their values into details.
  *
  * Writers: before DROP DATABASE, ALTER DATABASE RENAME/SET TABLESPACE and
  * CREATE DATABASE ... TEMPLATE, the database's writer is stopped, and the
@@ -47,7 +40,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "capture_utility.h"
+#include "guard.h"
+#include "utility_classify.h"
 #include "workers.h"
 
 #include "access/xact.h"
@@ -74,6 +68,11 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "guard.h"
+#include "object_names.h"
+#include "redact.h"
+#include "util.h"
+
 /* A cluster-wide event waiting for the end of its (sub)transaction. */
 typedef struct PendingEvent
 {
@@ -83,225 +82,8 @@ typedef struct PendingEvent
 } PendingEvent;
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
-static ExecutorStart_hook_type prev_executor_start = NULL;
 static List *pending = NIL;		/* of PendingEvent, in TopTransactionContext */
 static bool error_recorded = false;
-
-/* ---------- tamper guard ---------- */
-
-/*
- * tamper_hint: record an attempt on the audit tables and refuse it; the
- * hint tells how to restore a dump when the attempt looks like a restore.
- */
-static void
-tamper_hint(const char *what, Oid relid, const char *command, const char *statement,
-			bool restore_hint)
-{
-	AuditEvent	ev;
-	Json		j;
-	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-	char	   *rel = psprintf("%s.%s", nsp ? nsp : AUDIT_SCHEMA, get_rel_name(relid));
-	char	   *msg = psprintf("%s on audit table %s is not allowed", what, rel);
-
-	audit_event_init(&ev, "audit", "audit.tamper_attempt");
-	ev.occurred_at = GetCurrentTimestamp();
-	ev.status = "failure";
-	ev.object_type = "table";
-	ev.object_name = rel;
-	ev.command = command;
-	ev.statement = statement;
-	j_begin(&j);
-	j_str(&j, "attempt", what);
-	j_str(&j, "error", msg);
-	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j_end(&j))));
-	audit_queue_event(&ev, false);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s on audit table %s is not allowed", what, rel),
-			 errdetail("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
-			 restore_hint ?
-			 errhint("To restore a dump into a new database, restore it in a session with audit_log.restore = on (README: Backup and restore).") :
-			 errhint("Use audit_log.maintain() and retention policies to remove old events.")));
-}
-
-/*
- * tamper: record an attempt on the audit tables and refuse it.
- */
-static void
-tamper(const char *what, Oid relid, const char *command, const char *statement)
-{
-	tamper_hint(what, relid, command, statement, false);
-}
-
-/*
- * guard_off: the extension's own work, which the guard lets through.
- */
-static bool
-guard_off(void)
-{
-	return audit_in_worker || creating_extension || audit_internal_active();
-}
-
-/*
- * check_tamper: refuse a utility statement aimed at the audit tables.
- */
-static void
-check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query)
-{
-	RangeVar   *rv = NULL;
-	const char *what = NULL;
-	ListCell   *lc;
-
-	if (audit_restoring() && audit_restore_allows(n))
-		return;
-	switch (nodeTag(n))
-	{
-		case T_AlterTableStmt:
-			rv = ((AlterTableStmt *) n)->relation;
-			what = "ALTER TABLE";
-			foreach(lc, ((AlterTableStmt *) n)->cmds)
-			{
-				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-				RangeVar   *part;
-
-				if (cmd->subtype != AT_AttachPartition && cmd->subtype != AT_DetachPartition &&
-					cmd->subtype != AT_DetachPartitionFinalize)
-					continue;
-				what = cmd->subtype == AT_AttachPartition ? "ATTACH PARTITION" : "DETACH PARTITION";
-				/* an audit table named as the partition */
-				part = cmd->def && IsA(cmd->def, PartitionCmd) ? ((PartitionCmd *) cmd->def)->name : NULL;
-				if (part && audit_is_events_rv(part))
-					tamper(what, audit_rv_relid(part), command, audit_statement_text(pstmt, query));
-			}
-			break;
-		case T_CreateTrigStmt:
-			rv = ((CreateTrigStmt *) n)->relation;
-			what = "CREATE TRIGGER";
-			break;
-		case T_RuleStmt:
-			rv = ((RuleStmt *) n)->relation;
-			what = "CREATE RULE";
-			break;
-		case T_RenameStmt:
-			rv = ((RenameStmt *) n)->relation;
-			what = "ALTER TABLE";
-			break;
-		case T_CreateStmt:
-		case T_CreateForeignTableStmt:
-			{
-				/*
-				 * A partition added to the events, whatever its schema and
-				 * name: only the extension's upkeep (internal) adds days.
-				 */
-				CreateStmt *cs = IsA(n, CreateStmt) ? (CreateStmt *) n :
-					&((CreateForeignTableStmt *) n)->base;
-
-				if (cs->partbound != NULL && list_length(cs->inhRelations) == 1)
-				{
-					rv = linitial(cs->inhRelations);
-					what = IsA(n, CreateStmt) ? "CREATE TABLE PARTITION OF" :
-						"CREATE FOREIGN TABLE PARTITION OF";
-				}
-				break;
-			}
-		case T_CreateSchemaStmt:
-			/* CREATE SCHEMA s CREATE TABLE t PARTITION OF ... */
-			foreach(lc, ((CreateSchemaStmt *) n)->schemaElts)
-				check_tamper(lfirst(lc), command, pstmt, query);
-			return;
-		case T_CopyStmt:
-			if (((CopyStmt *) n)->is_from)
-			{
-				rv = ((CopyStmt *) n)->relation;
-				what = "COPY FROM";
-			}
-			break;
-		case T_TruncateStmt:
-			foreach(lc, ((TruncateStmt *) n)->relations)
-				if (audit_is_events_rv(lfirst(lc)))
-					tamper("TRUNCATE", audit_rv_relid(lfirst(lc)), command,
-						   audit_statement_text(pstmt, query));
-			return;
-		case T_DropStmt:
-			{
-				DropStmt   *d = (DropStmt *) n;
-
-				if (d->removeType != OBJECT_TABLE && d->removeType != OBJECT_TRIGGER)
-					return;
-				foreach(lc, d->objects)
-				{
-					List	   *names = lfirst(lc);
-
-					if (d->removeType == OBJECT_TRIGGER)
-						names = list_truncate(list_copy(names), list_length(names) - 1);
-					rv = makeRangeVarFromNameList(names);
-					if (audit_is_events_rv(rv))
-						tamper(d->removeType == OBJECT_TABLE ? "DROP TABLE" : "DROP TRIGGER",
-							   audit_rv_relid(rv), command, audit_statement_text(pstmt, query));
-				}
-				return;
-			}
-		case T_GrantStmt:
-			{
-				GrantStmt  *g = (GrantStmt *) n;
-
-				if (!g->is_grant || g->objtype != OBJECT_TABLE || g->targtype != ACL_TARGET_OBJECT)
-					return;
-				foreach(lc, g->objects)
-					if (audit_is_events_rv(lfirst(lc)))
-						tamper("GRANT", audit_rv_relid(lfirst(lc)), command,
-							   audit_statement_text(pstmt, query));
-				return;
-			}
-		default:
-			return;
-	}
-	if (rv && audit_is_events_rv(rv))
-		tamper_hint(what, audit_rv_relid(rv), command, audit_statement_text(pstmt, query),
-					(IsA(n, CopyStmt) || IsA(n, AlterTableStmt)) && audit_restore_allows(n));
-}
-
-/*
- * audit_executor_start: refuse INSERT/UPDATE/DELETE/MERGE on the audit
- * tables (whoever asks, superusers included).
- */
-static void
-audit_executor_start(QueryDesc *queryDesc, int eflags)
-{
-	PlannedStmt *ps = queryDesc->plannedstmt;
-
-	if (ps->resultRelations != NIL && !guard_off() &&
-		!(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
-		!(ps->commandType == CMD_INSERT && audit_restoring()))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ps->rtable)
-		{
-			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-			const char *op = ps->commandType == CMD_INSERT ? "INSERT" :
-				ps->commandType == CMD_UPDATE ? "UPDATE" :
-				ps->commandType == CMD_DELETE ? "DELETE" : "MERGE";
-
-			if (rte->rtekind == RTE_RELATION &&
-				(rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0 &&
-				audit_is_events_relid(rte->relid))
-				tamper(op, rte->relid, op, audit_redact_statement(queryDesc->sourceText));
-		}
-	}
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
-}
-
-/* ---------- where events go ---------- */
-
-Jsonb *
-audit_text_to_jsonb(const char *s)
-{
-	return s ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))) : NULL;
-}
 
 /*
  * pend: keep a cluster-wide event until its transaction ends.
@@ -328,34 +110,12 @@ queue_as_failure(PendingEvent *p)
 {
 	AuditEvent	ev;
 	Json		j;
-	StringInfoData d;
 
 	audit_event_deserialize(p->buf, &ev);
 	ev.status = "failure";
-	initStringInfo(&d);
-	if (ev.details)
-	{
-		char	   *old = JsonbToCString(NULL, &ev.details->root, VARSIZE(ev.details));
-
-		appendStringInfoString(&d, old);
-		if (d.len > 2)
-		{
-			d.data[--d.len] = '\0';
-			appendStringInfoString(&d, ", \"error\": \"transaction rolled back\"}");
-		}
-		else
-		{
-			resetStringInfo(&d);
-			appendStringInfoString(&d, "{\"error\": \"transaction rolled back\"}");
-		}
-	}
-	else
-	{
-		j_begin(&j);
-		j_str(&j, "error", "transaction rolled back");
-		appendStringInfoString(&d, j_end(&j));
-	}
-	ev.details = audit_text_to_jsonb(d.data);
+	j_begin(&j);
+	j_str(&j, "error", "transaction rolled back");
+	ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(j_end(&j)));
 	audit_queue_event(&ev, true);
 }
 
@@ -499,22 +259,13 @@ record_failure(List *events, ErrorData *edata)
 	{
 		UEvent	   *u = lfirst(lc);
 		Json		j;
-		StringInfoData d;
 
-		initStringInfo(&d);
-		if (u->details && strlen(u->details) > 2)
-		{
-			appendBinaryStringInfo(&d, u->details, strlen(u->details) - 1);
-			appendStringInfoString(&d, ", ");
-		}
-		else
-			appendStringInfoChar(&d, '{');
 		j_begin(&j);
 		j_str(&j, "error", edata->message);
 		j_str(&j, "sqlstate", unpack_sql_state(edata->sqlerrcode));
-		appendStringInfoString(&d, j_end(&j) + 1);
 		u->ev.status = "failure";
-		u->ev.details = audit_text_to_jsonb(d.data);
+		u->ev.details = audit_jsonb_merge(audit_text_to_jsonb(u->details),
+										  audit_text_to_jsonb(j_end(&j)));
 		if (u->rv)
 		{
 			char	   *name = audit_rv_name(u->rv);
@@ -542,7 +293,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 	error_recorded = false;
 	audit_registry_utility(parsetree, false);	/* DROP DATABASE: stop its writer */
-	if (!guard_off() && context != PROCESS_UTILITY_SUBCOMMAND &&
+	if (!audit_capture_suspended() && context != PROCESS_UTILITY_SUBCOMMAND &&
 		!IsA(parsetree, TransactionStmt))
 	{
 		Classify	c;
@@ -556,7 +307,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		c.statement = NULL;
 		PG_TRY();
 		{
-			check_tamper(parsetree, c.command, pstmt, queryString);
+			audit_check_tamper(parsetree, c.command, pstmt, queryString);
 			if (!restoring &&
 				(GetCommandLogLevel(parsetree) == LOGSTMT_DDL || IsA(parsetree, VariableSetStmt)))
 			{
@@ -626,8 +377,6 @@ audit_utility_init(void)
 {
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = audit_utility;
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = audit_executor_start;
 	RegisterXactCallback(utility_xact_callback, NULL);
 	RegisterSubXactCallback(utility_subxact_callback, NULL);
 }

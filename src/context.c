@@ -27,6 +27,8 @@
 #include "utils/inet.h"
 #include "utils/memutils.h"
 
+#include "util.h"
+
 PG_FUNCTION_INFO_V1(audit_set_context);
 
 static const char *const audit_categories[] = {
@@ -86,6 +88,20 @@ audit_valid_event_code(const char *code)
 }
 
 /*
+ * audit_check_category_code: an error unless category is a category and
+ * code an event code (the internal recorders' arguments).
+ */
+void
+audit_check_category_code(const char *category, const char *code)
+{
+	if (!audit_valid_category(category) || !audit_valid_event_code(code))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event category \"%s\" or type \"%s\"",
+						category ? category : "NULL", code ? code : "NULL")));
+}
+
+/*
  * audit_category_of: the category of an application event code: its prefix
  * when that names a category, else "app".
  */
@@ -118,28 +134,6 @@ nonempty(const char *s)
 }
 
 /*
- * session_client_addr: inet_client_addr() as text; NULL on a unix socket
- * or in a process without a client.
- */
-static const char *
-session_client_addr(void)
-{
-	char		host[NI_MAXHOST];
-
-	if (MyProcPort == NULL)
-		return NULL;
-	if (MyProcPort->raddr.addr.ss_family != AF_INET &&
-		MyProcPort->raddr.addr.ss_family != AF_INET6)
-		return NULL;
-	if (pg_getnameinfo_all(&MyProcPort->raddr.addr, MyProcPort->raddr.salen,
-						   host, sizeof(host), NULL, 0,
-						   NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return NULL;
-	clean_ipv6_addr(MyProcPort->raddr.addr.ss_family, host);
-	return pstrdup(host);
-}
-
-/*
  * audit_context_snapshot: fill the who/where fields of an event from the
  * context settings and the session.  Strings are palloc'd in the current
  * memory context or point at long-lived storage.
@@ -159,7 +153,8 @@ audit_context_snapshot(AuditEvent *ev)
 		ev->actor_type = audit_actor_type;
 	else
 		ev->actor_type = actor ? "user" : "db_role";
-	ev->client_addr = addr ? addr : session_client_addr();
+	ev->client_addr = addr ? addr :
+		(MyProcPort ? audit_addr_text(&MyProcPort->raddr) : NULL);
 	ev->application_name = nonempty(application_name);
 	ev->user_agent = nonempty(audit_user_agent);
 	ev->tenant = nonempty(audit_tenant);
@@ -207,7 +202,7 @@ set_one(const char *name, FunctionCallInfo fcinfo, int argno)
 	{
 		Datum		d = PG_GETARG_DATUM(argno);
 
-		if (argno == 2)
+		if (argno == AUDIT_CONTEXT_CLIENT_ADDR)
 			value = DatumGetCString(DirectFunctionCall1(inet_out, d));
 		else
 			value = text_to_cstring(DatumGetTextPP(d));
@@ -224,11 +219,9 @@ set_one(const char *name, FunctionCallInfo fcinfo, int argno)
 Datum
 audit_set_context(PG_FUNCTION_ARGS)
 {
-	set_one("audit_log.actor", fcinfo, 0);
-	set_one("audit_log.actor_type", fcinfo, 1);
-	set_one("audit_log.client_addr", fcinfo, 2);
-	set_one("audit_log.user_agent", fcinfo, 3);
-	set_one("audit_log.tenant", fcinfo, 4);
-	set_one("audit_log.request_id", fcinfo, 5);
+	int			i;
+
+	for (i = 0; i < AUDIT_NCONTEXT; i++)
+		set_one(audit_context_settings[i], fcinfo, i);
 	PG_RETURN_VOID();
 }

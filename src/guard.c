@@ -1,10 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * guard.c
- *		What relaxes the extension's guards, and how it is kept from leaking:
- *		the "internal operation" mark of the extension's own functions, and
- *		the pinned search_path of every query the C code runs with raised
- *		rights or on behalf of another role.
+ *		The tamper guard of the audit tables, what relaxes it, and how that
+ *		is kept from leaking: the refusal of writes, DDL and grants aimed at
+ *		audit_log.events and its partitions; the "internal operation" mark
+ *		of the extension's own functions; and the pinned search_path of
+ *		every query the C code runs with raised rights or on behalf of
+ *		another role.
+ *
+ * Tamper guard (preload only: the ExecutorStart hook installed by
+ * audit_guard_init(), the utility check called by capture_utility.c's
+ * ProcessUtility hook before a statement runs).  Writing to, truncating,
+ * altering, dropping, granting on, adding a trigger or rule to
+ * audit_log.events or its partitions, adding a partition to them (CREATE
+ * [FOREIGN] TABLE ... PARTITION OF, also in CREATE SCHEMA, ATTACH
+ * PARTITION) or detaching one fails with SQLSTATE 42501 and is queued as
+ * audit.tamper_attempt (failure), whoever asks, superusers included,
+ * unless audit_capture_suspended() (the extension's own upkeep, its
+ * worker, its install scripts).  The event is queued, not written: the
+ * statement's transaction is about to fail.
  *
  * Internal operations.  The extension's own functions (enable, maintain,
  * seal...) do DDL on audit objects that the hooks must neither capture as a
@@ -26,15 +40,30 @@
  * An error between the two is undone by the transaction's GUC rollback
  * (AtEOXact_GUC / AtEOSubXact_GUC), like a function's SET clause.
  *
- * No locking: all of this is backend-local state.
+ * Locking: none of our own.  Relations are identified through the
+ * syscache with NoLock (the refused statement never gets to lock them);
+ * the rest is backend-local state.
  *
  *-------------------------------------------------------------------------
  */
-#include "audit_log.h"
+#include "guard.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
 #include "fmgr.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "object_names.h"
+#include "redact.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(audit_internal);
 PG_FUNCTION_INFO_V1(audit_load);
@@ -45,6 +74,8 @@ bool		audit_internal_setting = false;
 /* The 1.0 mark: on since subtransaction internal_subid (0: off). */
 static SubTransactionId internal_subid = InvalidSubTransactionId;
 static bool callbacks_registered = false;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
 
 /*
  * audit_internal_active: true while the extension's own SQL functions work
@@ -142,4 +173,287 @@ void
 audit_unpin_search_path(int nestlevel)
 {
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/* ---------- tamper guard ---------- */
+
+/*
+ * audit_is_audit_trigger: one of the triggers enable() attaches.
+ */
+bool
+audit_is_audit_trigger(const char *name)
+{
+	return name && (strcmp(name, "audit_log_insert") == 0 || strcmp(name, "audit_log_update") == 0 ||
+					strcmp(name, "audit_log_delete") == 0 || strcmp(name, "audit_log_truncate") == 0);
+}
+
+/*
+ * audit_is_events_relid: audit_log.events or one of its partitions (by name in
+ * the audit schema; any other partition of the events tree by ancestry).
+ */
+bool
+audit_is_events_relid(Oid relid)
+{
+	Oid			nsp;
+	char	   *name;
+	char		kind;
+
+	if (!OidIsValid(relid))
+		return false;
+	nsp = get_rel_namespace(relid);
+	if (OidIsValid(nsp) && nsp == get_namespace_oid(AUDIT_SCHEMA, true) &&
+		((kind = get_rel_relkind(relid)) == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE))
+	{
+		name = get_rel_name(relid);
+		if (name && (strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0))
+			return true;
+	}
+	/*
+	 * any partition of the events, whatever its schema, name or kind (it has
+	 * their columns: two cheap lookups spare ordinary partitions the walk up
+	 * their ancestors)
+	 */
+	if (get_rel_relispartition(relid) &&
+		get_attnum(relid, "backend_pid") != InvalidAttrNumber &&
+		get_attnum(relid, "event_id") != InvalidAttrNumber)
+	{
+		Oid			events = audit_events_relid(true);
+		List	   *ancestors;
+
+		if (!OidIsValid(events))
+			return false;
+		ancestors = get_partition_ancestors(relid);
+		return list_member_oid(ancestors, events);
+	}
+	return false;
+}
+
+/*
+ * audit_is_events_rv: the relation a RangeVar names is one of the audit
+ * tables (see audit_is_events_relid).
+ */
+bool
+audit_is_events_rv(RangeVar *rv)
+{
+	return rv && audit_is_events_relid(audit_rv_relid(rv));
+}
+
+/*
+ * tamper_hint: record an attempt on the audit tables and refuse it; the
+ * hint tells how to restore a dump when the attempt looks like a restore.
+ */
+static void
+tamper_hint(const char *what, Oid relid, const char *command, const char *statement,
+			bool restore_hint)
+{
+	AuditEvent	ev;
+	Json		j;
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+	char	   *rel = psprintf("%s.%s", nsp ? nsp : AUDIT_SCHEMA, get_rel_name(relid));
+	char	   *msg = psprintf("%s on audit table %s is not allowed", what, rel);
+
+	audit_event_init(&ev, "audit", "audit.tamper_attempt");
+	ev.occurred_at = GetCurrentTimestamp();
+	ev.status = "failure";
+	ev.object_type = "table";
+	ev.object_name = rel;
+	ev.command = command;
+	ev.statement = statement;
+	j_begin(&j);
+	j_str(&j, "attempt", what);
+	j_str(&j, "error", msg);
+	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j_end(&j))));
+	audit_queue_event(&ev, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s on audit table %s is not allowed", what, rel),
+			 errdetail("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
+			 restore_hint ?
+			 errhint("To restore a dump into a new database, restore it in a session with audit_log.restore = on (README: Backup and restore).") :
+			 errhint("Use audit_log.maintain() and retention policies to remove old events.")));
+}
+
+/*
+ * tamper: record an attempt on the audit tables and refuse it.
+ */
+static void
+tamper(const char *what, Oid relid, const char *command, const char *statement)
+{
+	tamper_hint(what, relid, command, statement, false);
+}
+
+/*
+ * audit_capture_suspended: nothing is captured or refused: in the audit
+ * worker, in the scripts of CREATE/ALTER EXTENSION, and while the
+ * extension's own functions work (audit_internal_active()).
+ */
+bool
+audit_capture_suspended(void)
+{
+	return audit_in_worker || creating_extension || audit_internal_active();
+}
+
+/*
+ * audit_check_tamper: refuse a utility statement aimed at the audit tables.
+ */
+void
+audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query)
+{
+	RangeVar   *rv = NULL;
+	const char *what = NULL;
+	ListCell   *lc;
+
+	if (audit_restoring() && audit_restore_allows(n))
+		return;
+
+	switch (nodeTag(n))
+	{
+		case T_AlterTableStmt:
+			rv = ((AlterTableStmt *) n)->relation;
+			what = "ALTER TABLE";
+			foreach(lc, ((AlterTableStmt *) n)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+				RangeVar   *part;
+
+				if (cmd->subtype != AT_AttachPartition && cmd->subtype != AT_DetachPartition &&
+					cmd->subtype != AT_DetachPartitionFinalize)
+					continue;
+				what = cmd->subtype == AT_AttachPartition ? "ATTACH PARTITION" : "DETACH PARTITION";
+				/* an audit table named as the partition */
+				part = cmd->def && IsA(cmd->def, PartitionCmd) ? ((PartitionCmd *) cmd->def)->name : NULL;
+				if (part && audit_is_events_rv(part))
+					tamper(what, audit_rv_relid(part), command, audit_statement_text(pstmt, query));
+			}
+			break;
+		case T_CreateTrigStmt:
+			rv = ((CreateTrigStmt *) n)->relation;
+			what = "CREATE TRIGGER";
+			break;
+		case T_RuleStmt:
+			rv = ((RuleStmt *) n)->relation;
+			what = "CREATE RULE";
+			break;
+		case T_RenameStmt:
+			rv = ((RenameStmt *) n)->relation;
+			what = "ALTER TABLE";
+			break;
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			{
+				/*
+				 * A partition added to the events, whatever its schema and
+				 * name: only the extension's upkeep (internal) adds days.
+				 */
+				CreateStmt *cs = IsA(n, CreateStmt) ? (CreateStmt *) n :
+					&((CreateForeignTableStmt *) n)->base;
+
+				if (cs->partbound != NULL && list_length(cs->inhRelations) == 1)
+				{
+					rv = linitial(cs->inhRelations);
+					what = IsA(n, CreateStmt) ? "CREATE TABLE PARTITION OF" :
+						"CREATE FOREIGN TABLE PARTITION OF";
+				}
+				break;
+			}
+		case T_CreateSchemaStmt:
+			/* CREATE SCHEMA s CREATE TABLE t PARTITION OF ... */
+			foreach(lc, ((CreateSchemaStmt *) n)->schemaElts)
+				audit_check_tamper(lfirst(lc), command, pstmt, query);
+			return;
+		case T_CopyStmt:
+			if (((CopyStmt *) n)->is_from)
+			{
+				rv = ((CopyStmt *) n)->relation;
+				what = "COPY FROM";
+			}
+			break;
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) n)->relations)
+				if (audit_is_events_rv(lfirst(lc)))
+					tamper("TRUNCATE", audit_rv_relid(lfirst(lc)), command,
+						   audit_statement_text(pstmt, query));
+			return;
+		case T_DropStmt:
+			{
+				DropStmt   *d = (DropStmt *) n;
+
+				if (d->removeType != OBJECT_TABLE && d->removeType != OBJECT_TRIGGER)
+					return;
+				foreach(lc, d->objects)
+				{
+					List	   *names = lfirst(lc);
+
+					if (d->removeType == OBJECT_TRIGGER)
+						names = list_truncate(list_copy(names), list_length(names) - 1);
+					rv = makeRangeVarFromNameList(names);
+					if (audit_is_events_rv(rv))
+						tamper(d->removeType == OBJECT_TABLE ? "DROP TABLE" : "DROP TRIGGER",
+							   audit_rv_relid(rv), command, audit_statement_text(pstmt, query));
+				}
+				return;
+			}
+		case T_GrantStmt:
+			{
+				GrantStmt  *g = (GrantStmt *) n;
+
+				if (!g->is_grant || g->objtype != OBJECT_TABLE || g->targtype != ACL_TARGET_OBJECT)
+					return;
+				foreach(lc, g->objects)
+					if (audit_is_events_rv(lfirst(lc)))
+						tamper("GRANT", audit_rv_relid(lfirst(lc)), command,
+							   audit_statement_text(pstmt, query));
+				return;
+			}
+		default:
+			return;
+	}
+	if (rv && audit_is_events_rv(rv))
+		tamper_hint(what, audit_rv_relid(rv), command, audit_statement_text(pstmt, query),
+					(IsA(n, CopyStmt) || IsA(n, AlterTableStmt)) && audit_restore_allows(n));
+}
+
+/*
+ * audit_executor_start: refuse INSERT/UPDATE/DELETE/MERGE on the audit
+ * tables (whoever asks, superusers included).
+ */
+static void
+audit_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *ps = queryDesc->plannedstmt;
+
+	if (ps->resultRelations != NIL && !audit_capture_suspended() &&
+		!(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
+		!(ps->commandType == CMD_INSERT && audit_restoring()))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ps->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+			const char *op = ps->commandType == CMD_INSERT ? "INSERT" :
+				ps->commandType == CMD_UPDATE ? "UPDATE" :
+				ps->commandType == CMD_DELETE ? "DELETE" : "MERGE";
+
+			if (rte->rtekind == RTE_RELATION &&
+				(rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0 &&
+				audit_is_events_relid(rte->relid))
+				tamper(op, rte->relid, op, audit_redact_statement(queryDesc->sourceText));
+		}
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
+ * audit_guard_init: install the ExecutorStart hook (called from _PG_init
+ * when preloaded).
+ */
+void
+audit_guard_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = audit_executor_start;
 }

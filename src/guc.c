@@ -30,12 +30,27 @@ char	   *audit_request_id = NULL;
 char	   *audit_database = NULL;
 int			audit_log_connections = AUDIT_CONN_ALL;
 int			audit_queue_size = 1024;
-int			audit_premake_days = 7;
 int			audit_maintenance_interval = 3600;
-int			audit_seal_window = 3600;
-int			audit_seal_delay = 300;
 int			audit_export_max_rows = AUDIT_EXPORT_MAX_ROWS_DEFAULT;
 int			audit_alert_interval = 10;
+
+/*
+ * Read by the SQL functions only (current_setting()): defined here so that
+ * they are typed, checked and documented; no C code reads them.
+ */
+static int	premake_days = 7;
+static int	seal_window = 3600;
+static int	seal_delay = 300;
+
+/*
+ * The context settings: claims of the application about who is behind the
+ * connection, user-settable; setting them is not an audit event.  In the
+ * order of audit_log.set_context()'s arguments.
+ */
+const char *const audit_context_settings[AUDIT_NCONTEXT] = {
+	"audit_log.actor", "audit_log.actor_type", "audit_log.client_addr",
+	"audit_log.user_agent", "audit_log.tenant", "audit_log.request_id"
+};
 
 static const struct config_enum_entry log_connections_options[] = {
 	{"all", AUDIT_CONN_ALL, false},
@@ -65,6 +80,20 @@ check_client_addr(char **newval, void **extra, GucSource source)
 	GUC_check_errcode(ERRCODE_INVALID_TEXT_REPRESENTATION);
 	GUC_check_errmsg("invalid client address \"%s\"", *newval);
 	GUC_check_errhint("Use an IPv4 or IPv6 address such as 203.0.113.7 or 2001:db8::1.");
+	return false;
+}
+
+/*
+ * audit_is_context_setting: name is one of the context settings.
+ */
+bool
+audit_is_context_setting(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < AUDIT_NCONTEXT; i++)
+		if (strcmp(name, audit_context_settings[i]) == 0)
+			return true;
 	return false;
 }
 
@@ -138,7 +167,7 @@ audit_define_settings(void)
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.premake_days",
 							"Daily partitions created ahead of today.",
-							NULL, &audit_premake_days, 7, 1, 365,
+							NULL, &premake_days, 7, 1, 365,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.maintenance_interval",
 							"How often the background worker runs audit_log.maintain().",
@@ -146,11 +175,11 @@ audit_define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.seal_window",
 							"Length of the time windows that seal() chains.",
-							NULL, &audit_seal_window, 3600, 60, 86400,
+							NULL, &seal_window, 3600, 60, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.seal_delay",
 							"How long after its end a window may be sealed.",
-							NULL, &audit_seal_delay, 300, 0, 86400,
+							NULL, &seal_delay, 300, 0, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("audit_log.export_max_rows",
 							"Most rows one export returns.",

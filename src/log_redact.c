@@ -41,6 +41,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "redact.h"
 
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"

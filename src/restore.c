@@ -28,7 +28,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "capture_utility.h"
+#include "guard.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"

@@ -19,18 +19,9 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-PG_FUNCTION_INFO_V1(audit_record_at);
+#include "util.h"
 
-/*
- * arg_text: argument n as a C string, or NULL.
- */
-static char *
-arg_text(FunctionCallInfo fcinfo, int n)
-{
-	if (PG_ARGISNULL(n))
-		return NULL;
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
+PG_FUNCTION_INFO_V1(audit_record_at);
 
 /*
  * audit_record_at: audit_log._record_at(occurred_at, category, event_type,
@@ -40,23 +31,19 @@ Datum
 audit_record_at(PG_FUNCTION_ARGS)
 {
 	AuditEvent	ev;
-	char	   *category = arg_text(fcinfo, 1);
-	char	   *code = arg_text(fcinfo, 2);
+	char	   *category = audit_text_arg(fcinfo, 1);
+	char	   *code = audit_text_arg(fcinfo, 2);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("occurred_at must not be null")));
-	if (!audit_valid_category(category) || !audit_valid_event_code(code))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid event category \"%s\" or type \"%s\"",
-						category ? category : "NULL", code ? code : "NULL")));
+	audit_check_category_code(category, code);
 	audit_event_init(&ev, category, code);
 	ev.occurred_at = PG_GETARG_TIMESTAMPTZ(0);
 	if (ev.occurred_at == 0)
 		ev.occurred_at = 1;		/* 0 means "now" to the writer */
-	ev.object_name = arg_text(fcinfo, 3);
+	ev.object_name = audit_text_arg(fcinfo, 3);
 	ev.details = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
 	PG_RETURN_INT64(audit_write_event(&ev));
 }

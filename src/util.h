@@ -1,46 +1,39 @@
 /*-------------------------------------------------------------------------
  *
- * capture_utility.h
- *		Private declarations shared by capture_utility.c (the hooks and
- *		where events go), utility_classify.c (what a statement records) and
- *		capture_ddl_et.c (the event triggers used without the preload).
+ * util.h
+ *		Small helpers shared by the capture sources: a JSON object builder
+ *		for event details, text <-> jsonb, the client's address, names
+ *		made valid text, and SQL arguments as C strings or name lists.
+ *
+ * The model is pgvector's halfutils.h: one header per set of helpers, the
+ * tiny ones inline, the rest in util.c.  None of them takes a lock or
+ * touches a catalog; all allocate in CurrentMemoryContext.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CAPTURE_UTILITY_H
-#define CAPTURE_UTILITY_H
+#ifndef AUDIT_UTIL_H
+#define AUDIT_UTIL_H
 
-#include "audit_log.h"
+#include "postgres.h"
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
-#include "nodes/parsenodes.h"
-#include "nodes/plannodes.h"
+#include "libpq/pqcomm.h"
+#include "nodes/pg_list.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 
-/* One event a statement produces. */
-typedef struct UEvent
-{
-	AuditEvent	ev;
-	char	   *details;		/* JSON text, NULL for none */
-	RangeVar   *rv;				/* name to qualify after the statement ran */
-	bool		cluster;		/* cluster-wide: belongs to audit_log.database */
-} UEvent;
-
-typedef struct Classify
-{
-	List	   *events;
-	const char *command;
-	const char *statement;
-} Classify;
-
-/* small JSON builder */
-
+/*
+ * Json: a JSON object being written, key by key, as text (the details of
+ * an event before they become jsonb).
+ */
 typedef struct Json
 {
 	StringInfoData s;
 	bool		first;
 } Json;
 
+/* j_begin: start an empty object. */
 static inline void
 j_begin(Json *j)
 {
@@ -49,6 +42,7 @@ j_begin(Json *j)
 	j->first = true;
 }
 
+/* j_key: write a key (and the separator before it). */
 static inline void
 j_key(Json *j, const char *key)
 {
@@ -59,6 +53,7 @@ j_key(Json *j, const char *key)
 	appendStringInfoString(&j->s, ": ");
 }
 
+/* j_str: key: string (NULL: null). */
 static inline void
 j_str(Json *j, const char *key, const char *val)
 {
@@ -69,6 +64,7 @@ j_str(Json *j, const char *key, const char *val)
 		appendStringInfoString(&j->s, "null");
 }
 
+/* j_bool: key: true/false. */
 static inline void
 j_bool(Json *j, const char *key, bool val)
 {
@@ -76,6 +72,7 @@ j_bool(Json *j, const char *key, bool val)
 	appendStringInfoString(&j->s, val ? "true" : "false");
 }
 
+/* j_strlist: key: array of the strings of a List of char *. */
 static inline void
 j_strlist(Json *j, const char *key, List *names)
 {
@@ -92,6 +89,7 @@ j_strlist(Json *j, const char *key, List *names)
 	appendStringInfoChar(&j->s, ']');
 }
 
+/* j_end: close the object; returns its text. */
 static inline char *
 j_end(Json *j)
 {
@@ -99,20 +97,12 @@ j_end(Json *j)
 	return j->s.data;
 }
 
-
-/* utility_classify.c */
-extern Oid	audit_rv_relid(RangeVar *rv);
-extern char *audit_rv_name(RangeVar *rv);
-extern bool audit_is_events_relid(Oid relid);
-extern bool audit_is_events_rv(RangeVar *rv);
-extern char *audit_tag_code(const char *tag);
-extern const char *audit_statement_text(PlannedStmt *pstmt, const char *query);
-extern List *audit_classify(Node *n, Classify *c);
-
-/* capture_utility.c */
+/* util.c */
 extern Jsonb *audit_text_to_jsonb(const char *s);
+extern Jsonb *audit_jsonb_merge(Jsonb *a, Jsonb *b);
+extern const char *audit_addr_text(const SockAddr *addr);
+extern const char *audit_valid_text(const char *s, int encoding, bool *changed);
+extern char *audit_text_arg(FunctionCallInfo fcinfo, int n);
+extern List *audit_name_list(const char *literal);
 
-/* restore.c: what a session restoring a dump may do to the audit tables */
-extern bool audit_restore_allows(Node *n);
-
-#endif							/* CAPTURE_UTILITY_H */
+#endif							/* AUDIT_UTIL_H */

@@ -1,0 +1,373 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_json.c
+ *		Values as jsonb, the way to_jsonb() writes them, for the row images
+ *		(old_data, new_data) of capture_dml.c: scalars, domains as their
+ *		base type, arrays as (nested) JSON arrays, composites as objects of
+ *		their attributes, jsonb/json as themselves; but timestamptz always
+ *		in UTC, and intervals, bytea and floats in PostgreSQL's default
+ *		styles, so that the same value reads the same in every event.
+ *
+ * audit_json_field_init() looks a type up once (syscache, typcache) per
+ * statement; audit_value_to_jsonb() then runs per value without catalog
+ * access.  No locks; memory in CurrentMemoryContext.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "row_json.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/bytea.h"
+#include "utils/datetime.h"
+#include "utils/float.h"
+#include "utils/fmgroids.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "util.h"
+
+/*
+ * audit_json_key_cmp: jsonb's own key order: shorter keys first, then
+ * bytes.
+ */
+int
+audit_json_key_cmp(const char *ka, const char *kb)
+{
+	size_t		la = strlen(ka);
+	size_t		lb = strlen(kb);
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return memcmp(ka, kb, la);
+}
+
+/*
+ * field_order_cmp: qsort_arg comparator of attribute numbers of a
+ * composite (arg: its JsonField array) in jsonb key order.
+ */
+static int
+field_order_cmp(const void *a, const void *b, void *arg)
+{
+	JsonField  *fields = (JsonField *) arg;
+
+	return audit_json_key_cmp(fields[*(const int *) a].name, fields[*(const int *) b].name);
+}
+
+/*
+ * audit_json_field_init: how to write values of type typid (its name already set):
+ * domains as their base type; arrays as JSON arrays of elements written
+ * the same way; composites as JSON objects of their attributes (nested
+ * composites and arrays too, down to AUDIT_VALUE_DEPTH levels, deeper ones
+ * as text).
+ */
+void
+audit_json_field_init(JsonField *col, Oid typid, int depth)
+{
+	Oid			elemtype = InvalidOid;
+	char		typtype;
+	HeapTuple	tup;
+	Form_pg_type t;
+
+	/* one catalog lookup for the base type (domains share its output) */
+	col->typid = getBaseType(typid);
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(col->typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", col->typid);
+	t = (Form_pg_type) GETSTRUCT(tup);
+	col->typlen = t->typlen;
+	col->typbyval = t->typbyval;
+	col->typalign = t->typalign;
+	typtype = t->typtype;
+	if (IsTrueArrayType(t))
+		elemtype = t->typelem;
+	fmgr_info(t->typoutput, &col->out);
+	ReleaseSysCache(tup);
+	if (depth >= AUDIT_VALUE_DEPTH)
+		return;
+
+	if (OidIsValid(elemtype))
+	{
+		col->elem = palloc0(sizeof(JsonField));
+		audit_json_field_init(col->elem, elemtype, depth + 1);
+	}
+	else if (typtype == TYPTYPE_COMPOSITE)
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc_copy(col->typid, -1);
+		int			i;
+
+		col->fielddesc = desc;
+		col->fields = palloc0(sizeof(JsonField) * Max(desc->natts, 1));
+		col->fieldorder = palloc(sizeof(int) * Max(desc->natts, 1));
+		col->nfields = 0;
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped)
+				continue;
+			col->fields[i].name = NameStr(att->attname);
+			audit_json_field_init(&col->fields[i], att->atttypid, depth + 1);
+			col->fieldorder[col->nfields++] = i;
+		}
+		qsort_arg(col->fieldorder, col->nfields, sizeof(int), field_order_cmp, col->fields);
+	}
+}
+
+/*
+ * jsonb_to_tree: a jsonb value unpacked into a JsonbValue tree, so that it
+ * can be nested in a row image built as a tree.
+ */
+static void
+jsonb_to_tree(Jsonb *jb, JsonbValue *v)
+{
+	JsonbIterator *it;
+	JsonbParseState *state = NULL;
+	JsonbValue	tok;
+	JsonbValue *res = NULL;
+	JsonbIteratorToken r;
+
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		(void) JsonbExtractScalar(&jb->root, v);
+		return;
+	}
+	it = JsonbIteratorInit(&jb->root);
+	while ((r = JsonbIteratorNext(&it, &tok, false)) != WJB_DONE)
+		res = pushJsonbValue(&state, r, r < WJB_BEGIN_ARRAY ? &tok : NULL);
+	*v = *res;
+}
+
+/*
+ * array_level_to_jsonb: dimension dim of an array (elements from *pos on)
+ * as a JSON array, nested for the dimensions below it.
+ */
+static void
+array_level_to_jsonb(JsonField *elem, int dim, int ndim, const int *dims,
+					 Datum *values, bool *nulls, int *pos, JsonbValue *v)
+{
+	int			i;
+
+	v->type = jbvArray;
+	v->val.array.rawScalar = false;
+	v->val.array.nElems = dims[dim];
+	v->val.array.elems = palloc(sizeof(JsonbValue) * Max(dims[dim], 1));
+	for (i = 0; i < dims[dim]; i++)
+	{
+		if (dim + 1 < ndim)
+			array_level_to_jsonb(elem, dim + 1, ndim, dims, values, nulls, pos,
+								 &v->val.array.elems[i]);
+		else
+		{
+			audit_value_to_jsonb(elem, values[*pos], nulls[*pos], &v->val.array.elems[i]);
+			(*pos)++;
+		}
+	}
+}
+
+/*
+ * array_to_jsonb: an array value as a JSON array, as to_jsonb() writes it
+ * (a multidimensional array as nested arrays; bounds are not kept), each
+ * element written like a scalar column (timestamptz in UTC).
+ */
+static void
+array_to_jsonb(JsonField *col, Datum value, JsonbValue *v)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	int			ndim = ARR_NDIM(arr);
+	Datum	   *values;
+	bool	   *nulls;
+	int			n;
+	int			pos = 0;
+	static const int no_dims[1] = {0};
+
+	if (ndim == 0)
+	{
+		array_level_to_jsonb(col->elem, 0, 1, no_dims, NULL, NULL, &pos, v);
+		return;
+	}
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), col->elem->typlen, col->elem->typbyval,
+					  col->elem->typalign, &values, &nulls, &n);
+	array_level_to_jsonb(col->elem, 0, ndim, ARR_DIMS(arr), values, nulls, &pos, v);
+}
+
+/*
+ * composite_to_jsonb: a composite value as a JSON object of its attributes,
+ * as to_jsonb() writes it, each attribute written like a column.
+ */
+static void
+composite_to_jsonb(JsonField *col, Datum value, JsonbValue *v)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(value);
+	HeapTupleData tuple;
+	Datum	   *values = palloc(sizeof(Datum) * Max(col->fielddesc->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(col->fielddesc->natts, 1));
+	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * Max(col->nfields, 1));
+	int			k;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = td;
+	heap_deform_tuple(&tuple, col->fielddesc, values, nulls);
+	for (k = 0; k < col->nfields; k++)
+	{
+		int			i = col->fieldorder[k];
+		JsonField *f = &col->fields[i];
+
+		pairs[k].key.type = jbvString;
+		pairs[k].key.val.string.val = f->name;
+		pairs[k].key.val.string.len = strlen(f->name);
+		pairs[k].order = k;
+		audit_value_to_jsonb(f, values[i], nulls[i], &pairs[k].value);
+	}
+	v->type = jbvObject;
+	v->val.object.nPairs = col->nfields;
+	v->val.object.pairs = pairs;
+}
+
+/*
+ * audit_value_to_jsonb: one value as a JsonbValue, the way to_jsonb()
+ * would write it for scalars, arrays and composites (but timestamptz always
+ * in UTC, intervals, bytea and floats in the default styles); other types
+ * as their text form.
+ */
+void
+audit_value_to_jsonb(JsonField *col, Datum value, bool isnull, JsonbValue *v)
+{
+	char		buf[MAXDATELEN + 1];
+
+	if (isnull)
+	{
+		v->type = jbvNull;
+		return;
+	}
+	if (col->elem != NULL)
+	{
+		array_to_jsonb(col, value, v);
+		return;
+	}
+	if (col->fields != NULL)
+	{
+		composite_to_jsonb(col, value, v);
+		return;
+	}
+	switch (col->typid)
+	{
+		case BOOLOID:
+			v->type = jbvBool;
+			v->val.boolean = DatumGetBool(value);
+			return;
+		case INT2OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(DatumGetInt16(value));
+			return;
+		case INT4OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(DatumGetInt32(value));
+			return;
+		case INT8OID:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(DatumGetInt64(value));
+			return;
+		case NUMERICOID:
+			if (!numeric_is_nan(DatumGetNumeric(value)) &&
+				!numeric_is_inf(DatumGetNumeric(value)))
+			{
+				v->type = jbvNumeric;
+				v->val.numeric = DatumGetNumeric(value);
+				return;
+			}
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			{
+				double		d = col->typid == FLOAT4OID ?
+					DatumGetFloat4(value) : DatumGetFloat8(value);
+
+				if (!isnan(d) && !isinf(d))
+				{
+					/*
+					 * The shortest text that reads back as the same float
+					 * (extra_float_digits 1, PostgreSQL's default, whatever
+					 * the writer's), as a JSON number.
+					 */
+					int			save = extra_float_digits;
+					char	   *text;
+
+					extra_float_digits = 1;
+					text = col->typid == FLOAT4OID ?
+						DatumGetCString(DirectFunctionCall1(float4out, value)) :
+						float8out_internal(d);
+					extra_float_digits = save;
+					v->type = jbvNumeric;
+					v->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																		 CStringGetDatum(text),
+																		 ObjectIdGetDatum(InvalidOid),
+																		 Int32GetDatum(-1)));
+					return;
+				}
+				break;
+			}
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case TIMETZOID:
+			{
+				/*
+				 * timestamptz in UTC, not in the writer's TimeZone: the same
+				 * instant reads the same in every event.
+				 */
+				static const int utc = 0;
+				char	   *s = JsonEncodeDateTime(buf, value, col->typid,
+												   col->typid == TIMESTAMPTZOID ? &utc : NULL);
+
+				v->type = jbvString;
+				v->val.string.val = pstrdup(s);
+				v->val.string.len = strlen(s);
+				return;
+			}
+		case INTERVALOID:
+		case BYTEAOID:
+			{
+				/*
+				 * In one style whatever the writer's IntervalStyle and
+				 * bytea_output (PostgreSQL's defaults): the same value reads
+				 * the same in every event.  The output functions cannot fail.
+				 */
+				int			save_interval = IntervalStyle;
+				int			save_bytea = bytea_output;
+
+				IntervalStyle = INTSTYLE_POSTGRES;
+				bytea_output = BYTEA_OUTPUT_HEX;
+				v->val.string.val = OutputFunctionCall(&col->out, value);
+				IntervalStyle = save_interval;
+				bytea_output = save_bytea;
+				v->type = jbvString;
+				v->val.string.len = strlen(v->val.string.val);
+				return;
+			}
+		case JSONBOID:
+			jsonb_to_tree(DatumGetJsonbP(value), v);
+			return;
+		case JSONOID:
+			jsonb_to_tree(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															 CStringGetDatum(TextDatumGetCString(value)))),
+						  v);
+			return;
+		default:
+			break;
+	}
+	v->type = jbvString;
+	v->val.string.val = OutputFunctionCall(&col->out, value);
+	v->val.string.len = strlen(v->val.string.val);
+}
