@@ -55,6 +55,7 @@
 PG_FUNCTION_INFO_V1(audit_export);
 
 #define EXPORT_NFILTERS		14	/* the search filters, max_rows, sources */
+#define EXPORT_ARG_AFTER	11
 #define EXPORT_ARG_MAX_ROWS	12
 #define EXPORT_BATCH		1000
 
@@ -491,7 +492,7 @@ audit_export(PG_FUNCTION_ARGS)
 		int64		cont = last_id;
 
 		if (rows == 0)
-			cont = PG_ARGISNULL(EXPORT_NFILTERS - 2) ? 0 : PG_GETARG_INT64(EXPORT_NFILTERS - 2);
+			cont = PG_ARGISNULL(EXPORT_ARG_AFTER) ? 0 : PG_GETARG_INT64(EXPORT_ARG_AFTER);
 		ereport(NOTICE,
 				(errmsg("export stopped below a transaction still in progress; more events match"),
 				 errdetail("Events from event_id %lld on wait until every transaction that may still commit an event below them has ended.",
