@@ -3050,6 +3050,12 @@ BEGIN
         DROP INDEX IF EXISTS @extschema@.events_event_id_idx;
         CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.events_source_event_id_key') AND i.indisvalid) THEN
+        DROP INDEX IF EXISTS @extschema@.events_source_event_id_key;
+        CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
+            (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
+    END IF;
     DELETE FROM @extschema@.restore_state;
     PERFORM @extschema@._restore_end();     -- when this very session restored
     PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),

@@ -149,13 +149,19 @@ audit_restore_root_index(void)
 	static bool busy = false;
 	Oid			nsp = get_namespace_oid(AUDIT_SCHEMA, true);
 
-	if (busy || !OidIsValid(nsp) || OidIsValid(get_relname_relid("events_event_id_idx", nsp)))
+	if (busy || !OidIsValid(nsp) ||
+		(OidIsValid(get_relname_relid("events_event_id_idx", nsp)) &&
+		 OidIsValid(get_relname_relid("events_source_event_id_key", nsp))))
 		return;
 	busy = true;
 	PG_TRY();
 	{
 		SPI_connect();
-		SPI_execute("CREATE INDEX events_event_id_idx ON ONLY audit_log.events (event_id)", false, 0);
+		if (!OidIsValid(get_relname_relid("events_event_id_idx", nsp)))
+			SPI_execute("CREATE INDEX events_event_id_idx ON ONLY audit_log.events (event_id)", false, 0);
+		if (!OidIsValid(get_relname_relid("events_source_event_id_key", nsp)))
+			SPI_execute("CREATE UNIQUE INDEX events_source_event_id_key ON ONLY audit_log.events "
+						"(source, event_id, occurred_at, category) WHERE source IS NOT NULL", false, 0);
 		SPI_finish();
 	}
 	PG_FINALLY();

@@ -106,6 +106,12 @@ BEGIN
         DROP INDEX IF EXISTS @extschema@.events_event_id_idx;
         CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.events_source_event_id_key') AND i.indisvalid) THEN
+        DROP INDEX IF EXISTS @extschema@.events_source_event_id_key;
+        CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
+            (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
+    END IF;
     DELETE FROM @extschema@.restore_state;
     PERFORM @extschema@._restore_end();     -- when this very session restored
     PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),
@@ -145,6 +151,7 @@ BEGIN
         -- "already exists": it comes back with the dump's first CREATE
         -- INDEX (restore.c), its partitions attach to it.
         DROP INDEX @extschema@.events_event_id_idx;
+        DROP INDEX @extschema@.events_source_event_id_key;
         DROP TABLE @extschema@.events_default;
         INSERT INTO @extschema@.restore_state (pid, backend_start, began_at, began_by)
         SELECT pg_backend_pid(), a.backend_start, now(), session_user

@@ -47,7 +47,7 @@ for my $db (@dbs)
 	# Identical rows: every column given (as a superuser test may).
 	sql($db, qq{
 		BEGIN;
-		SELECT audit_log._internal(true);
+		SET LOCAL audit_log.internal = on;
 		INSERT INTO audit_log.events (event_id, occurred_at, category, event_type, status, actor, actor_type,
 		                              db_user, effective_role, client_addr, application_name, database,
 		                              object_type, object_name, resource_id, command, old_data, new_data,
@@ -63,7 +63,7 @@ for my $db (@dbs)
 		SELECT 2000000 + i, '$t0'::timestamptz + interval '4 hours' + i * interval '5 minutes', 'app',
 		       'app.accents', 'success', 'José', 'Müller ' || i, jsonb_build_object('txt', 'é ü', 'i', i), 43, 4243
 		  FROM generate_series(0, 9) i;
-		SELECT audit_log._internal(false);
+		SET LOCAL audit_log.internal = off;
 		COMMIT;
 	});
 }
@@ -133,9 +133,9 @@ for my $db (@dbs)
 my $odd_id = sql('enc_sql_ascii', q{SELECT min(event_id) FROM audit_log.events WHERE event_type = 'app.odd'});
 sql('enc_sql_ascii', qq{
 	BEGIN;
-	SELECT audit_log._internal(true);
+	SET LOCAL audit_log.internal = on;
 	UPDATE audit_log.events SET object_name = convert_from('\\xe8ff41'::bytea, 'SQL_ASCII') WHERE event_id = $odd_id;
-	SELECT audit_log._internal(false);
+	SET LOCAL audit_log.internal = off;
 	COMMIT;
 });
 like(sql('enc_sql_ascii', q{SELECT status || ': ' || detail FROM audit_log.verify() WHERE status <> 'ok'}),
