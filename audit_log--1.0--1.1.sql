@@ -2042,7 +2042,7 @@ $comments$;
  * The column source does not exist yet: every event is local.
  */
 CREATE FUNCTION @extschema@._alert_group_expr(group_by text) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT CASE group_by
@@ -3559,7 +3559,7 @@ REVOKE ALL ON FUNCTION @extschema@._source_remote(text, text, text) FROM PUBLIC;
  * 'local' (which stands for the central database's own events).
  */
 CREATE FUNCTION @extschema@._check_source_name(source text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -3578,7 +3578,7 @@ REVOKE ALL ON FUNCTION @extschema@._check_source_name(text) FROM PUBLIC;
  * key=value or a postgresql:// URI; never the password.
  */
 CREATE FUNCTION @extschema@._conninfo_part(conninfo text, key text) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT CASE

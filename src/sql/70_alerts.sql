@@ -193,7 +193,7 @@ $comments$;
  * (a source: its name, or local for the database's own events).
  */
 CREATE FUNCTION @extschema@._alert_group_expr(group_by text) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT CASE group_by

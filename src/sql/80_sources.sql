@@ -134,7 +134,7 @@ REVOKE ALL ON FUNCTION @extschema@._source_remote(text, text, text) FROM PUBLIC;
  * 'local' (which stands for the central database's own events).
  */
 CREATE FUNCTION @extschema@._check_source_name(source text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -153,7 +153,7 @@ REVOKE ALL ON FUNCTION @extschema@._check_source_name(text) FROM PUBLIC;
  * key=value or a postgresql:// URI; never the password.
  */
 CREATE FUNCTION @extschema@._conninfo_part(conninfo text, key text) RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT CASE
