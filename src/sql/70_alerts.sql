@@ -402,6 +402,17 @@ $$;
 /*
  * check_alerts(): one evaluation pass over the events not read yet;
  * returns the number of alerts raised.
+ *
+ * One statement reads the new events (hwm and holes, through the event_id
+ * index) and, in the same scan, tests every rule on each of them: the hits
+ * (rule, group, time, id) go to the temp table _alert_hits, no copy of the
+ * events is made; the same statement computes the new hwm and holes from
+ * the ids it read (one snapshot, as the header requires).  Rules that share
+ * their filters (all but details_contain) share one evaluation of them per
+ * event, and a rule's event types are tested before the rest.  Only the
+ * rules with hits are then evaluated, one by one in name order; a window
+ * reads alert_pending through its index, group by group, and the first
+ * event of a window is looked up for the firings only.
  */
 CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
@@ -414,12 +425,22 @@ DECLARE
     g bigint;
     x bigint;
     hi bigint;
+    rules @extschema@.alert_rule[];
     r @extschema@.alert_rule;
+    rf @extschema@.alert_rule;
+    i integer;
+    j integer;
+    f text;
+    filters text[] := '{}';
+    cols text := '';
+    tests text := '';
+    groups text := '';
     c record;
     fired integer := 0;
     cur_group text;
     first_row boolean;
     quiet timestamptz;
+    first_id bigint;
 BEGIN
     -- The mark of this pass (header): A, then G, then the xmin X.  A is
     -- read before the row lock below, which gives this transaction its xid.
@@ -428,24 +449,62 @@ BEGIN
     g := pg_current_xact_id()::text::bigint;
     x := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
 
-    IF to_regclass('pg_temp._alert_new') IS NOT NULL THEN
-        DROP TABLE pg_temp._alert_new;
-    END IF;
-    CREATE TEMP TABLE _alert_new ON COMMIT DROP AS
-    SELECT * FROM @extschema@.events e
-     WHERE e.event_id > st.hwm OR e.event_id = ANY (st.holes);
-    SELECT max(n.event_id) INTO hi FROM pg_temp._alert_new n;
-    hi := greatest(st.hwm, hi);
+    -- The rules, numbered in name order.  A rule's test is its filters
+    -- (_alert_where without details_contain; the same filters are computed
+    -- once per event for all the rules that share them, as column f<j>;
+    -- its event types, tested first, spare the rest for most events) and
+    -- then its details_contain.
+    rules := ARRAY(SELECT o FROM @extschema@.alert_rule o ORDER BY o.name);
+    FOR i IN 1 .. coalesce(array_length(rules, 1), 0) LOOP
+        r := rules[i];
+        rf := r;
+        rf.details_contain := NULL;
+        f := '(' || CASE WHEN r.event_types IS NOT NULL
+                         THEN format('e.event_type = ANY (%L::text[]) AND ', r.event_types) ELSE '' END
+                 || '(' || @extschema@._alert_where(rf) || '))';
+        j := array_position(filters, f);
+        IF j IS NULL THEN
+            filters := filters || f;
+            j := cardinality(filters);
+            cols := cols || format(', %s AS f%s', f, j);
+        END IF;
+        tests := tests || format('CASE WHEN e.f%s%s THEN %s END, ', j,
+            CASE WHEN r.details_contain IS NOT NULL
+                 THEN format(' AND e.details OPERATOR(pg_catalog.@>) %L::jsonb', r.details_contain) ELSE '' END,
+            i);
+        groups := groups || format(' WHEN %s THEN %s', i, @extschema@._alert_group_expr(r.group_by));
+    END LOOP;
 
-    -- New state: settled marks, holes, hwm.
+    -- Settled marks (they depend on X only).
     st.settled := greatest(st.settled, (SELECT max(m.id) FROM unnest(st.mark_ids, st.mark_xids) AS m(id, xid)
                                          WHERE m.xid <= x));
-    st.holes := ARRAY(
-        SELECT h FROM (SELECT unnest(st.holes) AS h
-                       UNION ALL SELECT generate_series(st.hwm + 1, hi)) s
-         WHERE h > st.settled
-           AND NOT EXISTS (SELECT 1 FROM pg_temp._alert_new n WHERE n.event_id = s.h)
-         ORDER BY h);
+
+    IF to_regclass('pg_temp._alert_hits') IS NOT NULL THEN
+        DROP TABLE pg_temp._alert_hits;
+    END IF;
+    CREATE TEMP TABLE _alert_hits (rule_no integer, gv text, t timestamptz, id bigint) ON COMMIT DROP;
+    -- The read: hits, new hwm, holes (those above settled the read did not see).
+    EXECUTE format(
+        'WITH n AS MATERIALIZED ('
+        '  SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
+        '         e.resource_id, e.tenant, e.source,'
+        '         pg_catalog.array_remove(ARRAY[%s NULL]::integer[], NULL) AS rn'
+        '    FROM (SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
+        '                 e.resource_id, e.tenant, e.source, e.details %s'
+        '            FROM @extschema@.events e'
+        '           WHERE e.event_id > $1 OR e.event_id = ANY ($2) OFFSET 0) e), '
+        'ins AS ('
+        '  INSERT INTO pg_temp._alert_hits (rule_no, gv, t, id)'
+        '  SELECT m.rule_no, CASE m.rule_no WHEN 0 THEN NULL::text %s END, e.occurred_at, e.event_id'
+        '    FROM n e, pg_catalog.unnest(e.rn) AS m(rule_no)) '
+        'SELECT greatest($1, (SELECT max(n.event_id) FROM n)),'
+        '       ARRAY(SELECT s.h FROM (SELECT pg_catalog.unnest($2) AS h'
+        '                              UNION ALL SELECT pg_catalog.generate_series($1 + 1, (SELECT max(n.event_id) FROM n))) s'
+        '              WHERE s.h > $3 AND NOT EXISTS (SELECT 1 FROM n WHERE n.event_id = s.h)'
+        '              ORDER BY s.h)', tests, cols, groups)
+      INTO hi, st.holes USING st.hwm, st.holes, st.settled;
+
+    -- New state: marks, hwm.
     SELECT coalesce(array_agg(m.id ORDER BY m.xid), '{}'), coalesce(array_agg(m.xid ORDER BY m.xid), '{}')
       INTO st.mark_ids, st.mark_xids
       FROM (SELECT * FROM unnest(st.mark_ids, st.mark_xids) AS m(id, xid) WHERE m.xid > x
@@ -454,17 +513,15 @@ BEGIN
        SET hwm = hi, settled = st.settled, holes = st.holes, mark_ids = st.mark_ids,
            mark_xids = st.mark_xids, passes = s.passes + 1;
 
-    IF NOT EXISTS (SELECT 1 FROM pg_temp._alert_new) THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_temp._alert_hits) THEN
         RETURN 0;
     END IF;
+    CREATE INDEX ON pg_temp._alert_hits (rule_no);
+    ANALYZE pg_temp._alert_hits;
 
-    FOR r IN SELECT * FROM @extschema@.alert_rule ORDER BY name LOOP
-        IF to_regclass('pg_temp._alert_hits') IS NOT NULL THEN
-            DROP TABLE pg_temp._alert_hits;
-        END IF;
-        EXECUTE format('CREATE TEMP TABLE _alert_hits ON COMMIT DROP AS '
-                       'SELECT %s AS gv, e.occurred_at AS t, e.event_id AS id FROM pg_temp._alert_new e WHERE %s',
-                       @extschema@._alert_group_expr(r.group_by), @extschema@._alert_where(r));
+    -- A rule without hits has nothing to do (nothing to fire, add or prune).
+    FOR i IN SELECT DISTINCT h.rule_no FROM pg_temp._alert_hits h ORDER BY 1 LOOP
+        r := rules[i];
         IF r.threshold = 1 THEN
             -- Every match is a candidate; the quiet windows decide.
             FOR c IN
@@ -472,7 +529,7 @@ BEGIN
                   FROM pg_temp._alert_hits h
                   LEFT JOIN @extschema@.alert_group q
                     ON q.rule = r.name AND q.group_value IS NOT DISTINCT FROM h.gv
-                 WHERE q.quiet_until IS NULL OR h.t > q.quiet_until
+                 WHERE h.rule_no = i AND (q.quiet_until IS NULL OR h.t > q.quiet_until)
                  ORDER BY h.gv, h.t, h.id
             LOOP
                 IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
@@ -490,26 +547,46 @@ BEGIN
                 END IF;
             END LOOP;
         ELSE
-            INSERT INTO @extschema@.alert_pending SELECT r.name, h.gv, h.t, h.id FROM pg_temp._alert_hits h;
+            INSERT INTO @extschema@.alert_pending
+            SELECT r.name, h.gv, h.t, h.id FROM pg_temp._alert_hits h WHERE h.rule_no = i;
+            -- The window of each touched group, read through alert_pending_idx.
             FOR c IN EXECUTE format(
-                'WITH touched AS (SELECT h.gv, min(h.t) AS t0 FROM pg_temp._alert_hits h GROUP BY h.gv) '
-                'SELECT w.gv, w.t, w.id, w.n::integer AS n, w.first_id, q.quiet_until FROM ('
-                '  SELECT p.group_value AS gv, p.occurred_at AS t, p.event_id AS id, tc.t0,'
-                '         count(*) OVER win AS n, min(p.event_id) OVER win AS first_id'
-                '    FROM @extschema@.alert_pending p JOIN touched tc'
-                '      ON p.group_value IS NOT DISTINCT FROM tc.gv AND p.occurred_at >= tc.t0 - %2$L::interval'
-                '   WHERE p.rule = %1$L'
-                '  WINDOW win AS (PARTITION BY p.group_value ORDER BY p.occurred_at'
+                'WITH touched AS (SELECT h.gv, min(h.t) AS t0 FROM pg_temp._alert_hits h'
+                '                  WHERE h.rule_no = %4$s GROUP BY h.gv) '
+                'SELECT w.gv, w.t, w.id, w.n::integer AS n, q.quiet_until FROM ('
+                '  SELECT tc.gv, p.occurred_at AS t, p.event_id AS id, tc.t0,'
+                '         count(*) OVER win AS n'
+                '    FROM touched tc CROSS JOIN LATERAL ('
+                '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+                '          WHERE p.rule = %1$L AND p.group_value = tc.gv'
+                '            AND p.occurred_at >= tc.t0 - %2$L::interval'
+                '         UNION ALL'
+                '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+                '          WHERE tc.gv IS NULL AND p.rule = %1$L AND p.group_value IS NULL'
+                '            AND p.occurred_at >= tc.t0 - %2$L::interval) p'
+                '  WINDOW win AS (PARTITION BY tc.gv ORDER BY p.occurred_at'
                 '                 RANGE BETWEEN %2$L::interval PRECEDING AND CURRENT ROW)) w'
                 '  LEFT JOIN @extschema@.alert_group q ON q.rule = %1$L AND q.group_value IS NOT DISTINCT FROM w.gv'
                 ' WHERE w.t >= w.t0 AND w.n >= %3$s AND (q.quiet_until IS NULL OR w.t > q.quiet_until)'
-                ' ORDER BY w.gv, w.t, w.id', r.name, r.within, r.threshold)
+                ' ORDER BY w.gv, w.t, w.id', r.name, r.within, r.threshold, i)
             LOOP
                 IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
                     cur_group := c.gv; first_row := false; quiet := c.quiet_until;
                 END IF;
                 IF quiet IS NULL OR c.t > quiet THEN
-                    PERFORM @extschema@._alert_fire(r, c.gv, c.n, c.first_id, c.id);
+                    -- The first event of the window (its frame above, read
+                    -- for the firings only: min() over a moving frame is
+                    -- recomputed for every row).
+                    IF c.gv IS NULL THEN
+                        SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                         WHERE p.rule = r.name AND p.group_value IS NULL
+                           AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                    ELSE
+                        SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                         WHERE p.rule = r.name AND p.group_value = c.gv
+                           AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                    END IF;
+                    PERFORM @extschema@._alert_fire(r, c.gv, c.n, first_id, c.id);
                     fired := fired + 1;
                     quiet := c.t + r.within;
                     UPDATE @extschema@.alert_group q SET quiet_until = quiet
@@ -522,7 +599,8 @@ BEGIN
             -- What no window needs any more (an hour of slack for late commits).
             DELETE FROM @extschema@.alert_pending p
              WHERE p.rule = r.name
-               AND p.occurred_at < (SELECT max(h.t) FROM pg_temp._alert_hits h) - r.within - interval '1 hour';
+               AND p.occurred_at < (SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i)
+                                   - r.within - interval '1 hour';
         END IF;
         first_row := NULL;
     END LOOP;
