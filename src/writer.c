@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -265,8 +266,7 @@ multi_flush(MultiState *ms, EState *estate, CommandId cid)
 	for (i = 0; i < ms->nslots; i++)
 	{
 		if (ms->rri->ri_NumIndices > 0)
-			(void) ExecInsertIndexTuples(ms->rri, ms->slots[i], estate,
-										 false, false, NULL, NIL);
+			audit_insert_index_tuples(ms->rri, ms->slots[i], estate);
 		ResetPerTupleExprContext(estate);
 		ExecClearTuple(ms->slots[i]);
 	}
@@ -352,8 +352,7 @@ audit_write_events(AuditEvent *events, int nevents)
 		rte->relid = relid;
 		rte->relkind = RELKIND_PARTITIONED_TABLE;
 		rte->rellockmode = RowExclusiveLock;
-		rte->requiredPerms = ACL_INSERT;
-		ExecInitRangeTable(estate, list_make1(rte));
+		audit_init_range_table(estate, rte, ACL_INSERT);
 
 		rootRRI = makeNode(ResultRelInfo);
 		ExecInitResultRelation(estate, rootRRI, 1);
