@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include <math.h>
 
@@ -164,7 +165,7 @@ mark_columns(CaptureState *cs, List *names, int flag)
 static void
 load_keys(CaptureState *cs)
 {
-	Oid			pkoid = RelationGetPrimaryKeyIndex(cs->rel);
+	Oid			pkoid = audit_primary_key_index(cs->rel);
 	HeapTuple	tup;
 	Form_pg_index idx;
 	int			i;
@@ -869,12 +870,12 @@ truncate_seen(CaptureState *cs)
 	static CommandId last_cid = InvalidCommandId;
 	static char last_name[3 * NAMEDATALEN + 8];
 	CommandId	cid = GetCurrentCommandId(false);
-	bool		same = (last_lxid == MyProc->lxid && last_cid == cid &&
+	bool		same = (last_lxid == audit_my_lxid() && last_cid == cid &&
 						strcmp(last_name, cs->proto.object_name) == 0);
 
 	if (cs->on_partition)
 		return same;
-	last_lxid = MyProc->lxid;
+	last_lxid = audit_my_lxid();
 	last_cid = cid;
 	strlcpy(last_name, cs->proto.object_name, sizeof(last_name));
 	return false;

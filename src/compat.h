@@ -25,9 +25,26 @@
  * 16	ExecInsertIndexTuples() took a last argument, onlySummarizing
  *		(executor/executor.h; commit "Ignore BRIN indexes when checking for
  *		HOT updates", March 2023).
- * 17	Nothing that audit_log calls changed (BackendId became ProcNumber,
- *		MemoryContextResetAndDeleteChildren went away, custom wait events
- *		came: none used here).
+ * 16	GrantRoleStmt.admin_opt became a list of options, opt (DefElem
+ *		"admin", "inherit", later "set"; nodes/parsenodes.h; commit "Allow
+ *		grant-level control of role inheritance behavior", August 2022).
+ *		REVOKE ADMIN OPTION FOR gives ("admin", false).
+ * 16	ResultRelInfo.ri_RootToPartitionMap became ri_RootToChildMap, built
+ *		on demand by ExecGetRootToChildMap() (executor/executor.h; commit
+ *		"Generalize ri_RootToPartitionMap to use for non-partition
+ *		children", December 2022).
+ * 16	parser/gram.h (the grammar's token numbers) is no longer installed
+ *		with the server headers by 18 (15 installs it; the headers of 16 and
+ *		17 were not checked here): the string-literal tokens of the core
+ *		scanner are learnt at run time instead, on every version.
+ * 17	PGPROC.lxid moved into PGPROC.vxid.lxid (storage/proc.h; commit
+ *		"Redefine backend ID to be an index into the proc array", March
+ *		2024, which also renamed BackendId to ProcNumber).
+ * 18	RelationGetPrimaryKeyIndex() took a second argument, deferrable_ok
+ *		(utils/relcache.h; with "Catalog not-null constraints", November
+ *		2024: a first version of that change went into 17's development
+ *		and was reverted with it before 17.0).  false keeps 15's answer: no
+ *		index for a DEFERRABLE primary key.
  * 18	ExecInitRangeTable() took a fourth argument, unpruned_relids, the
  *		range-table indexes the executor may open for scanning
  *		(executor/executor.h; commit "Track unpruned relids to avoid
@@ -48,6 +65,12 @@
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
+#include "commands/defrem.h"
+#include "common/keywords.h"
+#include "parser/scanner.h"
+#include "storage/proc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #if PG_VERSION_NUM >= 160000
 #include "parser/parse_relation.h"
 #endif
@@ -118,6 +141,100 @@ audit_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot,
 #else
 	(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 #endif
+}
+
+/*
+ * audit_grant_role_admin: whether GRANT role TO member names WITH ADMIN
+ * OPTION, or REVOKE names ADMIN OPTION FOR (only that option is revoked).
+ */
+static inline bool
+audit_grant_role_admin(GrantRoleStmt *g)
+{
+#if PG_VERSION_NUM >= 160000
+	ListCell   *lc;
+
+	foreach(lc, g->opt)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "admin") == 0)
+			return g->is_grant ? defGetBoolean(d) : true;
+	}
+	return false;
+#else
+	return g->admin_opt;
+#endif
+}
+
+/*
+ * audit_root_to_child_map: the map from the row type of the partitioned
+ * table to that of its partition rri (NULL when they are the same), for
+ * rows that ExecFindPartition() routed there.
+ */
+static inline TupleConversionMap *
+audit_root_to_child_map(ResultRelInfo *rri, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecGetRootToChildMap(rri, estate);
+#else
+	return rri->ri_RootToPartitionMap;
+#endif
+}
+
+/*
+ * audit_primary_key_index: the OID of rel's primary key index, InvalidOid
+ * when it has none or when it is DEFERRABLE.
+ */
+static inline Oid
+audit_primary_key_index(Relation rel)
+{
+#if PG_VERSION_NUM >= 180000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
+
+/* audit_my_lxid: this backend's local id of its current transaction. */
+#if PG_VERSION_NUM >= 170000
+#define audit_my_lxid()		(MyProc->vxid.lxid)
+#else
+#define audit_my_lxid()		(MyProc->lxid)
+#endif
+
+/*
+ * audit_string_token: whether tok, a token number returned by the core
+ * scanner (core_yylex), is a string literal: '...', E'...', $$...$$,
+ * U&'...', B'...' or X'...'.  The numbers are the grammar's (SCONST,
+ * USCONST, BCONST, XCONST of parser/gram.h, not installed by recent
+ * versions): they are learnt once per backend by scanning one literal of
+ * each kind.
+ */
+static inline bool
+audit_string_token(int tok)
+{
+	static int	codes[4];
+
+	if (codes[0] == 0)
+	{
+		const char *sample = "'a' U&'a' B'0' X'0'";
+		core_yy_extra_type extra;
+		core_YYSTYPE yylval;
+		YYLTYPE		yylloc;
+		core_yyscan_t scanner;
+		int			found[4];
+		int			i;
+
+		scanner = scanner_init(sample, &extra, &ScanKeywords, ScanKeywordTokens);
+		extra.standard_conforming_strings = true;	/* U&'' needs it */
+		for (i = 0; i < 4; i++)
+			found[i] = core_yylex(&yylval, &yylloc, scanner);
+		scanner_finish(scanner);
+		for (i = 0; i < 4; i++)
+			codes[i] = found[i];
+	}
+	return tok != 0 &&
+		(tok == codes[0] || tok == codes[1] || tok == codes[2] || tok == codes[3]);
 }
 
 #endif							/* AUDIT_LOG_COMPAT_H */

@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "capture_utility.h"
+#include "compat.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -25,7 +26,6 @@
 #include "parser/parse_type.h"
 #include "parser/scanner.h"
 #include "parser/scansup.h"
-#include "parser/gram.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -316,7 +316,7 @@ audit_redact_statement(const char *sql)
 			}
 			if (tok == 0)
 				break;
-			if (tok == SCONST || tok == USCONST || tok == BCONST || tok == XCONST)
+			if (audit_string_token(tok))
 				lit_start = yylloc;
 		}
 		scanner_finish(scanner);
@@ -972,7 +972,7 @@ audit_classify(Node *n, Classify *c)
 				GrantRoleStmt *g = (GrantRoleStmt *) n;
 
 				classify_membership(c, g->is_grant, g->granted_roles, g->grantee_roles,
-									g->admin_opt, g->grantor);
+									audit_grant_role_admin(g), g->grantor);
 				break;
 			}
 		case T_GrantStmt:

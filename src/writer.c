@@ -400,7 +400,7 @@ audit_write_events(AuditEvent *events, int nevents)
 											 table_slot_callbacks(partRRI->ri_RelationDesc));
 			slot = ms.slots[ms.nslots];
 			ExecClearTuple(slot);
-			map = partRRI->ri_RootToPartitionMap;
+			map = audit_root_to_child_map(partRRI, estate);
 			if (map != NULL)
 				execute_attr_map_slot(map->attrMap, rootslot, slot);
 			else
