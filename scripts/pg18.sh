@@ -7,9 +7,10 @@
 #
 # What is built: the server and client programs, the PGXS files with
 # pg_regress, the isolation tester (make -C src/test/isolation install), the
-# TAP modules (--enable-tap-tests) and contrib's pgcrypto (--with-openssl),
-# which audit_log requires.  No docs, no ICU, no readline: nothing here needs
-# them.
+# TAP modules (--enable-tap-tests) and contrib (pgcrypto, which audit_log
+# requires, needs --with-openssl; the suites also use cube and dblink), with
+# LZ4 (--with-lz4, as Debian builds it: the writer compresses row images
+# with it).  No docs, no ICU, no readline: nothing here needs them.
 #
 #   PG18_TARBALL  the tarball   (default: ../shared/postgres/postgresql-18_18.6.orig.tar.bz2
 #                               beside the clone, else /work/shared/postgres/...)
@@ -31,7 +32,7 @@ JOBS=${PG18_JOBS:-2}
 
 # The cache is keyed by the tarball's checksum and this script's configure
 # line: change either and the next run builds anew beside the old one.
-CONFIGURE_OPTS="--with-openssl --enable-tap-tests --without-icu --without-readline --with-zlib"
+CONFIGURE_OPTS="--with-openssl --with-lz4 --enable-tap-tests --without-icu --without-readline --with-zlib"
 sum=$(sha256sum "$PG18_TARBALL" | cut -d' ' -f1)
 if [ -f "$(dirname "$PG18_TARBALL")/SHA256SUMS" ]; then
     grep -q "^$sum  $TARBALL_NAME\$" "$(dirname "$PG18_TARBALL")/SHA256SUMS" \
@@ -48,7 +49,7 @@ if [ -x "$PREFIX/bin/pg_config" ] && [ -f "$PREFIX/.complete" ]; then
 fi
 
 # The Debian packages the build needs (IPC::Run for the TAP tests).
-PACKAGES="bison flex libssl-dev zlib1g-dev pkg-config libipc-run-perl gcc make perl"
+PACKAGES="bison flex libssl-dev liblz4-dev zlib1g-dev pkg-config libipc-run-perl gcc make perl"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -87,7 +88,7 @@ cd "$BUILD"/postgresql-18*
     make -C src/test/regress install
     make -C src/test/isolation install
     make -C src/test/perl install
-    nice -n 10 make -j"$JOBS" -C contrib/pgcrypto install
+    nice -n 10 make -j"$JOBS" -C contrib install
 } > "$BUILD/build.log" 2>&1 || { tail -n 60 "$BUILD/build.log" >&2; echo "pg18.sh: build kept in $BUILD" >&2; trap - EXIT; exit 1; }
 # The TAP modules, pg_regress and pg_isolation_regress are where PGXS looks.
 pgxs=$(dirname "$("$PREFIX/bin/pg_config" --pgxs)")/..

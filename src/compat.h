@@ -10,6 +10,8 @@
  * and 17 are not (no source here): their guards follow the release notes
  * and the history of the headers named in each comment.
  *
+ * Also here: LZ4, which a server built without --with-lz4 lacks.
+ *
  * Differences, by version:
  *
  * 16	Permission checking moved out of RangeTblEntry (requiredPerms,
@@ -65,6 +67,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
+#include "access/toast_compression.h"
 #include "commands/defrem.h"
 #include "common/keywords.h"
 #include "parser/scanner.h"
@@ -77,6 +80,16 @@
 
 #if PG_VERSION_NUM < 150000
 #error "audit_log needs PostgreSQL 15 or later"
+#endif
+
+/*
+ * AUDIT_TOAST_COMPRESSION: how the writer compresses large row images: LZ4
+ * where the server was built with it (Debian's are), else pglz.
+ */
+#ifdef USE_LZ4
+#define AUDIT_TOAST_COMPRESSION TOAST_LZ4_COMPRESSION
+#else
+#define AUDIT_TOAST_COMPRESSION TOAST_PGLZ_COMPRESSION
 #endif
 
 /*

@@ -159,7 +159,8 @@ set_text(Datum *values, bool *nulls, int i, const char *s)
 }
 
 /*
- * Row images above this size are stored LZ4-compressed inline.  Heap rows
+ * Row images above this size are stored LZ4-compressed inline (pglz on a
+ * server built without LZ4).  Heap rows
  * under 2 kB never reach the TOAST compressor, and an audit row is mostly
  * its old_data: compressing it here keeps the trail small.  Readers see an
  * ordinary jsonb (detoasting is transparent).
@@ -176,7 +177,7 @@ set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
 		values[i] = JsonbPGetDatum(j);
 		if (VARSIZE_ANY(j) >= COMPRESS_MIN_BYTES && !VARATT_IS_EXTENDED(j))
 		{
-			Datum		c = toast_compress_datum(values[i], TOAST_LZ4_COMPRESSION);
+			Datum		c = toast_compress_datum(values[i], AUDIT_TOAST_COMPRESSION);
 
 			if (DatumGetPointer(c) != NULL)
 				values[i] = c;
