@@ -44,8 +44,8 @@ DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" dpkg-buildpackage -us -uc -b 
     || { tail -n 80 "$WORK/build.log"; echo "package build failed"; exit 1; }
 echo "== built in $(( $(date +%s) - t0 ))s:"
 ls "$WORK"/*.deb
-for deb in "$WORK"/*.deb; do
-    dpkg-deb --contents "$deb" | awk '{print "   " $6}' | grep -E '\.(so|control|sql)$'
+for deb in "$WORK"/postgresql-*-audit-log_*.deb; do
+    dpkg-deb --contents "$deb" | awk '{print "   " $6}' | grep -E '\.(so|control|sql)$' || true
 done
 [ "${PACKAGE_INSTALL:-1}" = 1 ] || exit 0
 
