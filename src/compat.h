@@ -8,7 +8,9 @@
  * goes through a macro or inline function here, guarded by PG_VERSION_NUM;
  * the .c files call only these.  15 and 18 are built and tested by CI; 16
  * and 17 are not (no source here): their guards follow the release notes
- * and the history of the headers named in each comment.
+ * and the history of the headers named in each comment.  Each guard picks
+ * between two signatures or struct layouts, so a guard wrong for 16 or 17
+ * fails that build rather than misbehaving.
  *
  * Also here: LZ4, which a server built without --with-lz4 lacks.
  *
@@ -35,10 +37,10 @@
  *		on demand by ExecGetRootToChildMap() (executor/executor.h; commit
  *		"Generalize ri_RootToPartitionMap to use for non-partition
  *		children", December 2022).
- * 16	parser/gram.h (the grammar's token numbers) is no longer installed
- *		with the server headers by 18 (15 installs it; the headers of 16 and
- *		17 were not checked here): the string-literal tokens of the core
- *		scanner are learnt at run time instead, on every version.
+ * 18	parser/gram.h (the grammar's token numbers) is not installed with
+ *		the server headers of 18 (15's are; 16's and 17's were not checked
+ *		here): the string-literal tokens of the core scanner are learnt at
+ *		run time instead, on every version (audit_string_token()).
  * 17	PGPROC.lxid moved into PGPROC.vxid.lxid (storage/proc.h; commit
  *		"Redefine backend ID to be an index into the proc array", March
  *		2024, which also renamed BackendId to ProcNumber).
@@ -55,6 +57,14 @@
  *		development ("Don't lock partitions pruned by initial pruning",
  *		February 2025) was reverted before the release (May 2025), as the
  *		18.6 headers show.
+ *
+ * Unchanged from 15 to 18 for what audit_log calls (no guard needed):
+ * ProcessUtility_hook and standard_ProcessUtility(), ExecutorStart_hook,
+ * ClientAuthentication_hook, shmem_request_hook/shmem_startup_hook,
+ * RegisterBackgroundWorker() and BackgroundWorkerInitializeConnection(),
+ * DefineCustom*Variable() and MarkGUCPrefixReserved(), SPI, the trigger
+ * and event-trigger APIs, table_tuple_insert()/table_multi_insert(),
+ * ExecFindPartition().
  *
  *-------------------------------------------------------------------------
  */
