@@ -160,10 +160,10 @@ set_text(Datum *values, bool *nulls, int i, const char *s)
 
 /*
  * Row images above this size are stored LZ4-compressed inline (pglz on a
- * server built without LZ4).  Heap rows
- * under 2 kB never reach the TOAST compressor, and an audit row is mostly
- * its old_data: compressing it here keeps the trail small.  Readers see an
- * ordinary jsonb (detoasting is transparent).
+ * server built without LZ4).  Heap rows under 2 kB never reach the TOAST
+ * compressor, and an audit row is mostly its old_data: compressing it here
+ * keeps the trail small.  Readers see an ordinary jsonb (detoasting is
+ * transparent).
  */
 #define COMPRESS_MIN_BYTES 160
 
