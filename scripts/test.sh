@@ -34,10 +34,10 @@ T0=$(date +%s)
 
 # run_suites NAME PG_CONFIG: copy the tree, build and install it into that
 # PostgreSQL, and run the three suites there; their output goes to
-# $RESULTS/NAME.out.
+# $RESULTS/NAME-SUITE.out.
 run_suites()
 {
-    local name=$1 pgc=$2 work="$BASE/$1" out="$RESULTS/$1.out" t0
+    local name=$1 pgc=$2 work="$BASE/$1" t0
     local runas=()
     t0=$(date +%s)
     echo "==== PostgreSQL $name ($pgc)"
@@ -46,7 +46,7 @@ run_suites()
     make -s -C "$work" PG_CONFIG="$pgc" clean >/dev/null 2>&1
     if ! PG_CONFIG="$pgc" EXTRA_PACKAGES="${EXTRA_PACKAGES:-} libpostgresql-jdbc-java default-jdk-headless" \
             bash "$work/scripts/setup.sh"; then
-        echo "build failed: $name" | tee -a "$out"
+        echo "build failed: $name" | tee -a "$RESULTS/$name-build.out"
         status=1
         return
     fi
@@ -57,7 +57,7 @@ run_suites()
     fi
     for suite in regress isolation tap; do
         echo "== $name $suite"
-        if ! (cd "$work" && "${runas[@]}" make -s PG_CONFIG="$pgc" "check-$suite") 2>&1 | tee -a "$out"; then
+        if ! (cd "$work" && "${runas[@]}" make -s PG_CONFIG="$pgc" "check-$suite") 2>&1 | tee "$RESULTS/$name-$suite.out"; then
             status=1
             # The diffs right after the suite's summary, where a reader looks first.
             for f in "$work/regression.diffs" "$work/output_iso/regression.diffs"; do
@@ -89,11 +89,11 @@ for v in $PG_VERSIONS; do
             if [ -n "$pgc" ]; then
                 run_suites 18 "$pgc"
             else
-                echo "PostgreSQL 18 build failed" | tee -a "$RESULTS/18.out"
+                echo "PostgreSQL 18 build failed" | tee -a "$RESULTS/18-build.out"
                 status=1
             fi
             ;;
-        *) echo "unknown PostgreSQL version $v (15 or 18)" | tee -a "$RESULTS/$v.out"; status=1 ;;
+        *) echo "build failed: unknown PostgreSQL version $v (15 or 18)" | tee -a "$RESULTS/$v-build.out"; status=1 ;;
     esac
 done
 
@@ -110,13 +110,14 @@ fi
 # later); prove's "test/t/x.pl .. ok" lines; a build that failed.
 passed=0
 failed=0
-for f in "$RESULTS"/*.out; do
+for f in $(ls -tr "$RESULTS"/*.out 2>/dev/null); do
     [ -f "$f" ] || continue
     p=$(grep -vE '^test/t/' "$f" | grep -cE '\.\.\. ok( |$)|^ok [0-9]+ +[-+] ' || true)
     b=$(grep -vE '^test/t/' "$f" | grep -cE '\.\.\. FAILED|\.\.\. failed|^not ok [0-9]+ +[-+] |build failed|PostgreSQL 18 build failed' || true)
     tap_ok=$(grep -cE '^test/t/[^ ]+\.pl \.+ ok' "$f" || true)
     tap_all=$(grep -cE '^test/t/[^ ]+\.pl \.+ ' "$f" || true)
-    echo "== summary of $(basename "$f" .out): $((p + tap_ok)) ok, $((b + tap_all - tap_ok)) failing"
+    echo "== summary of $(basename "$f" .out): $((p + tap_ok)) ok, $((b + tap_all - tap_ok)) failing$(
+        grep -qE '^test/t/upgrade_1_0\.pl \.+ ok' "$f" && echo ' (upgrade from 1.0: ok)')"
     passed=$((passed + p + tap_ok))
     failed=$((failed + b + tap_all - tap_ok))
 done
