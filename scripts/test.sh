@@ -132,5 +132,7 @@ if [ $status -ne 0 ] || [ $failed -ne 0 ]; then
     [ $failed -eq 0 ] && failed=1
 fi
 echo "== total: $(( $(date +%s) - T0 ))s"
+# A run that passed leaves nothing behind; a failed one keeps its copies and logs.
+if [ $failed -eq 0 ]; then rm -rf "$BASE"; else echo "== kept: $BASE"; fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
