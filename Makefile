@@ -1,4 +1,4 @@
-# audit_log: PGXS build for PostgreSQL 15 and later.
+# audit_log: PGXS build for PostgreSQL 15 to 18 (make PG_CONFIG=/path/to/pg_config).
 EXTENSION = audit_log
 EXTVERSION = 1.1
 MODULE_big = audit_log
@@ -22,9 +22,16 @@ REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 # The same encoding and collation whatever the environment's locale.
 ENCODING = UTF8
 NO_LOCALE = 1
+# RUNNING_SERVER=1: against the server at PGHOST/PGPORT instead (configured
+# like test/audit_log.conf), as Debian's pg_buildext installcheck runs them.
+ifdef RUNNING_SERVER
+REGRESS_OPTS =
+ISOLATION_OPTS = --inputdir=$(srcdir)/test
+else
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/audit_log.conf
-ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/audit_log.conf
+endif
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 PROVE_FLAGS = -I $(srcdir)/test/t

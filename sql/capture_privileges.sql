@@ -38,15 +38,18 @@ SELECT count(*) AS initial_events FROM table_events \gset
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 
 -- No role has a write privilege on the events table or a partition, the
--- owner included; the only grants are SELECT to the owner.
+-- owner included; the only grants are SELECT to the owner (and, from
+-- PostgreSQL 17, the owner's MAINTAIN: VACUUM, ANALYZE, REINDEX, CLUSTER,
+-- LOCK, which change no row).
 SELECT c.relname ~ '^events_p[0-9]{8}$' AS daily, c.relname, a.privilege_type
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
  WHERE n.nspname = 'audit_log' AND (c.relname = 'events' OR c.relname LIKE 'events\_%')
-   AND c.relkind IN ('r', 'p') AND a.privilege_type <> 'SELECT';
+   AND c.relkind IN ('r', 'p') AND a.privilege_type <> 'SELECT'
+   AND NOT (a.privilege_type = 'MAINTAIN' AND a.grantee = c.relowner);
 SELECT DISTINCT a.privilege_type, a.grantee = c.relowner AS to_owner
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
  WHERE n.nspname = 'audit_log' AND (c.relname = 'events' OR c.relname LIKE 'events\_%')
-   AND c.relkind IN ('r', 'p');
+   AND c.relkind IN ('r', 'p') AND NOT (a.privilege_type = 'MAINTAIN' AND a.grantee = c.relowner);
 -- Every partition has an ACL (none falls back to the owner's defaults).
 SELECT count(*) AS without_acl FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid
  WHERE i.inhparent = 'audit_log.events'::regclass AND c.relacl IS NULL;

@@ -24,6 +24,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
@@ -151,7 +152,7 @@ mark_columns(CaptureState *cs, List *names, ColumnMark mark)
 static void
 load_keys(CaptureState *cs)
 {
-	Oid			pkoid = RelationGetPrimaryKeyIndex(cs->rel);
+	Oid			pkoid = audit_primary_key_index(cs->rel);
 	HeapTuple	tup;
 	Form_pg_index idx;
 	int			i;
@@ -535,9 +536,9 @@ truncate_seen(CaptureState *cs)
 	CommandId	cid = GetCurrentCommandId(false);
 	Oid			relid = RelationGetRelid(cs->rel);
 
-	if (last_lxid != MyProc->lxid || last_cid != cid)
+	if (last_lxid != audit_my_lxid() || last_cid != cid)
 	{
-		last_lxid = MyProc->lxid;
+		last_lxid = audit_my_lxid();
 		last_cid = cid;
 		nseen = 0;
 	}

@@ -43,6 +43,7 @@
 #include "guard.h"
 #include "utility_classify.h"
 #include "workers.h"
+#include "compat.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"

@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "utility_classify.h"
+#include "compat.h"
 
 #include "commands/trigger.h"
 #include "miscadmin.h"

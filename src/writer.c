@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -113,10 +114,11 @@ set_text(Datum *values, bool *nulls, int i, const char *s)
 }
 
 /*
- * Row images above this size are stored LZ4-compressed inline.  Heap rows
- * under 2 kB never reach the TOAST compressor, and an audit row is mostly
- * its old_data: compressing it here keeps the trail small.  Readers see an
- * ordinary jsonb (detoasting is transparent).
+ * Row images above this size are stored LZ4-compressed inline (pglz on a
+ * server built without LZ4).  Heap rows under 2 kB never reach the TOAST
+ * compressor, and an audit row is mostly its old_data: compressing it here
+ * keeps the trail small.  Readers see an ordinary jsonb (detoasting is
+ * transparent).
  */
 #define COMPRESS_MIN_BYTES 160
 
@@ -130,7 +132,7 @@ set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
 		values[i] = JsonbPGetDatum(j);
 		if (VARSIZE_ANY(j) >= COMPRESS_MIN_BYTES && !VARATT_IS_EXTENDED(j))
 		{
-			Datum		c = toast_compress_datum(values[i], TOAST_LZ4_COMPRESSION);
+			Datum		c = toast_compress_datum(values[i], AUDIT_TOAST_COMPRESSION);
 
 			if (DatumGetPointer(c) != NULL)
 				values[i] = c;
@@ -225,8 +227,7 @@ multi_flush(MultiState *ms, EState *estate, CommandId cid)
 	for (i = 0; i < ms->nslots; i++)
 	{
 		if (ms->rri->ri_NumIndices > 0)
-			(void) ExecInsertIndexTuples(ms->rri, ms->slots[i], estate,
-										 false, false, NULL, NIL);
+			audit_insert_index_tuples(ms->rri, ms->slots[i], estate);
 		ResetPerTupleExprContext(estate);
 		ExecClearTuple(ms->slots[i]);
 	}
@@ -317,8 +318,7 @@ audit_write_events(AuditEvent *events, int nevents)
 		rte->relid = relid;
 		rte->relkind = RELKIND_PARTITIONED_TABLE;
 		rte->rellockmode = RowExclusiveLock;
-		rte->requiredPerms = ACL_INSERT;
-		ExecInitRangeTable(estate, list_make1(rte));
+		audit_init_range_table(estate, rte, ACL_INSERT);
 
 		rootRRI = makeNode(ResultRelInfo);
 		ExecInitResultRelation(estate, rootRRI, 1);
@@ -376,7 +376,7 @@ audit_write_events(AuditEvent *events, int nevents)
 											 table_slot_callbacks(partRRI->ri_RelationDesc));
 			slot = ms.slots[ms.nslots];
 			ExecClearTuple(slot);
-			map = partRRI->ri_RootToPartitionMap;
+			map = audit_root_to_child_map(partRRI, estate);
 			if (map != NULL)
 				execute_attr_map_slot(map->attrMap, rootslot, slot);
 			else

@@ -46,16 +46,34 @@ $node->safe_psql($db, q{
 	ALTER ROLE upg_alice PASSWORD 'secret2';
 	GRANT SELECT ON app.users TO upg_alice;
 	CREATE TABLE app.other (id int);
+	CREATE TABLE app.notes (id int PRIMARY KEY, body text);
+	SELECT audit_log.enable('app.notes');
+	INSERT INTO app.notes VALUES (1, 'n');
+	TRUNCATE app.notes;
+	ALTER ROLE upg_alice SET work_mem = '8MB';
+	REVOKE SELECT ON app.users FROM upg_alice;
 	SELECT audit_log.log('app.key_rotated', object_type => 'api_key', resource_id => '1');
 	SELECT audit_log.set_retention('short', '30 days', '{auth}');
 	SELECT audit_log.hold('case-1', now() - interval '1 day', now() + interval '1 day', 'legal');
 });
 # A failed command and a login travel through the worker.
 $node->psql($db, 'SET ROLE upg_alice; CREATE ROLE upg_nope;');
-$node->psql($db, 'SELECT 1', connstr => $node->connstr($db) . ' user=upg_alice password=wrong');
+my $hba = $node->data_dir . '/pg_hba.conf';
+open(my $fh, '>', $hba) or die;
+print $fh "local all upg_alice password\n";
+print $fh "local all all trust\n";
+close $fh;
+$node->reload;
+$node->connect_fails($node->connstr($db) . ' user=upg_alice password=wrong', 'a failed login',
+	expected_stderr => qr/password authentication failed/);
 $node->poll_query_until($db, q{
 	SELECT count(*) > 0 FROM audit_log.events WHERE status = 'failure'})
   or die 'the worker wrote no failure';
+$node->poll_query_until($db, q{
+	SELECT count(*) > 0 FROM audit_log.events WHERE event_type = 'auth.login_failed'})
+  or die 'the worker wrote no failed login';
+is($node->safe_psql($db, q{SELECT string_agg(DISTINCT category, ',' ORDER BY category) FROM audit_log.events}),
+	'app,audit,auth,config,data,ddl,privilege,role', 'events of every category on 1.0');
 
 # Events of closed windows (the 12 hours before the last full hour), sealed.
 $node->safe_psql($db, q{
