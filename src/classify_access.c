@@ -14,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "utility_classify.h"
+#include "compat.h"
 
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -262,7 +263,7 @@ audit_classify_role(Classify *c, Node *n)
 				GrantRoleStmt *g = (GrantRoleStmt *) n;
 
 				classify_membership(c, g->is_grant, g->granted_roles, g->grantee_roles,
-									g->admin_opt, g->grantor);
+									audit_grant_role_admin(g), g->grantor);
 				break;
 			}
 		default:

@@ -260,4 +260,38 @@ audit_string_token(int tok)
 		(tok == codes[0] || tok == codes[1] || tok == codes[2] || tok == codes[3]);
 }
 
+/*
+ * AUDIT_SEQ_REC_SET_LOCATOR: the relation of a sequence's WAL record
+ * (xl_seq_rec): RelFileNode became RelFileLocator in 16 ("Convert
+ * RelFileNode to RelFileLocator", commit b0a55e43).
+ */
+#if PG_VERSION_NUM >= 160000
+#define AUDIT_SEQ_REC_SET_LOCATOR(xlrec, rel) ((xlrec).locator = (rel)->rd_locator)
+#else
+#define AUDIT_SEQ_REC_SET_LOCATOR(xlrec, rel) ((xlrec).node = (rel)->rd_node)
+#endif
+
+/*
+ * audit_walrcv_connect, audit_walrcv_create_slot: a logical replication
+ * connection and a slot on it (libpqwalreceiver).  16 added
+ * must_use_password to connect, 17 the replication flag to connect and
+ * failover to create_slot.
+ */
+#if PG_VERSION_NUM >= 170000
+#define audit_walrcv_connect(conninfo, appname, err) \
+	walrcv_connect(conninfo, true, true, false, appname, err)
+#define audit_walrcv_create_slot(conn, slot, lsn) \
+	walrcv_create_slot(conn, slot, false, false, false, CRS_NOEXPORT_SNAPSHOT, lsn)
+#elif PG_VERSION_NUM >= 160000
+#define audit_walrcv_connect(conninfo, appname, err) \
+	walrcv_connect(conninfo, true, false, appname, err)
+#define audit_walrcv_create_slot(conn, slot, lsn) \
+	walrcv_create_slot(conn, slot, false, false, CRS_NOEXPORT_SNAPSHOT, lsn)
+#else
+#define audit_walrcv_connect(conninfo, appname, err) \
+	walrcv_connect(conninfo, true, appname, err)
+#define audit_walrcv_create_slot(conn, slot, lsn) \
+	walrcv_create_slot(conn, slot, false, false, CRS_NOEXPORT_SNAPSHOT, lsn)
+#endif
+
 #endif							/* AUDIT_LOG_COMPAT_H */

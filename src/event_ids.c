@@ -56,6 +56,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -243,7 +244,7 @@ audit_take_event_ids(Oid seqid, int n, int64 *step)
 		seq->last_value = logged;
 		seq->is_called = true;
 		seq->log_cnt = 0;
-		xlrec.node = rel->rd_node;
+		AUDIT_SEQ_REC_SET_LOCATOR(xlrec, rel);
 		XLogRegisterData((char *) &xlrec, sizeof(xl_seq_rec));
 		XLogRegisterData((char *) tuple.t_data, tuple.t_len);
 		recptr = XLogInsert(RM_SEQ_ID, XLOG_SEQ_LOG);

@@ -47,6 +47,7 @@
  *-------------------------------------------------------------------------
  */
 #include "guard.h"
+#include "compat.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -436,7 +437,7 @@ audit_executor_start(QueryDesc *queryDesc, int eflags)
 				ps->commandType == CMD_DELETE ? "DELETE" : "MERGE";
 
 			if (rte->rtekind == RTE_RELATION &&
-				(rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0 &&
+				(audit_rte_required_perms(ps, rte) & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0 &&
 				audit_is_events_relid(rte->relid))
 				tamper(op, rte->relid, op, audit_redact_statement(queryDesc->sourceText));
 		}

@@ -61,6 +61,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -126,7 +127,7 @@ audit_horizon_enter(Oid seqid)
 	ResourceOwner save_owner;
 	int64		first;
 
-	if (MyProc->lxid == entered_lxid)
+	if (audit_my_lxid() == entered_lxid)
 		return;
 	first = next_event_id(seqid);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) first >> 32),
@@ -136,7 +137,7 @@ audit_horizon_enter(Oid seqid)
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	(void) LockAcquire(&tag, AccessShareLock, false, false);
 	CurrentResourceOwner = save_owner;
-	entered_lxid = MyProc->lxid;
+	entered_lxid = audit_my_lxid();
 }
 
 /*

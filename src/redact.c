@@ -16,11 +16,11 @@
  *-------------------------------------------------------------------------
  */
 #include "redact.h"
+#include "compat.h"
 
 #include "fmgr.h"
 #include "parser/scanner.h"
 #include "parser/scansup.h"
-#include "parser/gram.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(audit_redact);
@@ -79,7 +79,7 @@ audit_redact_statement(const char *sql)
 			}
 			if (tok == 0)
 				break;
-			if (tok == SCONST || tok == USCONST || tok == BCONST || tok == XCONST)
+			if (audit_string_token(tok))
 				lit_start = yylloc;
 		}
 		scanner_finish(scanner);

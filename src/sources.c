@@ -33,6 +33,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -134,7 +135,7 @@ remote_connect(const char *conninfo)
 	char	   *err = NULL;
 
 	load_file("libpqwalreceiver", false);
-	conn = walrcv_connect(conninfo, true, "audit_log", &err);
+	conn = audit_walrcv_connect(conninfo, "audit_log", &err);
 	if (conn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -238,7 +239,7 @@ audit_source_remote(PG_FUNCTION_ARGS)
 		{
 			XLogRecPtr	lsn;
 
-			walrcv_create_slot(conn, slot, false, false, CRS_NOEXPORT_SNAPSHOT, &lsn);
+			audit_walrcv_create_slot(conn, slot, &lsn);
 			result = psprintf("%X/%X", LSN_FORMAT_ARGS(lsn));
 		}
 		else if (strcmp(action, "drop") == 0 && slot != NULL)
