@@ -188,14 +188,18 @@ audit_restore_allows(Node *n)
 		case T_CreateStmt:
 			return true;
 		case T_GrantStmt:
-			/* the ACL pg_dump writes: SELECT for the owner, nothing more */
+			/*
+			 * the ACL pg_dump writes: SELECT for the owner (and MAINTAIN,
+			 * which the owner holds from 17 on: no row changes), nothing more
+			 */
 			if (!((GrantStmt *) n)->is_grant || ((GrantStmt *) n)->privileges == NIL)
 				return false;
 			foreach(lc, ((GrantStmt *) n)->privileges)
 			{
 				AccessPriv *p = lfirst_node(AccessPriv, lc);
 
-				if (p->priv_name == NULL || strcmp(p->priv_name, "select") != 0 || p->cols != NIL)
+				if (p->priv_name == NULL || p->cols != NIL ||
+					(strcmp(p->priv_name, "select") != 0 && strcmp(p->priv_name, "maintain") != 0))
 					return false;
 			}
 			return true;
