@@ -15,7 +15,8 @@
  * subscribe() names audit_log_<source>.  A worker of any other subscription
  * that writes audit_log.events is refused.  The source's seal records are
  * redirected the same way (audit_log._source_seal_fill, through
- * audit_log._apply_source()).
+ * audit_log._apply_source()).  An event the source sends again (its
+ * maintain() moved it between partitions) is skipped, not stored twice.
  *
  * Slots.  CREATE SUBSCRIPTION may create its slot, and DROP SUBSCRIPTION
  * drop it, only outside a transaction block, so not in a function:
@@ -25,7 +26,7 @@
  * here.
  *
  * Transactions and locking: the trigger runs in the apply's transaction
- * and takes no lock.  audit_source_remote() opens a replication
+ * and takes no lock of its own (its lookup reads the events table).  audit_source_remote() opens a replication
  * connection to the source for the duration of the call; what it does
  * there (create or drop a slot) is not undone if the local transaction
  * aborts, which is why its callers do it last.
@@ -34,6 +35,7 @@
  */
 #include "audit_log.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -43,6 +45,8 @@
 #include "replication/walreceiver.h"
 #include "replication/worker_internal.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(audit_source_fill);
@@ -89,9 +93,73 @@ audit_apply_source(PG_FUNCTION_ARGS)
 }
 
 /*
+ * source_event_stored: whether the event of tuple (a row of a leaf of the
+ * central events table) is already stored under source src.  The source
+ * sends an event again when its maintain() moves it between partitions
+ * (stray rows of the safety net to their day, a leaf split by a policy
+ * change): a DELETE, not published, and an INSERT, published.  That copy
+ * is skipped: without it the apply stopped on the unique key for good.
+ * The key (source, event_id, occurred_at, category) names one event of the
+ * source, and a moved copy that differs (edited on the source) must not
+ * replace the central's copy either.  One probe of the unique index per
+ * applied row, through a plan kept for the worker's life.
+ */
+static bool
+source_event_stored(Relation rel, HeapTuple tuple, Datum src)
+{
+	static SPIPlanPtr plan = NULL;
+	TupleDesc	desc = rel->rd_att;
+	const char *cols[] = {"event_id", "occurred_at", "category"};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	bool		found;
+	int			i;
+
+	values[0] = src;
+	for (i = 0; i < 3; i++)
+	{
+		int			attnum = SPI_fnumber(desc, cols[i]);
+
+		if (attnum <= 0)
+			elog(ERROR, "audit_log.events has no column %s", cols[i]);
+		values[i + 1] = heap_getattr(tuple, attnum, desc, &isnull);
+		if (isnull)
+			return false;		/* the NOT NULL constraint answers */
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "source_event_stored: SPI_connect failed");
+	if (plan == NULL)
+	{
+		Oid			types[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
+		char	   *nsp = get_namespace_name(RelationGetNamespace(rel));
+		char	   *q = psprintf("SELECT 1 FROM %s.events e"
+								 " WHERE e.source OPERATOR(pg_catalog.=) $1"
+								 " AND e.event_id OPERATOR(pg_catalog.=) $2"
+								 " AND e.occurred_at OPERATOR(pg_catalog.=) $3"
+								 " AND e.category OPERATOR(pg_catalog.=) $4",
+								 quote_identifier(nsp));
+		SPIPlanPtr	p = SPI_prepare(q, 4, types);
+
+		if (p == NULL)
+			elog(ERROR, "source_event_stored: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "source_event_stored: SPI_keepplan failed");
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "source_event_stored: the lookup failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
  * audit_source_fill: BEFORE INSERT row trigger of the central events
  * table, enabled for replica only.  Sets source to the name of the
- * applying subscription, without its audit_log_ prefix.
+ * applying subscription, without its audit_log_ prefix, and skips an event
+ * of that source already stored here (source_event_stored).
  */
 Datum
 audit_source_fill(PG_FUNCTION_ARGS)
@@ -119,6 +187,8 @@ audit_source_fill(PG_FUNCTION_ARGS)
 	if (attnum <= 0)
 		elog(ERROR, "audit_log.events has no column source");
 	value = CStringGetTextDatum(src);
+	if (source_event_stored(td->tg_relation, tuple, value))
+		return PointerGetDatum(NULL);
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum,
 													 &value, &isnull));
 }
