@@ -22,7 +22,8 @@
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config; the
 # extension must be installed there), BENCH_PORT (5561; the central uses
 # BENCH_PORT+1), DURATION (seconds per W1 run, 15), CLIENTS (2), ROWS
-# (200000), ROUNDS (3), EVENTS (1000000), BATCH (50000), SKIP_W1=1,
+# (200000), ROUNDS (3), EVENTS (1000000), BATCH (50000), CENTRAL_NICE (0;
+# 19 runs the central cluster at the lowest CPU priority), SKIP_W1=1,
 # SKIP_CATCHUP=1, KEEP=1 keeps the clusters.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +37,7 @@ ROWS=${ROWS:-200000}
 ROUNDS=${ROUNDS:-3}
 EVENTS=${EVENTS:-1000000}
 BATCH=${BATCH:-50000}
+CENTRAL_NICE=${CENTRAL_NICE:-0}
 
 WORK=$(mktemp -d /tmp/audit_log_bench_sources_load.XXXXXX)
 RUNAS=()
@@ -54,7 +56,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== clusters in $WORK (ports $PORT, $CPORT; $("$PG_CONFIG" --version)); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== clusters in $WORK (ports $PORT, $CPORT, central niceness $CENTRAL_NICE; $("$PG_CONFIG" --version)); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in src central; do
     as_pg "$BIN/initdb" -D "$WORK/$d" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     cat >> "$WORK/$d/postgresql.conf" <<CONF
@@ -72,7 +74,9 @@ log_min_messages = warning
 CONF
 done
 as_pg "$BIN/pg_ctl" -D "$WORK/src" -o "-p $PORT" -l "$WORK/src.log" -w start >/dev/null
-as_pg "$BIN/pg_ctl" -D "$WORK/central" -o "-p $CPORT" -l "$WORK/central.log" -w start >/dev/null
+# CENTRAL_NICE: the central cluster runs at this niceness, so that on one
+# machine it takes the CPU the source's load leaves (as if it ran elsewhere).
+as_pg nice -n "$CENTRAL_NICE" "$BIN/pg_ctl" -D "$WORK/central" -o "-p $CPORT" -l "$WORK/central.log" -w start >/dev/null
 cp "$HERE"/capture_setup.sql "$HERE"/capture_w1.sql "$WORK"/
 [ ${#RUNAS[@]} -gt 0 ] && chown postgres "$WORK"/*.sql
 psql_ "$PORT" -f "$WORK/capture_setup.sql" >/dev/null

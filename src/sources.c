@@ -26,7 +26,7 @@
  * here.
  *
  * Transactions and locking: the trigger runs in the apply's transaction
- * and takes no lock of its own (its lookup reads the events table).  audit_source_remote() opens a replication
+ * and takes no lock of its own (its probe reads the index of the row's leaf).  audit_source_remote() opens a replication
  * connection to the source for the duration of the call; what it does
  * there (create or drop a slot) is not undone if the local transaction
  * aborts, which is why its callers do it last.
@@ -35,7 +35,14 @@
  */
 #include "audit_log.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "catalog/pg_index.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -45,7 +52,6 @@
 #include "replication/walreceiver.h"
 #include "replication/worker_internal.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
@@ -93,65 +99,76 @@ audit_apply_source(PG_FUNCTION_ARGS)
 }
 
 /*
- * source_event_stored: whether the event of tuple (a row of a leaf of the
- * central events table) is already stored under source src.  The source
- * sends an event again when its maintain() moves it between partitions
- * (stray rows of the safety net to their day, a leaf split by a policy
- * change): a DELETE, not published, and an INSERT, published.  That copy
- * is skipped: without it the apply stopped on the unique key for good.
+ * source_event_stored: whether the event of tuple (a row routed to the leaf
+ * rel of the central events table) is already stored under source src.
+ * The source sends an event again when its maintain() moves it between
+ * partitions (stray rows of the safety net to their day, a leaf split by a
+ * policy change): a DELETE, not published, and an INSERT, published.  That
+ * copy is skipped: without it the apply stopped on the unique key for good.
  * The key (source, event_id, occurred_at, category) names one event of the
  * source, and a moved copy that differs (edited on the source) must not
- * replace the central's copy either.  One probe of the unique index per
- * applied row, through a plan kept for the worker's life.
+ * replace the central's copy either.  A row with that key can only be in
+ * the leaf the new row is routed to, so this is one probe of the leaf's
+ * unique index (no plan, no other partition locked).  Without that index
+ * it answers false and the constraint decides.
  */
 static bool
 source_event_stored(Relation rel, HeapTuple tuple, Datum src)
 {
-	static SPIPlanPtr plan = NULL;
-	TupleDesc	desc = rel->rd_att;
-	const char *cols[] = {"event_id", "occurred_at", "category"};
+	static const char *const cols[] = {"source", "event_id", "occurred_at", "category"};
+	static const RegProcedure eqs[] = {F_TEXTEQ, F_INT8EQ, F_TIMESTAMPTZ_EQ, F_TEXTEQ};
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	attnums[4];
 	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	bool		isnull;
-	bool		found;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
 	int			i;
 
-	values[0] = src;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 	{
-		int			attnum = SPI_fnumber(desc, cols[i]);
+		bool		isnull;
 
-		if (attnum <= 0)
+		attnums[i] = SPI_fnumber(desc, cols[i]);
+		if (attnums[i] <= 0)
 			elog(ERROR, "audit_log.events has no column %s", cols[i]);
-		values[i + 1] = heap_getattr(tuple, attnum, desc, &isnull);
+		if (i == 0)
+			continue;
+		values[i] = heap_getattr(tuple, attnums[i], desc, &isnull);
 		if (isnull)
 			return false;		/* the NOT NULL constraint answers */
 	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "source_event_stored: SPI_connect failed");
-	if (plan == NULL)
-	{
-		Oid			types[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
-		char	   *nsp = get_namespace_name(RelationGetNamespace(rel));
-		char	   *q = psprintf("SELECT 1 FROM %s.events e"
-								 " WHERE e.source OPERATOR(pg_catalog.=) $1"
-								 " AND e.event_id OPERATOR(pg_catalog.=) $2"
-								 " AND e.occurred_at OPERATOR(pg_catalog.=) $3"
-								 " AND e.category OPERATOR(pg_catalog.=) $4",
-								 quote_identifier(nsp));
-		SPIPlanPtr	p = SPI_prepare(q, 4, types);
+	values[0] = src;
 
-		if (p == NULL)
-			elog(ERROR, "source_event_stored: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "source_event_stored: SPI_keepplan failed");
-		plan = p;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = idx->rd_index;
+		bool		match = ix->indisunique && ix->indisvalid && ix->indnkeyatts == 4;
+
+		for (i = 0; match && i < 4; i++)
+			match = ix->indkey.values[i] == attnums[i];
+		if (match)
+		{
+			ScanKeyData key[4];
+			IndexScanDesc scan;
+			TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+			for (i = 0; i < 4; i++)
+				ScanKeyEntryInitialize(&key[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+									   idx->rd_indcollation[i], eqs[i], values[i]);
+			scan = index_beginscan(rel, idx, GetActiveSnapshot(), 4, 0);
+			index_rescan(scan, key, 4, NULL, 0);
+			found = index_getnext_slot(scan, ForwardScanDirection, slot);
+			index_endscan(scan);
+			ExecDropSingleTupleTableSlot(slot);
+		}
+		index_close(idx, AccessShareLock);
+		if (match)
+			break;
 	}
-	if (SPI_execute_plan(plan, values, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "source_event_stored: the lookup failed");
-	found = SPI_processed > 0;
-	SPI_finish();
+	list_free(indexes);
 	return found;
 }
 
