@@ -15,7 +15,8 @@
  * subscribe() names audit_log_<source>.  A worker of any other subscription
  * that writes audit_log.events is refused.  The source's seal records are
  * redirected the same way (audit_log._source_seal_fill, through
- * audit_log._apply_source()).
+ * audit_log._apply_source()).  An event the source sends again (its
+ * maintain() moved it between partitions) is skipped, not stored twice.
  *
  * Slots.  CREATE SUBSCRIPTION may create its slot, and DROP SUBSCRIPTION
  * drop it, only outside a transaction block, so not in a function:
@@ -25,7 +26,7 @@
  * here.
  *
  * Transactions and locking: the trigger runs in the apply's transaction
- * and takes no lock.  audit_source_remote() opens a replication
+ * and takes no lock of its own (its probe reads the index of the row's leaf).  audit_source_remote() opens a replication
  * connection to the source for the duration of the call; what it does
  * there (create or drop a slot) is not undone if the local transaction
  * aborts, which is why its callers do it last.
@@ -35,6 +36,14 @@
 #include "audit_log.h"
 #include "compat.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "catalog/pg_index.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -44,6 +53,7 @@
 #include "replication/walreceiver.h"
 #include "replication/worker_internal.h"
 #include "utils/builtins.h"
+#include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(audit_source_fill);
@@ -90,9 +100,84 @@ audit_apply_source(PG_FUNCTION_ARGS)
 }
 
 /*
+ * source_event_stored: whether the event of tuple (a row routed to the leaf
+ * rel of the central events table) is already stored under source src.
+ * The source sends an event again when its maintain() moves it between
+ * partitions (stray rows of the safety net to their day, a leaf split by a
+ * policy change): a DELETE, not published, and an INSERT, published.  That
+ * copy is skipped: without it the apply stopped on the unique key for good.
+ * The key (source, event_id, occurred_at, category) names one event of the
+ * source, and a moved copy that differs (edited on the source) must not
+ * replace the central's copy either.  A row with that key can only be in
+ * the leaf the new row is routed to, so this is one probe of the leaf's
+ * unique index (no plan, no other partition locked).  Without that index
+ * it answers false and the constraint decides.
+ */
+static bool
+source_event_stored(Relation rel, HeapTuple tuple, Datum src)
+{
+	static const char *const cols[] = {"source", "event_id", "occurred_at", "category"};
+	static const RegProcedure eqs[] = {F_TEXTEQ, F_INT8EQ, F_TIMESTAMPTZ_EQ, F_TEXTEQ};
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	attnums[4];
+	Datum		values[4];
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		bool		isnull;
+
+		attnums[i] = SPI_fnumber(desc, cols[i]);
+		if (attnums[i] <= 0)
+			elog(ERROR, "audit_log.events has no column %s", cols[i]);
+		if (i == 0)
+			continue;
+		values[i] = heap_getattr(tuple, attnums[i], desc, &isnull);
+		if (isnull)
+			return false;		/* the NOT NULL constraint answers */
+	}
+	values[0] = src;
+
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = idx->rd_index;
+		bool		match = ix->indisunique && ix->indisvalid && ix->indnkeyatts == 4;
+
+		for (i = 0; match && i < 4; i++)
+			match = ix->indkey.values[i] == attnums[i];
+		if (match)
+		{
+			ScanKeyData key[4];
+			IndexScanDesc scan;
+			TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+			for (i = 0; i < 4; i++)
+				ScanKeyEntryInitialize(&key[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+									   idx->rd_indcollation[i], eqs[i], values[i]);
+			scan = index_beginscan(rel, idx, GetActiveSnapshot(), 4, 0);
+			index_rescan(scan, key, 4, NULL, 0);
+			found = index_getnext_slot(scan, ForwardScanDirection, slot);
+			index_endscan(scan);
+			ExecDropSingleTupleTableSlot(slot);
+		}
+		index_close(idx, AccessShareLock);
+		if (match)
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
  * audit_source_fill: BEFORE INSERT row trigger of the central events
  * table, enabled for replica only.  Sets source to the name of the
- * applying subscription, without its audit_log_ prefix.
+ * applying subscription, without its audit_log_ prefix, and skips an event
+ * of that source already stored here (source_event_stored).
  */
 Datum
 audit_source_fill(PG_FUNCTION_ARGS)
@@ -120,6 +205,8 @@ audit_source_fill(PG_FUNCTION_ARGS)
 	if (attnum <= 0)
 		elog(ERROR, "audit_log.events has no column source");
 	value = CStringGetTextDatum(src);
+	if (source_event_stored(td->tg_relation, tuple, value))
+		return PointerGetDatum(NULL);
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum,
 													 &value, &isnull));
 }

@@ -2,8 +2,9 @@
 # over logical replication.  Events of every kind arrive with their source
 # (and the delay is measured), nothing is lost or doubled across a stop of
 # the central cluster, ingest() is all or nothing, publish() is idempotent,
-# subscribe()/unsubscribe() fail cleanly, and the sources view and filter
-# tell the sources apart.
+# subscribe()/unsubscribe() fail cleanly, the sources view and filter
+# tell the sources apart, and a source's purge by retention leaves the
+# central copy whole (verify(source => ...) says ok).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -153,12 +154,15 @@ ok($central->poll_query_until('postgres',
 unlike($central->safe_psql('postgres', 'SELECT row_to_json(s)::text FROM audit_log.sources s'),
 	qr/password/, 'sources: no password');
 
-# 4 (part). verify(source => ...): a source's seal chain checks out over the
+# 4 (first part). verify(source => ...): a source's seal chain checks out over the
 # central copy; the central's own chain covers its own events only, so a
 # source's event arriving in a window the central sealed disturbs nothing.
+# (app.aged: events of 40 and of 2 days ago, which s1 purges below.)
 $node{s1}->safe_psql('postgres', q{
 	SELECT audit_log._record_at('2025-01-01 00:10:00+00', 'app', 'app.old', 'x', jsonb_build_object('i', i))
 	  FROM generate_series(1, 3) i;
+	SELECT audit_log._record_at(now() - d * interval '1 day', 'app', 'app.aged', 'x', jsonb_build_object('i', i))
+	  FROM generate_series(1, 5) i, unnest('{40,2}'::int[]) d;
 	SELECT audit_log.seal();});
 my $s1_seals = $node{s1}->safe_psql('postgres', 'SELECT count(*) FROM audit_log.seal');
 ok($s1_seals > 0, 's1 sealed windows');
@@ -214,6 +218,61 @@ $node{s1}->stop('immediate');
 $node{s1}->start;
 $node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_crash') FROM generate_series(1, 50)");
 ok(caught_up('s1'), 's1: after a restart and a crash of the source, every event arrived once');
+
+# 4. s1 purges old days by retention (time travel: maintain() as of 120
+# days from now: every day has expired, and those sealed go): the central copy keeps them, and verify(source => 's1') on
+# the central says ok for every window it has whole.  (Only events of the
+# last 30 days are compared: the central's own retention may purge the
+# 2025 ones, and the window of app.late holds an event its seal has not.)
+my $premax = $node{s1}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events');
+ok(caught_up('s1'), 's1: every event up to the purge arrived');
+my $recent = "occurred_at > now() - interval '30 days' AND event_id <= $premax";
+my $before = $central->safe_psql('postgres',
+	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE source = 's1' AND $recent");
+my $s1_recent = $node{s1}->safe_psql('postgres',
+	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE $recent");
+is($before, $s1_recent, 's1 and the central hold the same events of the last 30 days before the purge');
+my $purged = 0;
+for my $try (1 .. 60)
+{
+	# A maintain() of s1's own worker makes this one skip: try again.
+	$purged += $node{s1}->safe_psql('postgres', q{
+		SELECT count(*) FROM audit_log.maintain(as_of => now() + interval '120 days') WHERE action = 'purged'});
+	last if $node{s1}->safe_psql('postgres',
+		"SELECT count(*) FROM audit_log.events WHERE event_type = 'app.aged'") eq '0';
+	sleep 1;
+}
+ok($purged > 0, "s1: maintain() purged $purged partitions");
+is($node{s1}->safe_psql('postgres',
+	"SELECT count(*) FROM audit_log.events WHERE event_type = 'app.aged'"),
+	'0', 's1: the old days are gone from the source');
+is($node{s1}->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT v.status, ',') FROM audit_log.verify() v
+	 WHERE v.window_start IN (SELECT s.window_start FROM audit_log.seal s
+	                           WHERE s.window_start > now() - interval '41 days' AND s.window_end < now() - interval '1 day'
+	                             AND s.events > 0)}),
+	'purged', "s1: verify() reports those windows purged");
+my $mark = $node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_purge')");
+ok($central->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM audit_log.events WHERE source = 's1' AND event_id = $mark"),
+	's1: replication goes on after the purge');
+is($central->safe_psql('postgres',
+	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE source = 's1' AND $recent"),
+	$before, 'central: every event s1 purged is still here, once (count and ids)');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's1' AND event_type = 'app.aged'"),
+	'10', 'central: the aged events are still here');
+my $whole = $central->safe_psql('postgres', q{
+	SELECT count(*) FROM audit_log.source_seals
+	 WHERE source = 's1' AND window_start >= now() - interval '41 days' AND events > 0});
+ok($whole >= 2, "s1 sealed $whole windows with events in the last 41 days");
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT status, ',') || ':' || count(*) FILTER (WHERE events > 0)
+	  FROM audit_log.verify(from_time => now() - interval '41 days', source => 's1')}),
+	"ok:$whole", "verify(source => 's1') on the central: ok for every window it has whole, purged on s1 or not");
+is($central->safe_psql('postgres', q{
+	SELECT status FROM audit_log.verify(from_time => now() - interval '41 days', source => 's1')
+	 WHERE events > 0 ORDER BY window_start LIMIT 1}),
+	'ok', 'verify(source => \'s1\') on the central: the window of the 40-day-old events is ok');
 
 # Only the apply writes a source's events on the central side.
 ($rc, $out, $err) = $central->psql('postgres', q{
