@@ -294,4 +294,16 @@ audit_string_token(int tok)
 	walrcv_create_slot(conn, slot, false, false, CRS_NOEXPORT_SNAPSHOT, lsn)
 #endif
 
+/*
+ * audit_index_beginscan: index_beginscan() gained its instrumentation
+ * argument in 18 (EXPLAIN's index searches, commit 0fbceae8).
+ */
+#if PG_VERSION_NUM >= 180000
+#define audit_index_beginscan(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys)
+#else
+#define audit_index_beginscan(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan(heap, index, snapshot, nkeys, norderbys)
+#endif
+
 #endif							/* AUDIT_LOG_COMPAT_H */

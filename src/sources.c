@@ -159,7 +159,7 @@ source_event_stored(Relation rel, HeapTuple tuple, Datum src)
 			for (i = 0; i < 4; i++)
 				ScanKeyEntryInitialize(&key[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 									   idx->rd_indcollation[i], eqs[i], values[i]);
-			scan = index_beginscan(rel, idx, GetActiveSnapshot(), 4, 0);
+			scan = audit_index_beginscan(rel, idx, GetActiveSnapshot(), 4, 0);
 			index_rescan(scan, key, 4, NULL, 0);
 			found = index_getnext_slot(scan, ForwardScanDirection, slot);
 			index_endscan(scan);
