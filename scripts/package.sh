@@ -10,6 +10,9 @@
 #   package.sh [WORKDIR]   (default: a new /tmp/audit_log_deb.XXXXXX)
 #   PACKAGE_INSTALL=0      build only: no dpkg -i, no test
 set -euo pipefail
+# pg_virtualenv reads PACKAGE (the package whose debian/<dir> holds the
+# extension files): the PACKAGE=1 of scripts/test.sh must not reach it.
+unset PACKAGE
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SRC=$(pwd)
 WORK=${1:-$(mktemp -d /tmp/audit_log_deb.XXXXXX)}
