@@ -42,6 +42,9 @@ include $(PGXS)
 audit_log--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
 
+# PGXS tracks no header dependencies: rebuild when a header changes.
+$(OBJS): $(wildcard src/*.h)
+
 # One suite at a time (scripts/test.sh runs all three even when one fails).
 check-regress:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)

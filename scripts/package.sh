@@ -4,16 +4,15 @@
 # dpkg-buildpackage, install them with dpkg -i, and run the regression suite
 # against the installed files (debian/tests/installcheck: pg_buildext
 # installcheck on a pg_virtualenv cluster).  Run as root on Debian 12; CI
-# runs it last (scripts/test.sh with PACKAGE=1), as the packages replace the
+# runs it last (scripts/test.sh with TEST_DEB=1), as the packages replace the
 # files "make install" put into the system's PostgreSQL.
 #
 #   package.sh [WORKDIR]   (default: a new /tmp/audit_log_deb.XXXXXX)
 #   PACKAGE_INSTALL=0      build only: no dpkg -i, no test
 set -euo pipefail
-# pg_virtualenv reads PACKAGE (the package whose debian/<dir> holds the
-# extension files): the PACKAGE=1 of scripts/test.sh must not reach it.
-unset PACKAGE
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# pg_virtualenv reads PACKAGE (debian/$PACKAGE as extension_destdir): none of ours.
+unset PACKAGE
 SRC=$(pwd)
 WORK=${1:-$(mktemp -d /tmp/audit_log_deb.XXXXXX)}
 

@@ -3,7 +3,7 @@
 # specs (test/specs) and the TAP tests (test/t), each on its own temporary
 # PostgreSQL instance, on each PostgreSQL version asked for; PostgreSQL's own
 # regression suite without and with audit_log (pgregress, on 15); then, with
-# PACKAGE=1, build the Debian package, install it and run the regression
+# TEST_DEB=1, build the Debian package, install it and run the regression
 # suite against the installed files.  As root on Debian 12 it first installs
 # the packages it needs, builds and installs; the tests themselves run as
 # "postgres".  Ends with a line "N passed, N failed" counting every suite of
@@ -13,7 +13,7 @@
 #   PG_CONFIG    pg_config of 15 (default: Debian's /usr/lib/postgresql/15)
 #   PG18_CONFIG  pg_config of 18 (default: built once by scripts/pg18.sh into
 #                /var/cache/audit_log and copied for this run)
-#   PACKAGE=1    also build, install (dpkg -i, into the system's PostgreSQL
+#   TEST_DEB=1   also build, install (dpkg -i, into the system's PostgreSQL
 #                15: CI only) and test the Debian package, after everything
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -120,7 +120,7 @@ esac
 
 # The package last: installing it replaces the files "make install" put
 # into the system's PostgreSQL 15 (the same build, from the same tree).
-if [ "${PACKAGE:-0}" = 1 ]; then
+if [ "${TEST_DEB:-0}" = 1 ]; then
     echo "==== Debian package"
     if ! bash scripts/package.sh "$BASE/deb" 2>&1 | tee "$RESULTS/package.out"; then
         status=1
