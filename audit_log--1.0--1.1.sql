@@ -2932,10 +2932,10 @@ DECLARE
     known record;
     k text;
     base bigint;
-    cols constant text[] := ARRAY['event_id', 'occurred_at', 'category', 'event_type', 'status',
-        'actor', 'actor_type', 'db_user', 'effective_role', 'client_addr', 'application_name',
-        'user_agent', 'tenant', 'request_id', 'database', 'object_type', 'object_name',
-        'resource_id', 'command', 'old_data', 'new_data', 'statement', 'details', 'txid', 'backend_pid'];
+    -- The keys an element may have: the columns of events, source excepted.
+    cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
+                                     AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
 BEGIN
     PERFORM @extschema@._check_source_name(source);
     IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
@@ -2984,8 +2984,8 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
         END IF;
         BEGIN
-            PERFORM (el ->> 'client_addr')::inet, (el ->> 'occurred_at')::timestamptz,
-                    (el ->> 'event_id')::bigint, (el ->> 'txid')::bigint, (el ->> 'backend_pid')::integer;
+            -- every value must read as its column's type
+            PERFORM pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
         EXCEPTION WHEN data_exception THEN
             RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
         END;
@@ -2997,21 +2997,18 @@ BEGIN
     -- Elements without an event_id are numbered after the source's last one.
     SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
     BEGIN
-        INSERT INTO @extschema@.events (event_id, occurred_at, category, event_type, status, actor,
-            actor_type, db_user, effective_role, client_addr, application_name, user_agent, tenant,
-            request_id, database, object_type, object_name, resource_id, command, old_data,
-            new_data, statement, details, txid, backend_pid, source)
-        SELECT coalesce((x ->> 'event_id')::bigint, base + o),
-               coalesce((x ->> 'occurred_at')::timestamptz, now()),
-               coalesce(x ->> 'category', c.category, 'app'), x ->> 'event_type',
-               coalesce(x ->> 'status', 'success'), x ->> 'actor', x ->> 'actor_type', x ->> 'db_user',
-               x ->> 'effective_role', (x ->> 'client_addr')::inet, x ->> 'application_name',
-               x ->> 'user_agent', x ->> 'tenant', x ->> 'request_id', x ->> 'database',
-               x ->> 'object_type', x ->> 'object_name', x ->> 'resource_id', x ->> 'command',
-               x -> 'old_data', x -> 'new_data', x ->> 'statement', x -> 'details',
-               (x ->> 'txid')::bigint, (x ->> 'backend_pid')::integer, ingest.source
-          FROM jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
-          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = x ->> 'event_type';
+        -- The row is the element's keys (JSON nulls as SQL NULL) over the
+        -- defaults, with the source: every column comes from the table's type.
+        INSERT INTO @extschema@.events
+        SELECT r.*
+          FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = a.x ->> 'event_type'
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::@extschema@.events,
+                pg_catalog.jsonb_build_object('event_id', base + a.o, 'occurred_at', pg_catalog.now(),
+                                              'category', coalesce(c.category, 'app'), 'status', 'success')
+                || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
+                      FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
+                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r;
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
             USING ERRCODE = 'unique_violation',

@@ -21,48 +21,13 @@
 
 #include "postgres.h"
 
-#include "datatype/timestamp.h"
-#include "utils/jsonb.h"
 
 #define AUDIT_SCHEMA			"audit_log"
 #define AUDIT_EVENTS_TABLE		"events"
 #define AUDIT_EVENTS_SEQ		"events_event_id_seq"
 
-/* Number of columns of audit_log.events, in table order. */
-#define AUDIT_NCOLUMNS			26
-
-/*
- * AuditEvent: one audit event, in the shape of a row of audit_log.events.
- * NULL pointers are stored as SQL NULL.  occurred_at == 0 means "now".
- */
-typedef struct AuditEvent
-{
-	int64		event_id;		/* set by the writer */
-	TimestampTz occurred_at;
-	const char *category;
-	const char *event_type;
-	const char *status;			/* "success" or "failure" */
-	const char *actor;
-	const char *actor_type;
-	const char *db_user;
-	const char *effective_role;
-	const char *client_addr;	/* text form of an inet */
-	const char *application_name;
-	const char *user_agent;
-	const char *tenant;
-	const char *request_id;
-	const char *database;
-	const char *object_type;
-	const char *object_name;
-	const char *resource_id;
-	const char *command;
-	Jsonb	   *old_data;
-	Jsonb	   *new_data;
-	const char *statement;
-	Jsonb	   *details;
-	int64		txid;			/* 0: take the current transaction's */
-	int			backend_pid;	/* 0: take MyProcPid */
-} AuditEvent;
+/* The event row: AuditEvent, AUDIT_NCOLUMNS, the field table (event.h). */
+#include "event.h"
 
 /* guc.c: the settings C code reads */
 extern char *audit_actor;
@@ -134,7 +99,7 @@ extern void audit_log_redact_init(void);	/* log_redact.c */
 
 /* queue.c: events that cannot ride the current transaction */
 extern void audit_queue_event(const AuditEvent *ev, bool cluster);
-extern void audit_log_event_line(const AuditEvent *ev, const char *reason);
+extern void audit_log_event_line(const AuditEvent *ev, const char *reason);	/* event.c */
 
 /* queue.c: figures for audit_log.status */
 typedef struct AuditQueueStats
@@ -148,11 +113,15 @@ typedef struct AuditQueueStats
 
 extern void audit_queue_stats(AuditQueueStats *stats);
 
-/* queue.c: the ring of serialized events (serialization; see workers.h) */
+/* event.c: the ring's slot format, and the server-log line */
 #define AUDIT_QUEUE_SLOT	4096
-extern void audit_event_serialize(const AuditEvent *ev, char *buf);
+extern uint32 audit_event_serialize(const AuditEvent *ev, char *buf);
+extern uint32 audit_event_slot_len(const char *buf);
 extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
+
+/* queue.c: the ring of serialized events (see workers.h) */
 extern void audit_queue_count_written(int n);
+extern void audit_queue_count_logged(void);
 
 /* restore.c: the session that restores audit_log from a dump */
 extern bool audit_restoring(void);

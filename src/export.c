@@ -371,14 +371,9 @@ audit_export(PG_FUNCTION_ARGS)
 	}
 
 	initStringInfo(&q);
-	appendStringInfo(&q,
-					 "SELECT e.event_id, e.occurred_at, e.category, e.event_type, e.status,"
-					 " e.actor, e.actor_type, e.db_user, e.effective_role, e.client_addr,"
-					 " e.application_name, e.user_agent, e.tenant, e.request_id, e.database,"
-					 " e.object_type, e.object_name, e.resource_id, e.command,"
-					 " e.old_data, e.new_data, e.statement, e.details, e.txid, e.backend_pid%s"
-					 " FROM audit_log.events e WHERE %s ORDER BY e.event_id LIMIT %lld",
-					 rsinfo->setDesc->natts >= AUDIT_NCOLUMNS ? ", e.source" : "",
+	appendStringInfoString(&q, "SELECT ");
+	audit_event_columns_sql(&q, "e", Min(rsinfo->setDesc->natts, AUDIT_NCOLUMNS));
+	appendStringInfo(&q, " FROM audit_log.events e WHERE %s ORDER BY e.event_id LIMIT %lld",
 					 where, (long long) limit + 1);
 
 	plan = SPI_prepare_cursor(q.data, 0, NULL, 0);
@@ -421,7 +416,7 @@ audit_export(PG_FUNCTION_ARGS)
 			old = MemoryContextSwitchTo(rowcxt);
 			/* One pass over the row, not one attribute walk per column. */
 			heap_deform_tuple(tt->vals[r], td, raw, isnull);
-			id = DatumGetInt64(raw[0]);
+			id = DatumGetInt64(raw[AUDIT_COL_event_id]);
 			if (id >= horizon)
 			{
 				MemoryContextSwitchTo(old);

@@ -6,7 +6,7 @@
  *		(worker.c), and the server-log fallback when it cannot.
  *
  * The queue is a ring of audit_log.queue_size fixed-size slots, each one
- * serialized AuditEvent (see audit_event_serialize), with the database the
+ * serialized AuditEvent (audit_event_serialize, event.c), with the database the
  * event belongs to (InvalidOid: cluster-wide) and a state: ready, taken by
  * a writer (its pid), or done.  One LWLock guards head, tail, the slots and
  * their states; a backend holds it only for a memcpy, so it never waits on
@@ -38,18 +38,6 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
-
-#define SLOT_FIELDS 21
-
-/* Header of one serialized event; strings follow, NUL-terminated. */
-typedef struct SlotHeader
-{
-	uint32		len;
-	TimestampTz occurred_at;
-	int64		txid;
-	int32		backend_pid;
-	int32		off[SLOT_FIELDS];	/* -1: NULL */
-} SlotHeader;
 
 typedef struct AuditQueue
 {
@@ -134,183 +122,16 @@ audit_queue_init(void)
 }
 
 /*
- * put_field: append one string of the event to the slot buffer.
- */
-static void
-put_field(char *buf, uint32 *len, int32 *off, const char *s, uint32 limit)
-{
-	size_t		n;
-
-	if (s == NULL)
-	{
-		*off = -1;
-		return;
-	}
-	n = strlen(s);
-	if (*len + n + 1 > limit)
-		n = (*len + 1 < limit) ? limit - *len - 1 : 0;
-	/* never cut a multibyte character in half */
-	while (n > 0 && n < strlen(s) && ((unsigned char) s[n] & 0xC0) == 0x80)
-		n--;
-	*off = *len;
-	memcpy(buf + *len, s, n);
-	buf[*len + n] = '\0';
-	*len += n + 1;
-}
-
-static char *
-jsonb_text(Jsonb *j)
-{
-	return j ? JsonbToCString(NULL, &j->root, VARSIZE(j)) : NULL;
-}
-
-/*
- * audit_event_serialize: write an event into buf (AUDIT_QUEUE_SLOT bytes).
- * When it does not fit, the statement, then the row images, then every
- * other long field are shortened; a JSON field that does not fit is
- * replaced by {"truncated": true}, never cut.
+ * audit_queue_count_logged: count an event sent to the server log
+ * (audit_log_event_line, event.c).
  */
 void
-audit_event_serialize(const AuditEvent *ev, char *buf)
+audit_queue_count_logged(void)
 {
-	SlotHeader *h = (SlotHeader *) buf;
-	const char *f[SLOT_FIELDS];
-	uint32		len = MAXALIGN(sizeof(SlotHeader));
-	uint32		need = len;
-	int			i;
-
-	f[0] = ev->category; f[1] = ev->event_type; f[2] = ev->status;
-	f[3] = ev->actor; f[4] = ev->actor_type; f[5] = ev->db_user;
-	f[6] = ev->effective_role; f[7] = ev->client_addr;
-	f[8] = ev->application_name; f[9] = ev->user_agent; f[10] = ev->tenant;
-	f[11] = ev->request_id; f[12] = ev->database; f[13] = ev->object_type;
-	f[14] = ev->object_name; f[15] = ev->resource_id; f[16] = ev->command;
-	f[17] = jsonb_text(ev->old_data); f[18] = jsonb_text(ev->new_data);
-	f[19] = ev->statement; f[20] = jsonb_text(ev->details);
-
-	/* every field but the statement must fit: drop row images, then details */
-	for (i = 0; i < SLOT_FIELDS; i++)
-		if (i != 19)
-			need += f[i] ? strlen(f[i]) + 1 : 0;
-	if (need + 64 > AUDIT_QUEUE_SLOT)
-	{
-		const char *trunc = "{\"truncated\": true}";
-		int			order[] = {17, 18, 20};
-		int			k;
-
-		for (k = 0; k < 3 && need + 64 > AUDIT_QUEUE_SLOT; k++)
-		{
-			i = order[k];
-			if (f[i] == NULL)
-				continue;
-			need -= strlen(f[i]) + 1;
-			f[i] = trunc;
-			need += strlen(f[i]) + 1;
-		}
-	}
-	/* short fields first; text fields other than JSON may be shortened */
-	for (i = 0; i < SLOT_FIELDS; i++)
-	{
-		if (i == 19)
-			continue;
-		if (i >= 17 && f[i] && len + strlen(f[i]) + 1 > AUDIT_QUEUE_SLOT - 64)
-			f[i] = NULL;
-		put_field(buf, &len, &h->off[i], f[i], AUDIT_QUEUE_SLOT - 64);
-	}
-	/* the statement last, cut to what is left */
-	put_field(buf, &len, &h->off[19], f[19], AUDIT_QUEUE_SLOT);
-	h->len = len;
-	h->occurred_at = ev->occurred_at ? ev->occurred_at : GetCurrentTimestamp();
-	h->txid = ev->txid;
-	h->backend_pid = ev->backend_pid ? ev->backend_pid : MyProcPid;
-}
-
-static Jsonb *
-text_jsonb(const char *s)
-{
-	return s ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))) : NULL;
-}
-
-/*
- * audit_event_deserialize: the event of a slot buffer; strings point into
- * buf, JSON is parsed (palloc'd in the current memory context).
- */
-void
-audit_event_deserialize(const char *buf, AuditEvent *ev)
-{
-	const SlotHeader *h = (const SlotHeader *) buf;
-	const char *f[SLOT_FIELDS];
-	int			i;
-
-	for (i = 0; i < SLOT_FIELDS; i++)
-		f[i] = h->off[i] < 0 ? NULL : buf + h->off[i];
-	memset(ev, 0, sizeof(*ev));
-	ev->category = f[0]; ev->event_type = f[1]; ev->status = f[2];
-	ev->actor = f[3]; ev->actor_type = f[4]; ev->db_user = f[5];
-	ev->effective_role = f[6]; ev->client_addr = f[7];
-	ev->application_name = f[8]; ev->user_agent = f[9]; ev->tenant = f[10];
-	ev->request_id = f[11]; ev->database = f[12]; ev->object_type = f[13];
-	ev->object_name = f[14]; ev->resource_id = f[15]; ev->command = f[16];
-	ev->old_data = text_jsonb(f[17]);
-	ev->new_data = text_jsonb(f[18]);
-	ev->statement = f[19];
-	ev->details = text_jsonb(f[20]);
-	ev->occurred_at = h->occurred_at;
-	ev->txid = h->txid;
-	ev->backend_pid = h->backend_pid;
-}
-
-static void
-add_field(StringInfo buf, const char *key, const char *value)
-{
-	if (value == NULL)
-		return;
-	appendStringInfo(buf, ",\"%s\":", key);
-	escape_json(buf, value);
-}
-
-/*
- * audit_log_event_line: write an event to the server log as one JSON line,
- * prefixed with "audit_log event:", because it could not be stored; count
- * it.  The statement is left out (it is in the server log already when
- * log_statement asks for it, and kept out of ours).
- */
-void
-audit_log_event_line(const AuditEvent *ev, const char *reason)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"occurred_at\":");
-	escape_json(&buf, timestamptz_to_str(ev->occurred_at ? ev->occurred_at : GetCurrentTimestamp()));
-	add_field(&buf, "category", ev->category);
-	add_field(&buf, "event_type", ev->event_type);
-	add_field(&buf, "status", ev->status ? ev->status : "success");
-	add_field(&buf, "actor", ev->actor);
-	add_field(&buf, "actor_type", ev->actor_type);
-	add_field(&buf, "db_user", ev->db_user);
-	add_field(&buf, "effective_role", ev->effective_role);
-	add_field(&buf, "client_addr", ev->client_addr);
-	add_field(&buf, "application_name", ev->application_name);
-	add_field(&buf, "database", ev->database);
-	add_field(&buf, "object_type", ev->object_type);
-	add_field(&buf, "object_name", ev->object_name);
-	add_field(&buf, "command", ev->command);
-	if (ev->details)
-	{
-		appendStringInfoString(&buf, ",\"details\":");
-		appendStringInfoString(&buf, jsonb_text(ev->details));
-	}
-	appendStringInfo(&buf, ",\"backend_pid\":%d", ev->backend_pid ? ev->backend_pid : MyProcPid);
-	add_field(&buf, "reason", reason);
-	appendStringInfoChar(&buf, '}');
-	ereport(LOG, (errmsg("audit_log event: %s", buf.data),
-				  errhidestmt(true), errhidecontext(true)));
 	if (queue)
 		pg_atomic_fetch_add_u64(&queue->logged, 1);
 	else
 		local_logged++;
-	pfree(buf.data);
 }
 
 /*
@@ -334,14 +155,19 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 {
 	char	   *buf;
 	bool		full = false;
+	AuditEvent	copy;
+	uint32		len;
 
 	if (queue == NULL)
 	{
 		audit_log_event_line(ev, "no queue: audit_log is not in shared_preload_libraries");
 		return;
 	}
+	/* occurred_at and backend_pid once, for the slot and a log line alike */
+	copy = *ev;
+	audit_event_complete(&copy, false);
 	buf = palloc(AUDIT_QUEUE_SLOT);
-	audit_event_serialize(ev, buf);
+	len = audit_event_serialize(&copy, buf);
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	if (queue->head - queue->tail >= (uint64) queue->capacity)
@@ -350,7 +176,7 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 	{
 		int			i = queue->head % queue->capacity;
 
-		memcpy(queue->slots + (Size) i * AUDIT_QUEUE_SLOT, buf, ((SlotHeader *) buf)->len);
+		memcpy(queue->slots + (Size) i * AUDIT_QUEUE_SLOT, buf, len);
 		Q_TARGET(queue)[i] = target;
 		Q_OWNER(queue)[i] = 0;
 		Q_STATE(queue)[i] = SLOT_READY;
@@ -359,13 +185,7 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 	LWLockRelease(queue->lock);
 
 	if (full)
-	{
-		AuditEvent	copy = *ev;
-
-		if (copy.occurred_at == 0)
-			copy.occurred_at = ((SlotHeader *) buf)->occurred_at;
 		audit_log_event_line(&copy, "queue full");
-	}
 	else
 		audit_registry_wake(target);
 	pfree(buf);
@@ -404,7 +224,7 @@ audit_queue_take(Oid dboid, bool cluster, const Oid *orphans, int norphans,
 		if (!mine)
 			continue;
 		slot = queue->slots + (Size) i * AUDIT_QUEUE_SLOT;
-		memcpy(bufs + (Size) n * AUDIT_QUEUE_SLOT, slot, ((const SlotHeader *) slot)->len);
+		memcpy(bufs + (Size) n * AUDIT_QUEUE_SLOT, slot, audit_event_slot_len(slot));
 		Q_STATE(queue)[i] = SLOT_TAKEN;
 		Q_OWNER(queue)[i] = MyProcPid;
 		pos[n] = p;

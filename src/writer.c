@@ -66,6 +66,37 @@ writer_relcache_callback(Datum arg, Oid relid)
 }
 
 /*
+ * check_columns: error unless the columns of audit_log.events are those of
+ * the field table (event.h), in order; the 1.0 SQL lacks the last one
+ * (source), which this library can still write to.
+ */
+static void
+check_columns(Oid rel)
+{
+	for (int i = 0; i < AUDIT_NCOLUMNS; i++)
+	{
+		char	   *name = get_attname(rel, i + 1, true);
+
+		if (name == NULL && i == AUDIT_COL_source)
+			break;
+		if (name == NULL || strcmp(name, audit_event_fields[i].name) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("audit_log.events does not match the audit_log library"),
+					 errdetail("Column %d is \"%s\"; the library expects \"%s\".",
+							   i + 1, name ? name : "(none)", audit_event_fields[i].name),
+					 errhint("Run ALTER EXTENSION audit_log UPDATE.")));
+	}
+	if (get_attname(rel, AUDIT_NCOLUMNS + 1, true) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("audit_log.events does not match the audit_log library"),
+				 errdetail("The table has more than the %d columns the library knows.",
+						   AUDIT_NCOLUMNS),
+				 errhint("Install the audit_log library of the extension's version.")));
+}
+
+/*
  * audit_events_relid: the OID of audit_log.events in this database, or
  * InvalidOid when missing_ok and the extension is not installed here.
  */
@@ -98,19 +129,11 @@ audit_events_relid(bool missing_ok)
 					 errmsg("audit_log is not installed in this database"),
 					 errhint("Run CREATE EXTENSION audit_log CASCADE.")));
 		}
+		check_columns(rel);
 		events_relid = rel;
 		events_seqid = seq;
 	}
 	return events_relid;
-}
-
-static inline void
-set_text(Datum *values, bool *nulls, int i, const char *s)
-{
-	if (s == NULL)
-		nulls[i] = true;
-	else
-		values[i] = CStringGetTextDatum(s);
 }
 
 /*
@@ -122,75 +145,74 @@ set_text(Datum *values, bool *nulls, int i, const char *s)
  */
 #define COMPRESS_MIN_BYTES 160
 
-static inline void
-set_jsonb(Datum *values, bool *nulls, int i, Jsonb *j)
+/*
+ * compressed_jsonb: a row image, LZ4-compressed inline when it is large.
+ */
+static Datum
+compressed_jsonb(Jsonb *j)
 {
-	if (j == NULL)
-		nulls[i] = true;
-	else
-	{
-		values[i] = JsonbPGetDatum(j);
-		if (VARSIZE_ANY(j) >= COMPRESS_MIN_BYTES && !VARATT_IS_EXTENDED(j))
-		{
-			Datum		c = toast_compress_datum(values[i], AUDIT_TOAST_COMPRESSION);
+	Datum		d = JsonbPGetDatum(j);
 
-			if (DatumGetPointer(c) != NULL)
-				values[i] = c;
-		}
+	if (VARSIZE_ANY(j) >= COMPRESS_MIN_BYTES && !VARATT_IS_EXTENDED(j))
+	{
+		Datum		c = toast_compress_datum(d, AUDIT_TOAST_COMPRESSION);
+
+		if (DatumGetPointer(c) != NULL)
+			d = c;
 	}
+	return d;
 }
 
 /*
  * fill_row: the natts columns of audit_log.events for one event, in table
- * order.  Sets event_id to id, and occurred_at/txid/backend_pid when unset.
- * source (the 26th column, absent on the 1.0 SQL) is NULL: the event was
- * captured here.
+ * order, through the field table (event.h).  Sets event_id to id, and
+ * occurred_at/txid/backend_pid when unset.  natts is AUDIT_NCOLUMNS, or
+ * fewer on the 1.0 SQL (no source column).
  */
 static void
 fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 {
-	Assert(natts == AUDIT_NCOLUMNS || natts == AUDIT_NCOLUMNS - 1);
-	memset(nulls, 0, sizeof(bool) * natts);
-	if (natts >= AUDIT_NCOLUMNS)
-		nulls[AUDIT_NCOLUMNS - 1] = true;
-
+	Assert(natts <= AUDIT_NCOLUMNS);
 	ev->event_id = id;
-	if (ev->occurred_at == 0)
-		ev->occurred_at = GetCurrentTimestamp();
-	if (ev->txid == 0)
-		ev->txid = (int64) XidFromFullTransactionId(GetTopFullTransactionId()) +
-			((int64) EpochFromFullTransactionId(GetTopFullTransactionId()) << 32);
-	if (ev->backend_pid == 0)
-		ev->backend_pid = MyProcPid;
+	audit_event_complete(ev, true);
+	for (int i = 0; i < natts; i++)
+	{
+		const AuditField *f = &audit_event_fields[i];
+		const char *text;
+		Jsonb	   *j;
 
-	values[0] = Int64GetDatum(ev->event_id);
-	values[1] = TimestampTzGetDatum(ev->occurred_at);
-	set_text(values, nulls, 2, ev->category);
-	set_text(values, nulls, 3, ev->event_type);
-	set_text(values, nulls, 4, ev->status ? ev->status : "success");
-	set_text(values, nulls, 5, ev->actor);
-	set_text(values, nulls, 6, ev->actor_type);
-	set_text(values, nulls, 7, ev->db_user);
-	set_text(values, nulls, 8, ev->effective_role);
-	if (ev->client_addr == NULL)
-		nulls[9] = true;
-	else
-		values[9] = DirectFunctionCall1(inet_in, CStringGetDatum(ev->client_addr));
-	set_text(values, nulls, 10, ev->application_name);
-	set_text(values, nulls, 11, ev->user_agent);
-	set_text(values, nulls, 12, ev->tenant);
-	set_text(values, nulls, 13, ev->request_id);
-	set_text(values, nulls, 14, ev->database);
-	set_text(values, nulls, 15, ev->object_type);
-	set_text(values, nulls, 16, ev->object_name);
-	set_text(values, nulls, 17, ev->resource_id);
-	set_text(values, nulls, 18, ev->command);
-	set_jsonb(values, nulls, 19, ev->old_data);
-	set_jsonb(values, nulls, 20, ev->new_data);
-	set_text(values, nulls, 21, ev->statement);
-	set_jsonb(values, nulls, 22, ev->details);
-	values[23] = Int64GetDatum(ev->txid);
-	values[24] = Int32GetDatum(ev->backend_pid);
+		nulls[i] = false;
+		switch ((AuditFieldKind) f->kind)
+		{
+			case AF_ID:
+			case AF_TXID:
+				values[i] = Int64GetDatum(*AUDIT_FIELD_PTR(ev, f, int64));
+				break;
+			case AF_TIME:
+				values[i] = TimestampTzGetDatum(*AUDIT_FIELD_PTR(ev, f, TimestampTz));
+				break;
+			case AF_PID:
+				values[i] = Int32GetDatum(*AUDIT_FIELD_PTR(ev, f, int));
+				break;
+			case AF_TEXT:
+			case AF_INET:
+				text = audit_event_text(ev, f);
+				if (text == NULL)
+					nulls[i] = true;
+				else if (f->kind == AF_INET)
+					values[i] = DirectFunctionCall1(inet_in, CStringGetDatum(text));
+				else
+					values[i] = CStringGetTextDatum(text);
+				break;
+			case AF_JSON:
+				j = *AUDIT_FIELD_PTR(ev, f, Jsonb *);
+				if (j == NULL)
+					nulls[i] = true;
+				else
+					values[i] = compressed_jsonb(j);
+				break;
+		}
+	}
 }
 
 /*

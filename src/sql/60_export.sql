@@ -5,15 +5,17 @@
  * audit_log.export_csv() writes them to a server file.
  */
 
--- One text column per event column, in table order.
-CREATE TYPE @extschema@.export_row AS (
-    event_id text, occurred_at text, category text, event_type text, status text,
-    actor text, actor_type text, db_user text, effective_role text, client_addr text,
-    application_name text, user_agent text, tenant text, request_id text, database text,
-    object_type text, object_name text, resource_id text, command text,
-    old_data text, new_data text, statement text, details text, txid text, backend_pid text,
-    source text
-);
+-- One text column per event column, in table order: derived from the table.
+DO $type$
+BEGIN
+    EXECUTE (SELECT pg_catalog.format('CREATE TYPE %I.export_row AS (%s)', '@extschema@',
+                        pg_catalog.string_agg(pg_catalog.format('%I text', a.attname), ', '
+                                              ORDER BY a.attnum))
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
+                AND a.attnum > 0 AND NOT a.attisdropped);
+END
+$type$;
 COMMENT ON TYPE @extschema@.export_row IS
     'A row of an export: every event column as text (UTC ISO 8601 timestamps, compact JSON, formula-like cells prefixed with a single quote).';
 

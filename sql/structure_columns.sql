@@ -1,0 +1,70 @@
+-- The event row is described once in C (src/event.h) and once in SQL (the
+-- table audit_log.events, src/sql/00_core.sql).  The library checks the
+-- table against its field table before it writes (every test that writes
+-- an event fails when they part); export_row and ingest() derive from the
+-- table.  The SQL that must still list the columns (the event_log view and
+-- the seal digest) is compared with the table here.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+RESET client_min_messages;
+
+-- The columns, in table order (adding one changes this list on purpose).
+SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+  FROM pg_attribute a
+ WHERE a.attrelid = 'audit_log.events'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum;
+
+CREATE TEMP VIEW event_columns AS
+SELECT a.attnum, a.attname::text AS name, a.atttypid
+  FROM pg_attribute a
+ WHERE a.attrelid = 'audit_log.events'::regclass AND a.attnum > 0 AND NOT a.attisdropped;
+
+-- event_log: every event column with its type, in table order; the view's
+-- own columns after them.  No row: they agree.
+WITH v AS (
+    SELECT a.attnum, a.attname::text AS name, a.atttypid
+      FROM pg_attribute a WHERE a.attrelid = 'audit_log.event_log'::regclass AND a.attnum > 0
+)
+SELECT 'event_log' AS list, e.name AS table_column, v.name AS view_column
+  FROM event_columns e FULL JOIN v ON v.name = e.name
+ WHERE v.name IS NULL OR (e.name IS NOT NULL AND v.atttypid <> e.atttypid)
+ ORDER BY 2, 3;
+SELECT array_agg(v.attname::text ORDER BY v.attnum) = (SELECT array_agg(name ORDER BY attnum) FROM event_columns)
+       AS event_log_in_table_order
+  FROM pg_attribute v
+ WHERE v.attrelid = 'audit_log.event_log'::regclass AND v.attnum > 0
+   AND v.attname IN (SELECT name FROM event_columns);
+SELECT v.attname AS event_log_extra_column
+  FROM pg_attribute v
+ WHERE v.attrelid = 'audit_log.event_log'::regclass AND v.attnum > 0
+   AND v.attname NOT IN (SELECT name FROM event_columns)
+ ORDER BY v.attnum;
+
+-- export_row: the same names in the same order, all text.
+SELECT array_agg(a.attname::text ORDER BY a.attnum) = (SELECT array_agg(name ORDER BY attnum) FROM event_columns)
+       AS export_row_matches,
+       bool_and(a.atttypid = 'text'::regtype) AS export_row_all_text
+  FROM pg_attribute a
+ WHERE a.attrelid = 'audit_log.export_row'::regclass AND a.attnum > 0;
+
+-- The seal digest hashes every column but source, in table order.
+SELECT array_agg(m[1] ORDER BY n) = (SELECT array_agg(name ORDER BY attnum) FROM event_columns
+                                      WHERE name <> 'source') AS digest_matches
+  FROM regexp_matches(pg_get_functiondef('audit_log._event_digest(audit_log.events)'::regprocedure),
+                      '\me\.([a-z_]+)', 'g') WITH ORDINALITY AS t(m, n);
+
+-- ingest() takes a key for every column but source, and refuses others.
+\set VERBOSITY terse
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.x", "tenant": "t1", "source": "forged"}]');
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.x", "no_such_column": 1}]');
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.x", "backend_pid": "not a number"}]');
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.x", "event_id": 7, "tenant": "t1", "actor": null,
+   "client_addr": "192.0.2.1", "old_data": {"a": null}, "txid": 12, "occurred_at": "2026-01-02T03:04:05Z"}]');
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.y", "status": "failure"}, {"event_type": "app.y"}]');
+\set VERBOSITY default
+SELECT event_id, occurred_at > now() - interval '1 hour' AS recent, category, status, tenant, actor,
+       client_addr, old_data, txid, source
+  FROM audit_log.events WHERE source = 'structure_feed' AND event_type = 'app.y' ORDER BY event_id;
+SELECT event_id, occurred_at AT TIME ZONE 'UTC' AS occurred_utc, category, status, tenant, actor,
+       client_addr, old_data, txid, source
+  FROM audit_log.events WHERE source = 'structure_feed' AND event_type = 'app.x' ORDER BY event_id;
