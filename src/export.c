@@ -291,55 +291,61 @@ plain_cell(Datum d, Oid typid)
 	return CStringGetTextDatum(OidOutputFunctionCall(outfunc, d));
 }
 
-/*
- * audit_export: audit_log.export(usernames, event_types, categories,
- * resource_ids, user_types, ip_addresses, since, until, text_query,
- * statuses, tenants, after_event_id, max_rows, sources) -> SETOF
- * export_row.
- */
-Datum
-audit_export(PG_FUNCTION_ARGS)
+/* One export in progress. */
+typedef struct ExportRun
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			cap = audit_export_max_rows;
-	int			limit = cap;
-	bool		explicit_limit = !PG_ARGISNULL(EXPORT_ARG_MAX_ROWS);
+	int			cap;			/* audit_log.export_max_rows */
+	int			limit;			/* rows asked for (cap when not given) */
+	bool		explicit_limit;
+	char	   *where;			/* from _search_where() */
+	Datum		filters;		/* from _search_filters(), for the event */
+	int64		horizon;		/* rows from this event_id on wait */
+	int64		rows;			/* rows returned */
+	int64		last_id;		/* event_id of the last one */
+	int64		matching;		/* counted when truncated by the cap; -1 */
+	bool		truncated;		/* more rows than limit */
+	bool		stopped;		/* stopped at the horizon */
+} ExportRun;
+
+/*
+ * export_limit: the rows an export may return: max_rows when given
+ * (between 1 and the cap), else the cap.
+ */
+static void
+export_limit(FunctionCallInfo fcinfo, ExportRun *run)
+{
+	run->cap = run->limit = audit_export_max_rows;
+	run->explicit_limit = !PG_ARGISNULL(EXPORT_ARG_MAX_ROWS);
+	if (!run->explicit_limit)
+		return;
+	run->limit = PG_GETARG_INT32(EXPORT_ARG_MAX_ROWS);
+	if (run->limit < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1"),
+				 errhint("Pass the number of rows wanted, or NULL for the cap audit_log.export_max_rows (%d).", run->cap)));
+	if (run->limit > run->cap)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows %d is above the export cap of %d rows", run->limit, run->cap),
+				 errdetail("The setting audit_log.export_max_rows caps every export."),
+				 errhint("Export in pieces with after_event_id, or ask a superuser to raise audit_log.export_max_rows.")));
+}
+
+/*
+ * export_where: the WHERE clause of the export (search()'s, which
+ * validates the filters) and the filters as jsonb, through SPI.
+ */
+static void
+export_where(FunctionCallInfo fcinfo, ExportRun *run)
+{
 	Oid			argtypes[EXPORT_NFILTERS];
 	Datum		args[EXPORT_NFILTERS];
 	char		nulls[EXPORT_NFILTERS];
-	char	   *where;
-	Datum		filters;
-	StringInfoData q;
-	SPIPlanPtr	plan;
-	Portal		portal;
-	MemoryContext rowcxt;
-	int64		rows = 0;
-	int64		last_id = 0;
-	int64		matching = -1;
-	bool		truncated = false;
-	int64		horizon;
-	bool		stopped = false;	/* stopped at the horizon */
-	int			i;
+	bool		with_sources = PG_NARGS() >= EXPORT_NFILTERS;
+	bool		isnull;
 
-	if (explicit_limit)
-	{
-		limit = PG_GETARG_INT32(EXPORT_ARG_MAX_ROWS);
-		if (limit < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_rows must be at least 1"),
-					 errhint("Pass the number of rows wanted, or NULL for the cap audit_log.export_max_rows (%d).", cap)));
-		if (limit > cap)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_rows %d is above the export cap of %d rows", limit, cap),
-					 errdetail("The setting audit_log.export_max_rows caps every export."),
-					 errhint("Export in pieces with after_event_id, or ask a superuser to raise audit_log.export_max_rows.")));
-	}
-
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-
-	for (i = 0; i < EXPORT_NFILTERS; i++)
+	for (int i = 0; i < EXPORT_NFILTERS; i++)
 	{
 		/* The 1.0 SQL has no sources (the last argument): NULL. */
 		bool		given = i < PG_NARGS();
@@ -349,43 +355,81 @@ audit_export(PG_FUNCTION_ARGS)
 		args[i] = given ? PG_GETARG_DATUM(i) : (Datum) 0;
 		nulls[i] = !given || PG_ARGISNULL(i) ? 'n' : ' ';
 	}
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/* The WHERE clause (validates the filters) and the filters as jsonb. */
-	if (SPI_execute_with_args(PG_NARGS() >= EXPORT_NFILTERS ?
+	if (SPI_execute_with_args(with_sources ?
 							  "SELECT audit_log._search_where($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14),"
 							  " audit_log._search_filters($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)" :
 							  "SELECT audit_log._search_where($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12),"
 							  " audit_log._search_filters($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-							  PG_NARGS() >= EXPORT_NFILTERS ? EXPORT_NFILTERS : EXPORT_NFILTERS - 1,
+							  with_sources ? EXPORT_NFILTERS : EXPORT_NFILTERS - 1,
 							  argtypes, args, nulls, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not build the export query");
-	where = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	{
-		bool		isnull;
+	run->where = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	run->filters = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+}
 
-		filters = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+/*
+ * export_cells: the text cells of one stored row.
+ */
+static void
+export_cells(TupleDesc td, Datum *raw, bool *isnull, Datum *values)
+{
+	for (int i = 0; i < td->natts; i++)
+	{
+		Datum		d = raw[i];
+		Oid			typid = TupleDescAttr(td, i)->atttypid;
+
+		if (isnull[i])
+		{
+			values[i] = (Datum) 0;
+			continue;
+		}
+		switch (typid)
+		{
+			case TEXTOID:
+				values[i] = text_cell(d);
+				break;
+			case JSONBOID:
+				values[i] = json_cell(d);
+				break;
+			case TIMESTAMPTZOID:
+				values[i] = timestamp_cell(d);
+				break;
+			default:
+				values[i] = plain_cell(d, typid);
+				break;
+		}
 	}
+}
+
+/*
+ * export_rows: read the matching events in event_id order through one
+ * cursor, below the paging horizon and with the snapshot taken after it
+ * (left pushed for the count), into the result set.
+ */
+static void
+export_rows(ReturnSetInfo *rsinfo, ExportRun *run)
+{
+	StringInfoData q;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	MemoryContext rowcxt;
 
 	initStringInfo(&q);
 	appendStringInfoString(&q, "SELECT ");
 	audit_event_columns_sql(&q, "e", Min(rsinfo->setDesc->natts, AUDIT_NCOLUMNS));
 	appendStringInfo(&q, " FROM audit_log.events e WHERE %s ORDER BY e.event_id LIMIT %lld",
-					 where, (long long) limit + 1);
-
+					 run->where, (long long) run->limit + 1);
 	plan = SPI_prepare_cursor(q.data, 0, NULL, 0);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the export query: %s", SPI_result_code_string(SPI_result));
 	/* The horizon, then the snapshot of the rows and of the count. */
-	horizon = audit_horizon_push_snapshot();
+	run->horizon = audit_horizon_push_snapshot();
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit_log export row",
 								   ALLOCSET_DEFAULT_SIZES);
-	while (!truncated && !stopped)
+	while (!run->truncated && !run->stopped)
 	{
 		SPITupleTable *tt;
 		TupleDesc	td;
@@ -407,9 +451,9 @@ audit_export(PG_FUNCTION_ARGS)
 			MemoryContext old;
 			int64		id;
 
-			if (rows == limit)
+			if (run->rows == run->limit)
 			{
-				truncated = true;
+				run->truncated = true;
 				break;
 			}
 			CHECK_FOR_INTERRUPTS();
@@ -417,114 +461,125 @@ audit_export(PG_FUNCTION_ARGS)
 			/* One pass over the row, not one attribute walk per column. */
 			heap_deform_tuple(tt->vals[r], td, raw, isnull);
 			id = DatumGetInt64(raw[AUDIT_COL_event_id]);
-			if (id >= horizon)
+			if (id >= run->horizon)
 			{
 				MemoryContextSwitchTo(old);
-				stopped = true;
+				run->stopped = true;
 				break;
 			}
-			for (i = 0; i < td->natts; i++)
-			{
-				Datum		d = raw[i];
-				Oid			typid = TupleDescAttr(td, i)->atttypid;
-
-				if (isnull[i])
-				{
-					values[i] = (Datum) 0;
-					continue;
-				}
-				switch (typid)
-				{
-					case TEXTOID:
-						values[i] = text_cell(d);
-						break;
-					case JSONBOID:
-						values[i] = json_cell(d);
-						break;
-					case TIMESTAMPTZOID:
-						values[i] = timestamp_cell(d);
-						break;
-					default:
-						values[i] = plain_cell(d, typid);
-						break;
-				}
-			}
+			export_cells(td, raw, isnull, values);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
-			last_id = id;
-			rows++;
+			run->last_id = id;
+			run->rows++;
 		}
 		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(rowcxt);
+}
 
-	if (truncated && !explicit_limit)
+/*
+ * export_report: tell the caller how the export ended when it did not
+ * return every match: truncated by the cap (a WARNING with the number of
+ * matching events, counted with the export's snapshot), by max_rows, or
+ * stopped at the horizon (NOTICEs); each names where to continue.
+ */
+static void
+export_report(FunctionCallInfo fcinfo, ExportRun *run)
+{
+	if (run->truncated && !run->explicit_limit)
 	{
-		resetStringInfo(&q);
-		appendStringInfo(&q, "SELECT pg_catalog.count(*) FROM audit_log.events e WHERE %s", where);
-		if (SPI_execute(q.data, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not count the matching events");
-		{
-			bool		isnull;
+		char	   *q = psprintf("SELECT pg_catalog.count(*) FROM audit_log.events e WHERE %s",
+								 run->where);
+		bool		isnull;
 
-			matching = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-		}
+		if (SPI_execute(q, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not count the matching events");
+		run->matching = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
 		ereport(WARNING,
 				(errmsg("export truncated to %lld of %lld matching events",
-						(long long) rows, (long long) matching),
-				 errdetail("audit_log.export_max_rows caps an export at %d rows.", cap),
-				 errhint("Continue with after_event_id => %lld.", (long long) last_id)));
+						(long long) run->rows, (long long) run->matching),
+				 errdetail("audit_log.export_max_rows caps an export at %d rows.", run->cap),
+				 errhint("Continue with after_event_id => %lld.", (long long) run->last_id)));
 	}
-	else if (truncated)
+	else if (run->truncated)
 		ereport(NOTICE,
-				(errmsg("export stopped at max_rows (%d); more events match", limit),
-				 errhint("Continue with after_event_id => %lld.", (long long) last_id)));
-	else if (stopped)
+				(errmsg("export stopped at max_rows (%d); more events match", run->limit),
+				 errhint("Continue with after_event_id => %lld.", (long long) run->last_id)));
+	else if (run->stopped)
 	{
-		int64		cont = last_id;
+		int64		cont = run->last_id;
 
-		if (rows == 0)
+		if (run->rows == 0)
 			cont = PG_ARGISNULL(EXPORT_ARG_AFTER) ? 0 : PG_GETARG_INT64(EXPORT_ARG_AFTER);
 		ereport(NOTICE,
 				(errmsg("export stopped below a transaction still in progress; more events match"),
 				 errdetail("Events from event_id %lld on wait until every transaction that may still commit an event below them has ended.",
-						   (long long) horizon),
+						   (long long) run->horizon),
 				 errhint("Continue with after_event_id => %lld.", (long long) cont)));
 	}
+}
+
+/*
+ * export_record: every export is an event (audit.exported), with its
+ * filters and what it returned.
+ */
+static void
+export_record(ExportRun *run)
+{
+	AuditEvent	ev;
+	Oid			dtypes[5] = {JSONBOID, INT8OID, BOOLOID, INT8OID, BOOLOID};
+	Datum		dargs[5];
+	char		dnulls[5] = {' ', ' ', ' ', run->matching < 0 ? 'n' : ' ', run->stopped ? ' ' : 'n'};
+	bool		isnull;
+
+	dargs[0] = run->filters;
+	dargs[1] = Int64GetDatum(run->rows);
+	dargs[2] = BoolGetDatum(run->truncated);
+	dargs[3] = Int64GetDatum(run->matching);
+	dargs[4] = BoolGetDatum(run->stopped);
+	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+							  "'filters', $1, 'rows', $2, 'truncated', $3, 'matching', $4,"
+							  " 'held_back', $5))",
+							  5, dtypes, dargs, dnulls, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not build the export details");
+	audit_event_init(&ev, "audit", "audit.exported");
+	ev.status = "success";
+	ev.object_type = "table";
+	ev.object_name = "audit_log.events";
+	ev.command = "SELECT";
+	ev.details = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	audit_write_event(&ev);
+}
+
+/*
+ * audit_export: audit_log.export(usernames, event_types, categories,
+ * resource_ids, user_types, ip_addresses, since, until, text_query,
+ * statuses, tenants, after_event_id, max_rows, sources) -> SETOF
+ * export_row.
+ */
+Datum
+audit_export(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ExportRun	run;
+
+	memset(&run, 0, sizeof(run));
+	run.matching = -1;
+	export_limit(fcinfo, &run);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	export_where(fcinfo, &run);
+	export_rows(rsinfo, &run);
+	export_report(fcinfo, &run);
 	PopActiveSnapshot();
-
-	/* Every export is an event. */
-	{
-		AuditEvent	ev;
-		Oid			dtypes[5] = {JSONBOID, INT8OID, BOOLOID, INT8OID, BOOLOID};
-		Datum		dargs[5];
-		char		dnulls[5] = {' ', ' ', ' ', matching < 0 ? 'n' : ' ', stopped ? ' ' : 'n'};
-		bool		isnull;
-
-		dargs[0] = filters;
-		dargs[1] = Int64GetDatum(rows);
-		dargs[2] = BoolGetDatum(truncated);
-		dargs[3] = Int64GetDatum(matching);
-		dargs[4] = BoolGetDatum(stopped);
-		if (SPI_execute_with_args("SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-								  "'filters', $1, 'rows', $2, 'truncated', $3, 'matching', $4,"
-								  " 'held_back', $5))",
-								  5, dtypes, dargs, dnulls, true, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not build the export details");
-		audit_event_init(&ev, "audit", "audit.exported");
-		ev.status = "success";
-		ev.object_type = "table";
-		ev.object_name = "audit_log.events";
-		ev.command = "SELECT";
-		ev.details = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
-												  SPI_tuptable->tupdesc, 1, &isnull));
-		audit_write_event(&ev);
-	}
-
+	export_record(&run);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -401,7 +401,38 @@ $$;
 
 /*
  * check_alerts(): one evaluation pass over the events not read yet;
- * returns the number of alerts raised.
+ * returns the number of alerts raised.  Its steps: _alert_read() reads the
+ * new events once for every rule into the hits; _alert_fire_rule() then
+ * evaluates each rule that has hits, in name order.
+ */
+CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    rules @extschema@.alert_rule[];
+    i integer;
+    fired integer := 0;
+BEGIN
+    rules := @extschema@._alert_read();
+    IF NOT EXISTS (SELECT 1 FROM pg_temp._alert_hits) THEN
+        RETURN 0;
+    END IF;
+    CREATE INDEX ON pg_temp._alert_hits (rule_no);
+    ANALYZE pg_temp._alert_hits;
+    -- A rule without hits has nothing to do (nothing to fire, add or prune).
+    FOR i IN SELECT DISTINCT h.rule_no FROM pg_temp._alert_hits h ORDER BY 1 LOOP
+        fired := fired + @extschema@._alert_fire_rule(rules[i], i);
+    END LOOP;
+    RETURN fired;
+END
+$$;
+
+/*
+ * _alert_read(): the read of a pass, under the lock of alert_state; returns
+ * the rules, numbered in name order (read after the lock: a pass never sees
+ * half a replacement), and leaves their hits in pg_temp._alert_hits.
  *
  * One statement reads the new events (hwm and holes, through the event_id
  * index) and, in the same scan, tests every rule on each of them: the hits
@@ -409,15 +440,10 @@ $$;
  * events is made; the same statement computes the new hwm and holes from
  * the ids it read (one snapshot, as the header requires).  Rules that share
  * their filters (all but details_contain) share one evaluation of them per
- * event, and a rule's event types are tested before the rest.  Only the
- * rules with hits are then evaluated, one by one in name order; a window
- * reads alert_pending through its index, group by group, and the first
- * event of a window is looked up for the firings only.
+ * event, and a rule's event types are tested before the rest.
  */
-CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on
+CREATE FUNCTION @extschema@._alert_read() RETURNS @extschema@.alert_rule[]
+LANGUAGE plpgsql
 AS $$
 DECLARE
     st @extschema@.alert_state;
@@ -435,12 +461,6 @@ DECLARE
     cols text := '';
     tests text := '';
     groups text := '';
-    c record;
-    fired integer := 0;
-    cur_group text;
-    first_row boolean;
-    quiet timestamptz;
-    first_id bigint;
 BEGIN
     -- The mark of this pass (header): A, then G, then the xmin X.  A is
     -- read before the row lock below, which gives this transaction its xid.
@@ -513,97 +533,116 @@ BEGIN
        SET hwm = hi, settled = st.settled, holes = st.holes, mark_ids = st.mark_ids,
            mark_xids = st.mark_xids, passes = s.passes + 1;
 
-    IF NOT EXISTS (SELECT 1 FROM pg_temp._alert_hits) THEN
-        RETURN 0;
-    END IF;
-    CREATE INDEX ON pg_temp._alert_hits (rule_no);
-    ANALYZE pg_temp._alert_hits;
+    RETURN rules;
+END
+$$;
 
-    -- A rule without hits has nothing to do (nothing to fire, add or prune).
-    FOR i IN SELECT DISTINCT h.rule_no FROM pg_temp._alert_hits h ORDER BY 1 LOOP
-        r := rules[i];
-        IF r.threshold = 1 THEN
-            -- Every match is a candidate; the quiet windows decide.
-            FOR c IN
-                SELECT h.gv, h.t, h.id, 1 AS n, h.id AS first_id, q.quiet_until
-                  FROM pg_temp._alert_hits h
-                  LEFT JOIN @extschema@.alert_group q
-                    ON q.rule = r.name AND q.group_value IS NOT DISTINCT FROM h.gv
-                 WHERE h.rule_no = i AND (q.quiet_until IS NULL OR h.t > q.quiet_until)
-                 ORDER BY h.gv, h.t, h.id
-            LOOP
-                IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
-                    cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+/*
+ * _alert_quiet(rule, group_value, quiet_until): no firing of the rule for
+ * that group up to quiet_until.
+ */
+CREATE FUNCTION @extschema@._alert_quiet(rule_name text, gv text, quiet timestamptz) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE @extschema@.alert_group q SET quiet_until = quiet
+     WHERE q.rule = rule_name AND q.group_value IS NOT DISTINCT FROM gv;
+    IF NOT FOUND THEN
+        INSERT INTO @extschema@.alert_group VALUES (rule_name, gv, quiet);
+    END IF;
+END
+$$;
+
+/*
+ * _alert_fire_rule(rule, rule_no): evaluate one rule over its hits (rule_no
+ * in pg_temp._alert_hits); returns the alerts raised.  A rule of threshold
+ * 1 fires on every match outside its quiet windows; a higher threshold
+ * reads alert_pending through its index, group by group, and the first
+ * event of a window is looked up for the firings only.
+ */
+CREATE FUNCTION @extschema@._alert_fire_rule(r @extschema@.alert_rule, i integer) RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    c record;
+    fired integer := 0;
+    cur_group text;
+    first_row boolean;
+    quiet timestamptz;
+    first_id bigint;
+BEGIN
+    IF r.threshold = 1 THEN
+        -- Every match is a candidate; the quiet windows decide.
+        FOR c IN
+            SELECT h.gv, h.t, h.id, 1 AS n, h.id AS first_id, q.quiet_until
+              FROM pg_temp._alert_hits h
+              LEFT JOIN @extschema@.alert_group q
+                ON q.rule = r.name AND q.group_value IS NOT DISTINCT FROM h.gv
+             WHERE h.rule_no = i AND (q.quiet_until IS NULL OR h.t > q.quiet_until)
+             ORDER BY h.gv, h.t, h.id
+        LOOP
+            IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
+                cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+            END IF;
+            IF quiet IS NULL OR c.t > quiet THEN
+                PERFORM @extschema@._alert_fire(r, c.gv, c.n, c.first_id, c.id);
+                fired := fired + 1;
+                quiet := c.t + r.within;
+                PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
+            END IF;
+        END LOOP;
+    ELSE
+        INSERT INTO @extschema@.alert_pending
+        SELECT r.name, h.gv, h.t, h.id FROM pg_temp._alert_hits h WHERE h.rule_no = i;
+        -- The window of each touched group, read through alert_pending_idx.
+        FOR c IN EXECUTE format(
+            'WITH touched AS (SELECT h.gv, min(h.t) AS t0 FROM pg_temp._alert_hits h'
+            '                  WHERE h.rule_no = %4$s GROUP BY h.gv) '
+            'SELECT w.gv, w.t, w.id, w.n::integer AS n, q.quiet_until FROM ('
+            '  SELECT tc.gv, p.occurred_at AS t, p.event_id AS id, tc.t0,'
+            '         count(*) OVER win AS n'
+            '    FROM touched tc CROSS JOIN LATERAL ('
+            '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+            '          WHERE p.rule = %1$L AND p.group_value = tc.gv'
+            '            AND p.occurred_at >= tc.t0 - %2$L::interval'
+            '         UNION ALL'
+            '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+            '          WHERE tc.gv IS NULL AND p.rule = %1$L AND p.group_value IS NULL'
+            '            AND p.occurred_at >= tc.t0 - %2$L::interval) p'
+            '  WINDOW win AS (PARTITION BY tc.gv ORDER BY p.occurred_at'
+            '                 RANGE BETWEEN %2$L::interval PRECEDING AND CURRENT ROW)) w'
+            '  LEFT JOIN @extschema@.alert_group q ON q.rule = %1$L AND q.group_value IS NOT DISTINCT FROM w.gv'
+            ' WHERE w.t >= w.t0 AND w.n >= %3$s AND (q.quiet_until IS NULL OR w.t > q.quiet_until)'
+            ' ORDER BY w.gv, w.t, w.id', r.name, r.within, r.threshold, i)
+        LOOP
+            IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
+                cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+            END IF;
+            IF quiet IS NULL OR c.t > quiet THEN
+                -- The first event of the window (its frame above, read
+                -- for the firings only: min() over a moving frame is
+                -- recomputed for every row).
+                IF c.gv IS NULL THEN
+                    SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                     WHERE p.rule = r.name AND p.group_value IS NULL
+                       AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                ELSE
+                    SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                     WHERE p.rule = r.name AND p.group_value = c.gv
+                       AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
                 END IF;
-                IF quiet IS NULL OR c.t > quiet THEN
-                    PERFORM @extschema@._alert_fire(r, c.gv, c.n, c.first_id, c.id);
-                    fired := fired + 1;
-                    quiet := c.t + r.within;
-                    UPDATE @extschema@.alert_group q SET quiet_until = quiet
-                     WHERE q.rule = r.name AND q.group_value IS NOT DISTINCT FROM c.gv;
-                    IF NOT FOUND THEN
-                        INSERT INTO @extschema@.alert_group VALUES (r.name, c.gv, quiet);
-                    END IF;
-                END IF;
-            END LOOP;
-        ELSE
-            INSERT INTO @extschema@.alert_pending
-            SELECT r.name, h.gv, h.t, h.id FROM pg_temp._alert_hits h WHERE h.rule_no = i;
-            -- The window of each touched group, read through alert_pending_idx.
-            FOR c IN EXECUTE format(
-                'WITH touched AS (SELECT h.gv, min(h.t) AS t0 FROM pg_temp._alert_hits h'
-                '                  WHERE h.rule_no = %4$s GROUP BY h.gv) '
-                'SELECT w.gv, w.t, w.id, w.n::integer AS n, q.quiet_until FROM ('
-                '  SELECT tc.gv, p.occurred_at AS t, p.event_id AS id, tc.t0,'
-                '         count(*) OVER win AS n'
-                '    FROM touched tc CROSS JOIN LATERAL ('
-                '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
-                '          WHERE p.rule = %1$L AND p.group_value = tc.gv'
-                '            AND p.occurred_at >= tc.t0 - %2$L::interval'
-                '         UNION ALL'
-                '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
-                '          WHERE tc.gv IS NULL AND p.rule = %1$L AND p.group_value IS NULL'
-                '            AND p.occurred_at >= tc.t0 - %2$L::interval) p'
-                '  WINDOW win AS (PARTITION BY tc.gv ORDER BY p.occurred_at'
-                '                 RANGE BETWEEN %2$L::interval PRECEDING AND CURRENT ROW)) w'
-                '  LEFT JOIN @extschema@.alert_group q ON q.rule = %1$L AND q.group_value IS NOT DISTINCT FROM w.gv'
-                ' WHERE w.t >= w.t0 AND w.n >= %3$s AND (q.quiet_until IS NULL OR w.t > q.quiet_until)'
-                ' ORDER BY w.gv, w.t, w.id', r.name, r.within, r.threshold, i)
-            LOOP
-                IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
-                    cur_group := c.gv; first_row := false; quiet := c.quiet_until;
-                END IF;
-                IF quiet IS NULL OR c.t > quiet THEN
-                    -- The first event of the window (its frame above, read
-                    -- for the firings only: min() over a moving frame is
-                    -- recomputed for every row).
-                    IF c.gv IS NULL THEN
-                        SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
-                         WHERE p.rule = r.name AND p.group_value IS NULL
-                           AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
-                    ELSE
-                        SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
-                         WHERE p.rule = r.name AND p.group_value = c.gv
-                           AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
-                    END IF;
-                    PERFORM @extschema@._alert_fire(r, c.gv, c.n, first_id, c.id);
-                    fired := fired + 1;
-                    quiet := c.t + r.within;
-                    UPDATE @extschema@.alert_group q SET quiet_until = quiet
-                     WHERE q.rule = r.name AND q.group_value IS NOT DISTINCT FROM c.gv;
-                    IF NOT FOUND THEN
-                        INSERT INTO @extschema@.alert_group VALUES (r.name, c.gv, quiet);
-                    END IF;
-                END IF;
-            END LOOP;
-            -- What no window needs any more (an hour of slack for late commits).
-            DELETE FROM @extschema@.alert_pending p
-             WHERE p.rule = r.name
-               AND p.occurred_at < (SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i)
-                                   - r.within - interval '1 hour';
-        END IF;
-        first_row := NULL;
-    END LOOP;
+                PERFORM @extschema@._alert_fire(r, c.gv, c.n, first_id, c.id);
+                fired := fired + 1;
+                quiet := c.t + r.within;
+                PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
+            END IF;
+        END LOOP;
+        -- What no window needs any more (an hour of slack for late commits).
+        DELETE FROM @extschema@.alert_pending p
+         WHERE p.rule = r.name
+           AND p.occurred_at < (SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i)
+                               - r.within - interval '1 hour';
+    END IF;
     RETURN fired;
 END
 $$;
@@ -611,6 +650,8 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._alert_group_expr(text), @extschema@._alert_where(@extschema@.alert_rule),
     @extschema@._alert_bad(text, text),
     @extschema@._alert_fire(@extschema@.alert_rule, text, integer, bigint, bigint),
+    @extschema@._alert_read(), @extschema@._alert_quiet(text, text, timestamptz),
+    @extschema@._alert_fire_rule(@extschema@.alert_rule, integer),
     @extschema@.create_alert(text, integer, interval, text, text, text[], text[], text[], text[], text[],
         cidr[], timestamptz, timestamptz, text, text[], text[], text[], jsonb),
     @extschema@.drop_alert(text), @extschema@.acknowledge(bigint, text),

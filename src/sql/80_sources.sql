@@ -244,8 +244,11 @@ BEGIN
     END IF;
     -- Reachable, with the publication: a clear error, nothing created.
     PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
+    -- binary: events travel in the types' binary forms (no jsonb or inet
+    -- text to parse again on the central side; the apply's main cost).
     EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
-                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true)',
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true,'
+                   ' binary = true)',
                    sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
     INSERT INTO @extschema@.source_registry (source, kind, host, port, dbname)
     VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
