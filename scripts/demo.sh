@@ -71,7 +71,6 @@ done
 echo "== 3. what the audit trail holds"
 "${PSQL[@]}" -f "$SRC/scripts/demo_search.sql"
 
-echo
 echo "== 4. CSV export"
 "${PSQL[@]}" -c "\\copy (SELECT * FROM audit_log.export(since => now() - interval '1 day')) TO '$OUT' WITH (FORMAT csv, HEADER)"
 ROWS=$("${PSQL[@]}" -At -c "SELECT details->>'rows' FROM audit_log.events WHERE event_type = 'audit.exported' ORDER BY event_id DESC LIMIT 1")

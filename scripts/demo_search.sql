@@ -8,12 +8,10 @@ SET timezone = 'UTC';
 SELECT event_id, category, event_type, actor, object_name, resource_id, changed_columns
   FROM audit_log.search(usernames => '{alice@example.com}');
 
-\echo
 \echo '--- Role grants and removals in the application (search(event_types => ...)):'
 SELECT event_type, actor, object_name, resource_id, new_data, old_data
   FROM audit_log.search(event_types => '{user.role_added,user.role_removed}');
 
-\echo
 \echo '--- Privileged database changes (roles, privileges, configuration, schema), failures included:'
 SELECT category, event_type, status, effective_role, object_type, object_name, command,
        details->>'error' AS error
@@ -21,7 +19,6 @@ SELECT category, event_type, status, effective_role, object_type, object_name, c
  WHERE command NOT IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
  ORDER BY event_id;
 
-\echo
 \echo '--- API keys that were ever given the "write" scope (arrays are JSON arrays; key_hash is masked):'
 SELECT event_type, actor, resource_id, row_after -> 'scopes' AS scopes,
        row_after ->> 'key_hash' AS key_hash, row_after ->> 'revoked_at' IS NOT NULL AS revoked
@@ -30,19 +27,16 @@ SELECT event_type, actor, resource_id, row_after -> 'scopes' AS scopes,
  WHERE (row_after -> 'scopes') ? 'write'
  ORDER BY event_id;
 
-\echo
 \echo '--- Logins over TCP (audit_log.login_activity):'
 SELECT event_type, status, user_name, client_addr, auth_method, failure_reason
   FROM audit_log.login_activity
  WHERE client_addr IS NOT NULL
  ORDER BY event_id;
 
-\echo
 \echo '--- Changes made from 198.51.100.0/24 that mention "api" (search(ip_addresses => ..., text_query => ...)):'
 SELECT event_type, actor, client_addr, object_name, resource_id
   FROM audit_log.search(ip_addresses => '{198.51.100.0/24}', text_query => 'api');
 
-\echo
 \echo '--- Events recorded, by category (audit_log.daily_counts):'
 SELECT coalesce(category, 'all') AS category, sum(events) AS events,
        coalesce(sum(events) FILTER (WHERE status = 'failure'), 0) AS failures
@@ -50,7 +44,6 @@ SELECT coalesce(category, 'all') AS category, sum(events) AS events,
  GROUP BY ROLLUP (category)
  ORDER BY grouping(category), category;
 
-\echo
 \echo '--- The password and key hashes never reached the audit trail:'
 SELECT count(*) AS events_containing_a_secret
   FROM audit_log.events e
