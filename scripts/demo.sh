@@ -49,27 +49,33 @@ HBA
 
 PSQL=("${RUNAS[@]}" "$BIN/psql" -X -q -h "$DIR" -p "$PORT" -v ON_ERROR_STOP=1 -d postgres)
 
-echo "== the sample application, audited"
+echo "== 1. a sample application, audited"
 "${PSQL[@]}" -f "$SRC/scripts/demo_app.sql"
 
-echo "== failed and successful logins over TCP"
+echo "== 2. logins over TCP"
 for pw in wrong-password also-wrong; do
     PGPASSWORD=$pw "${RUNAS[@]}" "$BIN/psql" -X -h 127.0.0.1 -p "$PORT" -U app_service -d postgres \
         -c 'select 1' >/dev/null 2>&1 && echo "unexpected login" || echo "   login as app_service with a wrong password: refused"
 done
 PGPASSWORD=s3rvice-pass "${RUNAS[@]}" "$BIN/psql" -X -h 127.0.0.1 -p "$PORT" -U app_service -d postgres \
     -c 'select 1' >/dev/null && echo "   login as app_service with the right password: accepted"
-# Logins and failures travel through the queue to the background worker.
-for _ in $(seq 50); do
-    [ "$("${PSQL[@]}" -At -c 'SELECT queue_depth FROM audit_log.status')" = 0 ] && break
+# Logins and failed commands travel through the queue to the background
+# worker: wait until it has stored the three logins and the two refusals.
+for i in $(seq 100); do
+    [ "$("${PSQL[@]}" -At -c "SELECT (SELECT count(*) FROM audit_log.login_activity WHERE user_name = 'app_service') >= 3
+        AND (SELECT count(*) FROM audit_log.events WHERE status = 'failure' AND effective_role = 'app_service') >= 2")" = t ] && break
+    [ "$i" = 100 ] && echo "   (the worker has not stored every login yet: the searches may miss some)"
     sleep 0.1
 done
-sleep 0.5   # the last batch commits
 
-echo "== searches"
+echo "== 3. what the audit trail holds"
 "${PSQL[@]}" -f "$SRC/scripts/demo_search.sql"
 
-echo "== CSV export"
+echo "== 4. CSV export"
 "${PSQL[@]}" -c "\\copy (SELECT * FROM audit_log.export(since => now() - interval '1 day')) TO '$OUT' WITH (FORMAT csv, HEADER)"
 ROWS=$("${PSQL[@]}" -At -c "SELECT details->>'rows' FROM audit_log.events WHERE event_type = 'audit.exported' ORDER BY event_id DESC LIMIT 1")
-echo "   $ROWS events exported (an audit.exported event records it) to: $OUT"
+echo "   $ROWS events exported (recorded as an audit.exported event) to:"
+echo "   $OUT"
+if [ "${KEEP:-0}" = 1 ]; then
+    echo "== the cluster keeps running: psql -h $DIR -p $PORT -U postgres -d postgres"
+fi

@@ -1,5 +1,10 @@
 -- The sample application of the demo: users, roles, user_roles, api_keys.
+-- Result sets (the void results of enable() and set_context()) go to
+-- /dev/null; echo lines say what happens.  What was recorded is shown by
+-- scripts/demo_search.sql.
+\o /dev/null
 SET client_min_messages = warning;
+\echo '   CREATE EXTENSION audit_log'
 CREATE EXTENSION audit_log CASCADE;
 
 CREATE SCHEMA app;
@@ -26,6 +31,7 @@ CREATE TABLE app.api_keys (
 );
 
 -- Attach auditing: the tables that hold users, roles and keys.
+\echo '   enable(): app.users (password_hash masked, last_seen excluded), app.roles, app.user_roles, app.api_keys (key_hash masked)'
 SELECT audit_log.enable('app.users', 'privilege',
     event_types => '{"INSERT": "user.created", "UPDATE": "user.updated", "DELETE": "user.deleted"}',
     mask_columns => '{password_hash}', exclude_columns => '{last_seen}');
@@ -37,6 +43,7 @@ SELECT audit_log.enable('app.api_keys', 'privilege',
     mask_columns => '{key_hash}', when_changed => '{revoked_at,scopes}');
 
 -- A role the application connects as.
+\echo '   role app_service: the application''s login, member of audit_log_writer'
 CREATE ROLE app_service LOGIN PASSWORD 's3rvice-pass';
 GRANT USAGE ON SCHEMA app TO app_service;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO app_service;
@@ -44,6 +51,11 @@ GRANT audit_log_writer TO app_service;
 
 -- A scripted session, as the application would run it: each request sets
 -- who is behind the connection for its transaction.
+\echo '   four requests of the application as app_service, each with its context (set_context()):'
+\echo '     req-0001 admin@example.com creates three roles and three users'
+\echo '     req-0002 admin@example.com makes Alice an editor, takes Bob''s role away, renames Alice'
+\echo '     req-0003 alice@example.com changes her password, creates an API key, logs api_key.shown'
+\echo '     req-0004 support@example.com revokes the key and touches Bob''s last_seen (excluded: not recorded)'
 SET ROLE app_service;
 BEGIN;
 SELECT audit_log.set_context('admin@example.com', 'user', '203.0.113.7', 'Mozilla/5.0', 'acme', 'req-0001');
@@ -81,6 +93,7 @@ COMMIT;
 RESET ROLE;
 
 -- Privileged database changes, captured by the server hooks.
+\echo '   a DBA: CREATE ROLE auditor_jane, GRANT audit_log_reader, two ALTER ROLE, GRANT and REVOKE SELECT, ALTER TABLE, CREATE INDEX'
 CREATE ROLE auditor_jane LOGIN PASSWORD 'correct horse battery staple';
 GRANT audit_log_reader TO auditor_jane;
 ALTER ROLE auditor_jane PASSWORD 'another secret';
@@ -89,18 +102,18 @@ GRANT SELECT ON app.users TO auditor_jane;
 REVOKE SELECT ON app.users FROM auditor_jane;
 ALTER TABLE app.users ADD COLUMN locale text;
 CREATE INDEX users_locale_idx ON app.users (locale);
-SET client_min_messages = notice;
 -- Denied privileged commands: app_service may not create roles nor grant
 -- itself more.  Both fail, and both are recorded as failures.
+\echo '   app_service tries CREATE ROLE backdoor SUPERUSER and GRANT audit_log_admin TO app_service: both refused'
 SET ROLE app_service;
 DO $$ BEGIN
     EXECUTE 'CREATE ROLE backdoor SUPERUSER LOGIN';
 EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'refused: %', SQLERRM;
+    NULL;  -- refused; recorded as a failure
 END $$;
 DO $$ BEGIN
     EXECUTE 'GRANT audit_log_admin TO app_service';
 EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'refused: %', SQLERRM;
+    NULL;  -- refused; recorded as a failure
 END $$;
 RESET ROLE;

@@ -3,7 +3,7 @@
 # every seal, policy, hold, audited table (with its triggers), the layout
 # of the partitions and their indexes, with no error; verify() answers as
 # on the source; new ids continue after the restored ones; capture works.
-# The commands are exactly those of the README (Backup and restore).
+# The commands are exactly those of doc/backup.md.
 #
 # Also: who may fill the partitions (only the session restoring the
 # extension it created, never on an existing trail, never to change or

@@ -1,5 +1,5 @@
 # event_id comes from audit_log.events_event_id_seq without nextval() (so
-# that the session's lastval() stays the application's: src/event_id.c),
+# that the session's lastval() stays the application's: src/event_ids.c),
 # but with nextval()'s WAL protocol: after a crash (immediate stop, no
 # checkpoint) the sequence never hands out an id twice, and events written
 # by several sessions at once get distinct, increasing ids.
