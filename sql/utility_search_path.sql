@@ -130,10 +130,10 @@ SELECT p.oid::regprocedure AS unpinned
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace = 'audit_log'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
    AND NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}'
-   AND p.proname NOT IN ('_categories', '_day_lo', '_ts', '_sha256', '_event_digest', '_seal_digest')
+   AND p.proname NOT IN ('_day_lo', '_ts', '_sha256', '_event_digest', '_seal_digest')
  ORDER BY 1;
 -- The inlined helpers: plain SQL, not SECURITY DEFINER, not callable by the
--- extension's roles (but the constant _categories()).
+-- extension's roles; and the constant _categories(), C (context.c's list).
 SELECT p.proname, l.lanname, p.prosecdef,
        has_function_privilege('audit_log_writer', p.oid, 'EXECUTE') AS writer,
        has_function_privilege('audit_log_admin', p.oid, 'EXECUTE') AS admin

@@ -3,7 +3,9 @@
  * context.c
  *		Who is behind the connection: fills the common fields of an
  *		AuditEvent from the audit_log.* context settings and the session,
- *		and implements audit_log.set_context().
+ *		and implements audit_log.set_context().  Holds the list of event
+ *		categories and the syntax of event codes, which SQL reads through
+ *		audit_log._categories() and audit_log._is_event_code().
  *
  * The context settings are claims of the application; db_user is always
  * session_user and effective_role always current_user.  No locks are taken;
@@ -17,11 +19,13 @@
 #include <netdb.h>
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/ip.h"
 #include "fmgr.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
@@ -30,9 +34,16 @@
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(audit_set_context);
+PG_FUNCTION_INFO_V1(audit_categories_sql);
+PG_FUNCTION_INFO_V1(audit_is_event_code_sql);
 
+/*
+ * The event categories of DESIGN.md, sorted: the one list.  SQL reads it
+ * through audit_log._categories() (the CHECK of event_type_catalog,
+ * enable(), retention, alerts, sources); see doc/internals.md.
+ */
 static const char *const audit_categories[] = {
-	"data", "ddl", "privilege", "role", "auth", "config", "audit", "app", NULL
+	"app", "audit", "auth", "config", "data", "ddl", "privilege", "role", NULL
 };
 
 static char *cached_database = NULL;
@@ -55,18 +66,33 @@ audit_valid_category(const char *category)
 }
 
 /*
- * audit_valid_event_code: a lowercase dotted identifier such as
- * "user.role_added": at least two parts separated by dots, each starting
- * with a letter and made of a-z, 0-9 and underscores; 100 bytes at most.
+ * audit_categories_sql: audit_log._categories(), the categories as a
+ * sorted text[] (IMMUTABLE: the list is compiled in).
  */
-bool
-audit_valid_event_code(const char *code)
+Datum
+audit_categories_sql(PG_FUNCTION_ARGS)
+{
+	Datum		elems[lengthof(audit_categories)];
+	int			n;
+
+	for (n = 0; audit_categories[n] != NULL; n++)
+		elems[n] = CStringGetTextDatum(audit_categories[n]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * event_code_syntax: a lowercase dotted identifier such as
+ * "user.role_added": at least two parts separated by dots, each starting
+ * with a letter and made of a-z, 0-9 and underscores (any length).
+ */
+static bool
+event_code_syntax(const char *code)
 {
 	const char *p;
 	bool		part_start = true;
 	int			parts = 1;
 
-	if (code == NULL || code[0] == '\0' || strlen(code) > 100)
+	if (code == NULL || code[0] == '\0')
 		return false;
 	for (p = code; *p; p++)
 	{
@@ -85,6 +111,27 @@ audit_valid_event_code(const char *code)
 			return false;
 	}
 	return !part_start && parts >= 2;
+}
+
+/*
+ * audit_valid_event_code: an event code (event_code_syntax) of 100 bytes
+ * at most.
+ */
+bool
+audit_valid_event_code(const char *code)
+{
+	return code != NULL && strlen(code) <= 100 && event_code_syntax(code);
+}
+
+/*
+ * audit_is_event_code_sql: audit_log._is_event_code(code), the syntax of
+ * an event code (the length limit is the caller's: the CHECK of
+ * event_type_catalog has none).
+ */
+Datum
+audit_is_event_code_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(event_code_syntax(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
 /*

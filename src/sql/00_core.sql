@@ -98,13 +98,27 @@ AS $$ SELECT 'events_p' || pg_catalog.to_char(day, 'YYYYMMDD') $$;
 -- the policies exist.
 REVOKE ALL ON FUNCTION @extschema@._partition_name(date) FROM PUBLIC;
 
+/*
+ * _categories(): the event categories of DESIGN.md, sorted.
+ * _is_event_code(code): is code a lowercase dotted identifier such as
+ * "user.role_added" (any length)?  Both are the C side's own (context.c),
+ * so that SQL and C never disagree; see doc/internals.md.
+ */
+CREATE FUNCTION @extschema@._categories() RETURNS text[]
+AS 'MODULE_PATHNAME', 'audit_categories_sql'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@._is_event_code(code text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'audit_is_event_code_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION @extschema@._categories(), @extschema@._is_event_code(text) FROM PUBLIC;
+
 -- The event type catalogue.  builtin codes are recorded by the extension
 -- itself and cannot be forged through audit_log.log().
 CREATE TABLE @extschema@.event_type_catalog (
     event_type  text PRIMARY KEY
-                CHECK (event_type ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
+                CHECK (@extschema@._is_event_code(event_type)),
     category    text NOT NULL
-                CHECK (category IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app')),
+                CHECK (category = ANY (@extschema@._categories())),
     description text NOT NULL,
     builtin     boolean NOT NULL DEFAULT false
 );

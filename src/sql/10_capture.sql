@@ -333,10 +333,10 @@ BEGIN
                   HINT = format('Enable auditing on its partitioned table %s.',
                                 (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
     END IF;
-    IF category IS NULL OR category NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') THEN
+    IF category IS NULL OR NOT category = ANY (@extschema@._categories()) THEN
         RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use one of data, ddl, privilege, role, auth, config, audit, app.';
+                  HINT = 'Use one of ' || array_to_string(@extschema@._categories(), ', ') || '.';
     END IF;
 
     IF event_types IS NOT NULL THEN
@@ -353,7 +353,7 @@ BEGIN
                           HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
             END IF;
             IF jsonb_typeof(v) <> 'string'
-               OR (v #>> '{}') !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'
+               OR NOT @extschema@._is_event_code(v #>> '{}')
                OR length(v #>> '{}') > 100 THEN
                 RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
                     USING ERRCODE = 'invalid_parameter_value',

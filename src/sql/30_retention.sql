@@ -23,12 +23,6 @@
  * calls never run at once: the second one skips (advisory lock).
  */
 
--- The categories of DESIGN.md.
-CREATE FUNCTION @extschema@._categories() RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT '{app,audit,auth,config,data,ddl,privilege,role}'::text[] $$;
-REVOKE ALL ON FUNCTION @extschema@._categories() FROM PUBLIC;
-
 -- Retention policies.  The policy "default" is implicit (90 days) until
 -- set_retention('default', ...) stores it.
 CREATE TABLE @extschema@.retention_policy (
@@ -73,6 +67,22 @@ COMMENT ON TABLE @extschema@.purge_log IS
     'Partitions removed by retention: what they held and when they were dropped.';
 REVOKE ALL ON TABLE @extschema@.purge_log FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.purge_log', '');
+
+-- The categories each leaf partition of a day holds, recorded by the
+-- function that creates the leaf (_add_leaves(), _split_leaf()) and
+-- forgotten when the leaf is dropped.  A LIST leaf holds the categories of
+-- its bound; the DEFAULT leaf those no LIST leaf of its day named when the
+-- day was laid out (dropping a LIST leaf later does not move its
+-- categories into it).  Keyed by name, not OID: the partitions are data
+-- that pg_dump keeps, and this table is dumped with them.
+CREATE TABLE @extschema@.leaf_categories (
+    leaf        text PRIMARY KEY,
+    categories  text[] NOT NULL
+);
+COMMENT ON TABLE @extschema@.leaf_categories IS
+    'The event categories each leaf partition of audit_log.events holds, recorded when it was created; read them through audit_log.partitions.';
+REVOKE ALL ON TABLE @extschema@.leaf_categories FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.leaf_categories', '');
 
 -- The seal chain (part 40_integrity has its functions): one row per
 -- sealed window.  Seal records outlive the partitions they cover.
@@ -133,18 +143,28 @@ AS $$ SELECT pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS"+00
 
 /*
  * _layout(): the leaves a day gets when it is laid out now: one LIST leaf
- * per named policy that has categories (sorted), then the DEFAULT leaf
- * (categories NULL) for every other category.
+ * per named policy that has categories, and the DEFAULT leaf (policy
+ * default) for every other category; categories sorted.
  */
 CREATE FUNCTION @extschema@._layout() RETURNS TABLE(policy text, categories text[])
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.policy, ARRAY(SELECT c FROM unnest(r.categories) c ORDER BY c)
-      FROM @extschema@.retention_policy r
-     WHERE r.policy <> 'default' AND cardinality(r.categories) > 0
-    UNION ALL
-    SELECT 'default', NULL::text[]
+    SELECT p.policy, ARRAY(SELECT c FROM unnest(p.categories) c ORDER BY c)
+      FROM @extschema@._policies() p
+     WHERE p.policy = 'default' OR cardinality(p.categories) > 0
+$$;
+
+/*
+ * _remember_leaf(leaf, categories): record the categories of a leaf just
+ * created (leaf_categories).
+ */
+CREATE FUNCTION @extschema@._remember_leaf(leaf text, categories text[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO @extschema@.leaf_categories AS k (leaf, categories) VALUES (leaf, categories)
+    ON CONFLICT (leaf) DO UPDATE SET categories = EXCLUDED.categories
 $$;
 
 /*
@@ -176,9 +196,9 @@ DECLARE
     p record;
 BEGIN
     FOR p IN SELECT l.policy, l.categories FROM @extschema@._layout() l
-              ORDER BY l.categories IS NULL, l.policy
+              ORDER BY l.policy = 'default', l.policy
     LOOP
-        IF p.categories IS NULL THEN
+        IF p.policy = 'default' THEN
             EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT',
                                       '@extschema@', part || '_' || p.policy, '@extschema@', part);
         ELSE
@@ -187,6 +207,7 @@ BEGIN
                 (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(p.categories) c));
         END IF;
         PERFORM @extschema@._lock_down(part || '_' || p.policy);
+        PERFORM @extschema@._remember_leaf(part || '_' || p.policy, p.categories);
     END LOOP;
 END
 $$;
@@ -221,18 +242,16 @@ $$;
 
 /*
  * _layout_matches(day): has the day partition the leaves _layout() gives
- * (same names, same categories)?
+ * (same names, same recorded categories)?
  */
 CREATE FUNCTION @extschema@._layout_matches(day regclass) RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH cur AS (
-        SELECT c.relname::text AS name,
-               CASE WHEN pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' THEN NULL
-                    ELSE ARRAY(SELECT m[1] FROM regexp_matches(pg_get_expr(c.relpartbound, c.oid),
-                                                               '''([a-z]+)''', 'g') m ORDER BY 1) END AS cats
+        SELECT c.relname::text AS name, k.categories AS cats
           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          LEFT JOIN @extschema@.leaf_categories k ON k.leaf = c.relname::text
          WHERE i.inhparent = day
     ), want AS (
         SELECT (SELECT d.relname::text FROM pg_class d WHERE d.oid = day) || '_' || l.policy AS name,
@@ -287,8 +306,10 @@ BEGIN
     IF @extschema@._has_rows(rel) THEN
         RETURN false;
     END IF;
-    FOR l IN SELECT i.inhrelid::regclass AS leaf FROM pg_inherits i WHERE i.inhparent = rel LOOP
+    FOR l IN SELECT i.inhrelid::regclass AS leaf, c.relname::text AS name
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = rel LOOP
         EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf);
+        DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = l.name;
     END LOOP;
     PERFORM @extschema@._add_leaves(part);
     RETURN true;
@@ -297,11 +318,10 @@ $$;
 
 /*
  * _leaves(): every leaf partition of the days: its day, range and the
- * categories it holds.  A day's DEFAULT leaf holds the categories no LIST
- * leaf of the day names, except those whose rows the day already purged
- * (purge_log): they had a leaf of their own, and dropping it does not move
- * its categories into the DEFAULT leaf.  A day that is a plain table (no
- * policy level) is its own leaf holding every category.
+ * categories it holds, as recorded when it was created (leaf_categories;
+ * NULL when none is: such a leaf is never purged).  A day that is a plain
+ * table (no policy level, made by 1.0) is its own leaf holding every
+ * category.
  */
 CREATE FUNCTION @extschema@._leaves()
 RETURNS TABLE(leaf oid, leaf_name text, day_oid oid, day_name text, lo timestamptz, hi timestamptz, categories text[])
@@ -314,11 +334,41 @@ AS $$
           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
          WHERE i.inhparent = '@extschema@.events'::regclass
            AND c.relname ~ '^events_p[0-9]{8}$'
-    ), subs AS (
-        SELECT d.oid AS day_oid, d.name AS day_name, d.day, c.oid, c.relname::text AS name,
-               pg_get_expr(c.relpartbound, c.oid) AS bound
-          FROM days d JOIN pg_inherits i ON i.inhparent = d.oid JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE d.relkind = 'p'
+    )
+    SELECT c.oid, c.relname::text, d.oid, d.name, @extschema@._day_lo(d.day), @extschema@._day_lo(d.day + 1),
+           k.categories
+      FROM days d JOIN pg_inherits i ON i.inhparent = d.oid JOIN pg_class c ON c.oid = i.inhrelid
+      LEFT JOIN @extschema@.leaf_categories k ON k.leaf = c.relname::text
+     WHERE d.relkind = 'p'
+    UNION ALL
+    SELECT d.oid, d.name, d.oid, d.name, @extschema@._day_lo(d.day), @extschema@._day_lo(d.day + 1),
+           @extschema@._categories()
+      FROM days d WHERE d.relkind = 'r'
+$$;
+
+/*
+ * _fill_leaf_categories(): record the categories of the leaves that have
+ * no record: those of a database updated from 1.0, or restored from a dump
+ * made before leaf_categories existed.  Only here are they read back from
+ * the partition bounds: a DEFAULT leaf holds the categories no LIST leaf
+ * of its day names, except those whose rows the day already purged
+ * (purge_log): they had a leaf of their own.  Returns how many leaves it
+ * recorded.
+ */
+CREATE FUNCTION @extschema@._fill_leaf_categories() RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH subs AS (
+        SELECT d.oid AS day_oid, to_date(substr(d.relname, 9, 8), 'YYYYMMDD') AS day,
+               c.relname::text AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+          FROM pg_inherits di JOIN pg_class d ON d.oid = di.inhrelid
+          JOIN pg_inherits i ON i.inhparent = d.oid JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE di.inhparent = '@extschema@.events'::regclass
+           AND d.relname ~ '^events_p[0-9]{8}$' AND d.relkind = 'p'
     ), listed AS (
         SELECT s.*, ARRAY(SELECT m[1] FROM regexp_matches(s.bound, '''([a-z]+)''', 'g') m ORDER BY 1) AS cats
           FROM subs s
@@ -327,8 +377,8 @@ AS $$
           FROM @extschema@.purge_log p CROSS JOIN LATERAL unnest(p.categories) c
          GROUP BY p.from_time
     )
-    SELECT l.oid, l.name, l.day_oid, l.day_name,
-           @extschema@._day_lo(l.day), @extschema@._day_lo(l.day + 1),
+    INSERT INTO @extschema@.leaf_categories (leaf, categories)
+    SELECT l.name,
            CASE WHEN l.bound = 'DEFAULT'
                 THEN ARRAY(SELECT c FROM unnest(@extschema@._categories()) c
                             WHERE NOT EXISTS (SELECT 1 FROM listed l2
@@ -338,10 +388,11 @@ AS $$
                             ORDER BY c)
                 ELSE l.cats END
       FROM listed l LEFT JOIN purged pu ON pu.from_time = @extschema@._day_lo(l.day)
-    UNION ALL
-    SELECT d.oid, d.name, d.oid, d.name, @extschema@._day_lo(d.day), @extschema@._day_lo(d.day + 1),
-           @extschema@._categories()
-      FROM days d WHERE d.relkind = 'r'
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.leaf_categories k WHERE k.leaf = l.name)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
 $$;
 
 /*
@@ -618,6 +669,28 @@ END
 $$;
 
 /*
+ * _log_purge(leaf_name, lo, hi, cats, pol, keep, n, extra): what retention
+ * removed from a leaf: a purge_log row (verify() reports its windows as
+ * purged) and an audit.purged event, whose details are the rows, range,
+ * policy, keep and categories, and extra.
+ */
+CREATE FUNCTION @extschema@._log_purge(leaf_name text, lo timestamptz, hi timestamptz, cats text[],
+    pol text, keep interval, n bigint, extra jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
+    VALUES ('@extschema@.' || leaf_name, lo, hi, cats, pol, n, clock_timestamp());
+    PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
+        '@extschema@.' || leaf_name, 'DROP TABLE',
+        jsonb_build_object('rows', n, 'from_time', @extschema@._ts(lo), 'to_time', @extschema@._ts(hi),
+                           'policy', pol, 'keep', keep::text, 'categories', to_jsonb(cats)) || extra);
+END
+$$;
+
+/*
  * _split_leaf(leaf, leaf_name, day, lo, hi, categories, as_of): a leaf that
  * holds the categories of several policies (its day held events before a
  * policy change), some of which have expired as of as_of.  The rows of
@@ -694,6 +767,7 @@ BEGIN
             '@extschema@', 'events_split_' || i, leaf::regclass) USING g.cats;
     END LOOP;
     EXECUTE pg_catalog.format('DROP TABLE %s', leaf::regclass);
+    DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = leaf_name;
     i := 0;
     FOR g IN SELECT * FROM pg_temp.audit_log_groups x WHERE x.expires > as_of ORDER BY x.policy LOOP
         i := i + 1;
@@ -708,6 +782,7 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
             day_oid::regclass, '@extschema@', name,
             (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(g.cats) c));
+        PERFORM @extschema@._remember_leaf(name, g.cats);
         n := @extschema@._rows(pg_catalog.format('%I.%I', '@extschema@', name)::regclass);
         n_moved := n_moved + n;
         action := 'moved'; object := '@extschema@.' || name;
@@ -717,14 +792,8 @@ BEGIN
     END LOOP;
 
     IF n_gone > 0 THEN
-        INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
-        VALUES ('@extschema@.' || leaf_name, lo, hi, gone, gone_policy, n_gone, clock_timestamp());
-        PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
-            '@extschema@.' || leaf_name, 'DROP TABLE',
-            jsonb_build_object('rows', n_gone, 'from_time', @extschema@._ts(lo),
-                               'to_time', @extschema@._ts(hi), 'policy', gone_policy,
-                               'keep', gone_keep::text, 'categories', to_jsonb(gone),
-                               'moved_rows', n_moved));
+        PERFORM @extschema@._log_purge(leaf_name, lo, hi, gone, gone_policy, gone_keep, n_gone,
+                                       jsonb_build_object('moved_rows', n_moved));
         action := 'purged'; object := '@extschema@.' || leaf_name;
         detail := n_gone || ' rows, [' || @extschema@._ts(lo) || ', ' || @extschema@._ts(hi)
                   || '), policy ' || gone_policy || ' (' || gone_keep::text || '), '
@@ -735,107 +804,94 @@ END
 $$;
 
 /*
- * maintain(as_of): create partitions ahead (and lay out again the empty
- * ones a policy change left with old leaves), move stray rows out of the
- * default partition, seal closed windows, drop expired partitions (split
- * a leaf that holds categories of several policies when the first of them
- * expires).  Returns what it did.  as_of stands for "now" (tests).  Each step, and
- * each day or leaf within a step, is on its own: an error is reported as
- * an "error" row (with its SQLSTATE) and the rest goes on.  While another
- * session restores a dump into the database it does nothing; the first
- * run after that restore records it (restore.c, part 70_restore).
+ * The steps of maintain().  Each returns what it did as rows (action,
+ * object, detail) and goes on after a failure on one day or leaf, which it
+ * reports as a row of _failed().  The caller holds maintain()'s advisory
+ * lock, its short lock_timeout and the internal mark.
+ *
+ * _failed(failed_object, state, message, what): the row of a failure on
+ * failed_object (SQLSTATE state, SQLERRM message): "retry" when a lock
+ * was not granted in time (lock_not_available, deadlock_detected: the next
+ * run tries again), else "error" with the SQLSTATE, after what was left
+ * undone when given.
  */
-CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
+CREATE FUNCTION @extschema@._failed(failed_object text, state text, message text, what text DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN state IN ('55P03', '40P01') THEN 'retry' ELSE 'error' END, failed_object,
+           CASE WHEN state IN ('55P03', '40P01') THEN 'lock not available: ' || message
+                ELSE coalesce(what || ': ', '') || state || ': ' || message END
+$$;
+
+/*
+ * _day_created(day): the row of a day partition just created.
+ */
+CREATE FUNCTION @extschema@._day_created(day date)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'created', '@extschema@.' || @extschema@._partition_name(day),
+           '[' || @extschema@._ts(@extschema@._day_lo(day)) || ', '
+               || @extschema@._ts(@extschema@._day_lo(day + 1)) || ')'
+$$;
+
+/*
+ * _premake(as_of, days): step 1, the day partitions ahead: as_of's day
+ * (UTC) and the days more after it, created (or laid out again for the
+ * current policies while still empty: "rebuilt").  A day that has stray
+ * rows is left to _move_strays().
+ */
+CREATE FUNCTION @extschema@._premake(as_of timestamptz, days integer)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET audit_log.internal = on
 AS $$
 DECLARE
-    t timestamptz := coalesce(as_of, now());
-    old_lock_timeout text := current_setting('lock_timeout');
-    events_busy boolean := false;
-    premake int;
     d date;
-    n bigint;
-    lo timestamptz;
-    sealed record;
-    r record;
-    l record;
-    drop_list oid[];
-    split_list oid[];
-    total int;
-    leaves_ok boolean := false;
-    i int;
-    oa text[];      -- rows of a day's work, reported once it is done
-    oo text[];
-    od text[];
 BEGIN
-    PERFORM @extschema@._load();    -- the library's settings, without the preload
-    IF NOT pg_catalog.isfinite(t) THEN
-        RAISE EXCEPTION 'as_of must be a finite time, not %', t
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Leave it NULL for now, or give a time such as now() + interval ''1 day''.';
-    END IF;
-    -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
-    IF old_lock_timeout = '0' THEN
-        PERFORM set_config('lock_timeout', '250ms', true);
-    END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('audit_log.maintain')) THEN
-        PERFORM set_config('lock_timeout', old_lock_timeout, true);
-        action := 'skipped'; object := 'maintain'; detail := 'another maintain() is running';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    premake := current_setting('audit_log.premake_days')::int;
-
-    -- 0. A dump restored into this database: nothing moves while its
-    --    session works; then the restore is recorded and closed.
-    IF EXISTS (SELECT 1 FROM @extschema@.restore_state) THEN
-        IF @extschema@._restore_running() THEN
-                PERFORM set_config('lock_timeout', old_lock_timeout, true);
-            action := 'skipped'; object := 'maintain';
-            detail := 'a dump is being restored into this database by another session';
-            RETURN NEXT;
-            RETURN;
-        END IF;
-        BEGIN
-            RETURN QUERY SELECT * FROM @extschema@._restore_close();
-        EXCEPTION WHEN OTHERS THEN
-            action := 'error'; object := '@extschema@.restore_state';
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        END;
-    END IF;
-
-    -- 1. Partitions ahead: today (UTC) and premake_days more.
-    FOR d IN SELECT g::date FROM generate_series((t AT TIME ZONE 'UTC')::date,
-                                                 (t AT TIME ZONE 'UTC')::date + premake, interval '1 day') g
+    FOR d IN SELECT g::date FROM generate_series((as_of AT TIME ZONE 'UTC')::date,
+                                                 (as_of AT TIME ZONE 'UTC')::date + days, interval '1 day') g
     LOOP
         BEGIN
-            -- A day with stray rows is created when they are moved (step 2).
             CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
                                    WHERE e.occurred_at >= @extschema@._day_lo(d)
                                      AND e.occurred_at < @extschema@._day_lo(d + 1));
             IF @extschema@._create_partition(d) THEN
-                action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
-                detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
-                              || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
-                RETURN NEXT;
+                RETURN QUERY SELECT * FROM @extschema@._day_created(d);
             ELSIF @extschema@._relayout_day(d) THEN
                 -- Still empty, laid out before the last policy change.
                 action := 'rebuilt'; object := '@extschema@.' || @extschema@._partition_name(d);
                 detail := 'empty day laid out for the current retention policies'; RETURN NEXT;
             END IF;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || @extschema@._partition_name(d);
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            action := 'error'; object := '@extschema@.' || @extschema@._partition_name(d);
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.' || @extschema@._partition_name(d),
+                                                           SQLSTATE, SQLERRM);
         END;
     END LOOP;
+END
+$$;
 
-    -- 2. Stray rows of the safety net go to their day.
+/*
+ * _move_strays(): step 2, the rows of the safety net events_default go to
+ * their day, created if need be ("created", then "moved").  A day's rows
+ * are reported once they are moved: a failure undoes the day's work and
+ * leaves them in the safety net, where search and verify see them.
+ */
+CREATE FUNCTION @extschema@._move_strays()
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    d date;
+    n bigint;
+    created boolean;
+BEGIN
     FOR d IN SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date
                FROM @extschema@.events_default e ORDER BY 1
     LOOP
@@ -858,56 +914,78 @@ BEGIN
                         RETURNING e.*)
             INSERT INTO pg_temp.audit_log_strays SELECT * FROM m;
             GET DIAGNOSTICS n = ROW_COUNT;
-            oa := '{}'; oo := '{}'; od := '{}';
-            IF @extschema@._create_partition(d) THEN
-                oa := oa || 'created'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
-                od := od || ('[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
-                             || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')');
-            END IF;
+            created := @extschema@._create_partition(d);
             INSERT INTO @extschema@.events SELECT * FROM pg_temp.audit_log_strays;
-            oa := oa || 'moved'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
-            od := od || (n || ' rows from @extschema@.events_default');
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.events_default';
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            -- Such rows stay in the safety net, where search and verify see them.
-            action := 'error'; object := '@extschema@.events_default';
-            detail := 'rows of ' || coalesce(d::text, 'NULL') || ' not moved: ' || SQLSTATE || ': ' || SQLERRM;
-            RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.events_default', SQLSTATE, SQLERRM,
+                                                           'rows of ' || coalesce(d::text, 'NULL') || ' not moved');
             CONTINUE;
         END;
-        -- Reported once done: an error undoes the step's work, not its rows.
-        FOR i IN 1 .. cardinality(oa) LOOP
-            action := oa[i]; object := oo[i]; detail := od[i]; RETURN NEXT;
-        END LOOP;
+        IF created THEN
+            RETURN QUERY SELECT * FROM @extschema@._day_created(d);
+        END IF;
+        action := 'moved'; object := '@extschema@.' || @extschema@._partition_name(d);
+        detail := n || ' rows from @extschema@.events_default'; RETURN NEXT;
     END LOOP;
+END
+$$;
 
-    -- 3. Seal the closed windows (before anything is dropped).
-    BEGIN
-        SELECT * INTO sealed FROM @extschema@._seal(t);
-        IF sealed.sealed > 0 THEN
-            action := 'sealed'; object := '@extschema@.seals';
-            detail := sealed.sealed || ' windows up to ' ||
-                      @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
-            RETURN NEXT;
-        END IF;
-        IF sealed.error IS NOT NULL THEN
-            action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
-        END IF;
-    EXCEPTION WHEN OTHERS THEN
-        action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-    END;
+/*
+ * _seal_closed(as_of): step 3, seal the closed windows (before anything is
+ * dropped): "sealed", and "error" when the chain stopped early.
+ */
+CREATE FUNCTION @extschema@._seal_closed(as_of timestamptz)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sealed record;
+BEGIN
+    SELECT * INTO sealed FROM @extschema@._seal(as_of);
+    IF sealed.sealed > 0 THEN
+        action := 'sealed'; object := '@extschema@.seals';
+        detail := sealed.sealed || ' windows up to ' ||
+                  @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
+        RETURN NEXT;
+    END IF;
+    IF sealed.error IS NOT NULL THEN
+        action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+END
+$$;
 
-    -- 4. Drop what has expired, by whole leaves, or whole days when every
-    --    leaf of the day goes.  A leaf that also holds categories of
-    --    policies not expired yet is split (_split_leaf()).
+/*
+ * _purge_expired(as_of): step 4, drop what has expired as of as_of, by
+ * whole leaves, or whole days when every leaf of the day goes ("purged");
+ * a leaf that also holds categories of policies not expired yet is split
+ * (_split_leaf(): "moved", "purged").  An expired leaf under a legal hold
+ * is "held", one whose windows are not sealed yet "deferred".  Each day is
+ * on its own: a failure undoes that day.
+ */
+CREATE FUNCTION @extschema@._purge_expired(as_of timestamptz)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    events_busy boolean := false;
+    r record;
+    l record;
+    n bigint;
+    drop_list oid[];
+    split_list oid[];
+    whole boolean;
+BEGIN
     BEGIN
         IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
             DROP TABLE pg_temp.audit_log_leaves;
         END IF;
         CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
-            SELECT s.*, s.expires <= t AS expired, s.last_expires <= t AS all_expired
+            SELECT s.*, s.expires <= as_of AS expired, s.last_expires <= as_of AS all_expired
               FROM @extschema@._leaf_state() s;
     EXCEPTION WHEN OTHERS THEN
         action := 'error'; object := '@extschema@.partitions'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
@@ -939,14 +1017,15 @@ BEGIN
             END IF;
         END LOOP;
         CONTINUE WHEN cardinality(drop_list) = 0 AND cardinality(split_list) = 0;
-        IF events_busy AND cardinality(drop_list) = r.leaves THEN
+        whole := cardinality(drop_list) = r.leaves;
+        IF events_busy AND whole THEN
             -- Writers hold audit_log.events: do not queue behind them again.
             action := 'retry'; object := '@extschema@.' || r.day_name;
             detail := 'audit_log.events is busy: retried at the next run'; RETURN NEXT;
             CONTINUE;
         END IF;
         BEGIN
-            IF cardinality(drop_list) = r.leaves THEN
+            IF whole THEN
                 events_busy := true;
                 EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
             END IF;
@@ -965,61 +1044,101 @@ BEGIN
             LOOP
                 -- Everything in it has expired: the longest policy decides.
                 n := @extschema@._rows(l.leaf);
-                INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
-                VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.last_policy, n, clock_timestamp());
-                PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
-                    '@extschema@.' || l.leaf_name, 'DROP TABLE',
-                    jsonb_build_object('rows', n, 'from_time', @extschema@._ts(l.lo),
-                                       'to_time', @extschema@._ts(l.hi), 'policy', l.last_policy,
-                                       'keep', l.last_keep::text, 'categories', to_jsonb(l.categories)));
-                IF cardinality(drop_list) < r.leaves THEN
+                PERFORM @extschema@._log_purge(l.leaf_name, l.lo, l.hi, l.categories, l.last_policy,
+                                               l.last_keep, n);
+                IF NOT whole THEN
                     EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
                 END IF;
+                DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = l.leaf_name;
                 action := 'purged'; object := '@extschema@.' || l.leaf_name;
                 detail := n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
                           || '), policy ' || l.last_policy || ' (' || l.last_keep::text || ')';
                 RETURN NEXT;
             END LOOP;
-            IF cardinality(drop_list) = r.leaves THEN
+            IF whole THEN
                 EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
             END IF;
             FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
                       WHERE s.leaf = ANY (split_list) ORDER BY s.leaf_name
             LOOP
                 RETURN QUERY SELECT * FROM @extschema@._split_leaf(l.leaf, l.leaf_name, l.day_oid,
-                                                                  l.lo, l.hi, l.categories, t);
+                                                                  l.lo, l.hi, l.categories, as_of);
             END LOOP;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || r.day_name;
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
+        EXCEPTION WHEN OTHERS THEN
             -- That day is undone; the other days go on.
-            action := 'error'; object := '@extschema@.' || r.day_name;
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+            RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.' || r.day_name, SQLSTATE, SQLERRM);
         END;
     END LOOP;
+END
+$$;
 
-    -- 5. Search indexes for the days that have ended (see _index_leaf()),
-    --    by the real clock whatever as_of says: nobody writes those days.
-    FOR l IN SELECT s.leaf, s.leaf_name FROM @extschema@._leaves() s
-              WHERE s.hi <= least(t, now()) AND NOT @extschema@._leaf_indexed(s.leaf)
-              ORDER BY s.leaf_name
-    LOOP
+/*
+ * maintain(as_of): the upkeep, in steps: 0. close a restore that ended;
+ * 1. create partitions ahead (_premake(); and lay out again the empty ones
+ * a policy change left with old leaves); 2. move stray rows out of the
+ * default partition (_move_strays()); 3. seal closed windows
+ * (_seal_closed()); 4. drop expired partitions (_purge_expired(); split a
+ * leaf that holds categories of several policies when the first of them
+ * expires); 5. build the search indexes of the days that ended
+ * (_index_closed()).  Returns what it did.  as_of stands for "now"
+ * (tests).  Each step, and each day or leaf within a step, is on its own:
+ * an error is reported as an "error" row (with its SQLSTATE) and the rest
+ * goes on.  While another session restores a dump into the database it
+ * does nothing; the first run after that restore records it (restore.c,
+ * part 70_restore).
+ */
+CREATE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    t timestamptz := coalesce(as_of, now());
+    old_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    PERFORM @extschema@._load();    -- the library's settings, without the preload
+    IF NOT pg_catalog.isfinite(t) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', t
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now, or give a time such as now() + interval ''1 day''.';
+    END IF;
+    -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
+    IF old_lock_timeout = '0' THEN
+        PERFORM set_config('lock_timeout', '250ms', true);
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('audit_log.maintain')) THEN
+        PERFORM set_config('lock_timeout', old_lock_timeout, true);
+        action := 'skipped'; object := 'maintain'; detail := 'another maintain() is running';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- 0. A dump restored into this database: nothing moves while its
+    --    session works; then the restore is recorded and closed.
+    IF EXISTS (SELECT 1 FROM @extschema@.restore_state) THEN
+        IF @extschema@._restore_running() THEN
+            PERFORM set_config('lock_timeout', old_lock_timeout, true);
+            action := 'skipped'; object := 'maintain';
+            detail := 'a dump is being restored into this database by another session';
+            RETURN NEXT;
+            RETURN;
+        END IF;
         BEGIN
-            PERFORM @extschema@._index_leaf(l.leaf);
-            action := 'indexed'; object := '@extschema@.' || l.leaf_name;
-            detail := 'search indexes built'; RETURN NEXT;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || l.leaf_name;
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            action := 'error'; object := '@extschema@.' || l.leaf_name;
+            RETURN QUERY SELECT * FROM @extschema@._restore_close();
+        EXCEPTION WHEN OTHERS THEN
+            action := 'error'; object := '@extschema@.restore_state';
             detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
         END;
-    END LOOP;
+    END IF;
+
+    RETURN QUERY SELECT * FROM @extschema@._premake(t, current_setting('audit_log.premake_days')::int);
+    RETURN QUERY SELECT * FROM @extschema@._move_strays();
+    RETURN QUERY SELECT * FROM @extschema@._seal_closed(t);
+    RETURN QUERY SELECT * FROM @extschema@._purge_expired(t);
+    RETURN QUERY SELECT * FROM @extschema@._index_closed(t);
 
     PERFORM set_config('lock_timeout', old_lock_timeout, true);
-    RETURN;
 END
 $$;
 
@@ -1064,12 +1183,17 @@ LANGUAGE C VOLATILE;
 
 -- Today (UTC) and the next 7 days are created last, by part 70_restore.
 
-REVOKE ALL ON FUNCTION @extschema@._categories(), @extschema@._policies(),
+REVOKE ALL ON FUNCTION @extschema@._policies(),
     @extschema@._day_lo(date), @extschema@._ts(timestamptz), @extschema@._create_partition(date),
     @extschema@._layout(), @extschema@._lock_down(text), @extschema@._add_leaves(text),
     @extschema@._layout_matches(regclass), @extschema@._has_rows(regclass), @extschema@._relayout_day(date),
     @extschema@._split_leaf(oid, text, oid, timestamptz, timestamptz, text[], timestamptz),
-    @extschema@._disown_partitions(),
+    @extschema@._disown_partitions(), @extschema@._remember_leaf(text, text[]),
+    @extschema@._fill_leaf_categories(),
+    @extschema@._log_purge(text, timestamptz, timestamptz, text[], text, interval, bigint, jsonb),
+    @extschema@._failed(text, text, text, text), @extschema@._day_created(date),
+    @extschema@._premake(timestamptz, integer), @extschema@._move_strays(),
+    @extschema@._seal_closed(timestamptz), @extschema@._purge_expired(timestamptz),
     @extschema@._leaves(), @extschema@._rows(oid), @extschema@._leaf_state(timestamptz),
     @extschema@._partition_info(), @extschema@.set_retention(text, interval, text[]),
     @extschema@.hold(text, timestamptz, timestamptz, text), @extschema@.release(text),

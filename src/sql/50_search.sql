@@ -59,30 +59,37 @@ $$;
 
 /*
  * _index_closed(as_of): build the search indexes of every leaf of the days
- * that ended before as_of; returns how many leaves it indexed.  maintain()
- * does this as its step 5; tests call it directly.  Waits for each lock at
- * most the session's lock_timeout, or 10 seconds when it has none.
+ * that ended before as_of (never after the real clock: nobody writes
+ * those days); one row per leaf: "indexed", or "retry"/"error"
+ * (_failed()) and the next leaf.  maintain() does this as its step 5;
+ * tests call it directly.  Waits for each lock at most the session's
+ * lock_timeout, or 10 seconds when it has none.
  */
-CREATE FUNCTION @extschema@._index_closed(as_of timestamptz DEFAULT NULL) RETURNS integer
+CREATE FUNCTION @extschema@._index_closed(as_of timestamptz DEFAULT NULL)
+RETURNS TABLE(action text, object text, detail text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     l record;
-    n integer := 0;
     old_lock_timeout text := current_setting('lock_timeout');
 BEGIN
     IF old_lock_timeout = '0' THEN
         PERFORM set_config('lock_timeout', '10s', true);
     END IF;
-    FOR l IN SELECT s.leaf FROM @extschema@._leaves() s
+    FOR l IN SELECT s.leaf, s.leaf_name FROM @extschema@._leaves() s
               WHERE s.hi <= least(coalesce(as_of, now()), now()) AND NOT @extschema@._leaf_indexed(s.leaf)
+              ORDER BY s.leaf_name
     LOOP
-        PERFORM @extschema@._index_leaf(l.leaf);
-        n := n + 1;
+        BEGIN
+            PERFORM @extschema@._index_leaf(l.leaf);
+            action := 'indexed'; object := '@extschema@.' || l.leaf_name;
+            detail := 'search indexes built'; RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.' || l.leaf_name, SQLSTATE, SQLERRM);
+        END;
     END LOOP;
     PERFORM set_config('lock_timeout', old_lock_timeout, true);
-    RETURN n;
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._leaf_indexed(oid) FROM PUBLIC;

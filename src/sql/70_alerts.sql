@@ -288,7 +288,7 @@ BEGIN
         END IF;
     END LOOP;
     FOREACH x IN ARRAY coalesce(event_types, '{}') LOOP
-        IF x IS NULL OR x !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+        IF x IS NULL OR NOT @extschema@._is_event_code(x) THEN
             PERFORM @extschema@._alert_bad(format('invalid event type %L', x),
                 'An event type is a lowercase dotted code such as auth.login_failed; see audit_log.event_types.');
         END IF;

@@ -9,7 +9,8 @@
  * audit_log crashes on a configuration table that is a partition.)  The
  * event id sequence is configuration, so its value is dumped, like the
  * configuration tables of the other parts (table_config,
- * event_type_catalog, retention_policy, legal_hold, purge_log, seal).
+ * event_type_catalog, retention_policy, legal_hold, purge_log,
+ * leaf_categories, seal).
  *
  * Restoring.  pg_restore (or psql) into a new database, in a session with
  * audit_log.restore = on (superuser): its CREATE EXTENSION creates no
@@ -112,6 +113,8 @@ BEGIN
         CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
             (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
     END IF;
+    -- The leaves of a dump made before leaf_categories existed.
+    PERFORM @extschema@._fill_leaf_categories();
     DELETE FROM @extschema@.restore_state;
     PERFORM @extschema@._restore_end();     -- when this very session restored
     PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),

@@ -349,7 +349,7 @@ BEGIN
             END IF;
         END LOOP;
         code := el ->> 'event_type';
-        IF code IS NULL OR code !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
             RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
@@ -361,10 +361,10 @@ BEGIN
                       HINT = format('Choose an application code, such as "app.%s".', code);
         END IF;
         cat := coalesce(el ->> 'category', known.category, 'app');
-        IF cat NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') OR cat = 'audit' THEN
+        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
             RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use data, ddl, privilege, role, auth, config or app.';
+                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
         END IF;
         IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
             RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'

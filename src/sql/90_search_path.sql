@@ -25,7 +25,7 @@ BEGIN
            -- Per-row helpers, inlined into the (pinned) queries of seal(),
            -- verify(), search() and maintain(): a SET clause would forbid the
            -- inlining (verify() 2.7 times slower).  Callable by nobody else.
-           AND p.proname NOT IN ('_categories', '_day_lo', '_ts', '_sha256', '_event_digest', '_seal_digest')
+           AND p.proname NOT IN ('_day_lo', '_ts', '_sha256', '_event_digest', '_seal_digest')
          ORDER BY p.oid
     LOOP
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);

@@ -116,6 +116,7 @@ sub snapshot
 		policies => q{SELECT string_agg(r::text, E'\n' ORDER BY policy) FROM audit_log.retention_policy r},
 		holds => q{SELECT string_agg(h::text, E'\n' ORDER BY name) FROM audit_log.legal_hold h},
 		purges => q{SELECT string_agg(p::text, E'\n' ORDER BY partition) FROM audit_log.purge_log p},
+		leaves => q{SELECT string_agg(k::text, E'\n' ORDER BY leaf) FROM audit_log.leaf_categories k},
 		audited => q{SELECT string_agg(t::text, E'\n' ORDER BY relid::text) FROM audit_log.table_config t},
 		catalog => q{SELECT string_agg(c::text, E'\n' ORDER BY event_type) FROM audit_log.event_type_catalog c},
 		triggers => q{SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, E'\n'
@@ -240,6 +241,27 @@ unlike($err, qr/error/i, 'without the preload: pg_restore prints no error') or d
 compare($bare, 'restored_bare', 'without the preload');
 after_restore($bare, 'restored_bare', 'without the preload');
 $bare->stop;
+
+# ---------- a dump without leaf_categories (made before it existed) ----------
+# The first maintain() records the leaves' categories from their bounds.
+($rc, $out, $err) = run($src, {}, 'pg_restore', '-l', "$dir/db.dump");
+is($rc, 0, 'pg_restore -l') or diag($err);
+my @list = grep { !/TABLE DATA audit_log leaf_categories / } split /\n/, $out;
+ok(@list < scalar(split /\n/, $out), 'the dump has the data of leaf_categories');
+PostgreSQL::Test::Utils::append_to_file("$dir/no_leaves.list", join("\n", @list) . "\n");
+run($src, {}, 'createdb', 'restored_no_leaves');
+($rc, $out, $err) = run($src, \%restore, 'pg_restore', '-L', "$dir/no_leaves.list",
+	'-d', 'restored_no_leaves', "$dir/db.dump");
+is($rc, 0, 'without leaf_categories: pg_restore exits with 0') or diag($err);
+is($src->safe_psql('restored_no_leaves', 'SELECT count(*) FROM audit_log.leaf_categories'), '0',
+	'without leaf_categories: no leaf recorded before the restore is closed');
+after_restore($src, 'restored_no_leaves', 'without leaf_categories');
+# (maintain() may have created days ahead the source did not have yet)
+my $got = snapshot($src, 'restored_no_leaves');
+my %on_source = map { /^\((events_p\d{8}\w*),/ ? ($1 => 1) : () } split /\n/, $want->{leaves};
+is(join("\n", grep { /^\((events_p\d{8}\w*),/ && $on_source{$1} } split /\n/, $got->{leaves}),
+	$want->{leaves}, 'without leaf_categories: the categories of every leaf as on the source');
+is($got->{purges}, $want->{purges}, 'without leaf_categories: purges as on the source');
 
 # ---------- the restoring session closes its own restore ----------
 ($rc, $out, $err) = run($src, {}, 'pg_restore', '-f', "$dir/script.sql", "$dir/db.dump");

@@ -190,6 +190,18 @@ my $members = q{SELECT count(*) FROM pg_class c
 cmp_ok($node->safe_psql($db, q{SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log.events'::regclass}),
 	'>=', 9, 'the updated database has its partitions');
 is($node->safe_psql($db, $members), '0', 'none of them is a member of the extension any more');
+# Their categories are recorded (leaf_categories), as their bounds say.
+is($node->safe_psql($db, q{
+	SELECT count(*) FILTER (WHERE k.leaf IS NULL) || ':' || (count(*) > 0)
+	  FROM audit_log._leaves() l LEFT JOIN audit_log.leaf_categories k ON k.leaf = l.leaf_name
+	 WHERE l.leaf <> l.day_oid}),
+	'0:true', 'every leaf of the updated database has its categories recorded');
+is($node->safe_psql($db, q{
+	SELECT count(*) FROM audit_log._leaves() l
+	 WHERE pg_get_expr((SELECT c.relpartbound FROM pg_class c WHERE c.oid = l.leaf), l.leaf) <> 'DEFAULT'
+	   AND pg_get_expr((SELECT c.relpartbound FROM pg_class c WHERE c.oid = l.leaf), l.leaf)
+	       <> 'FOR VALUES IN (' || (SELECT string_agg(quote_literal(x), ', ') FROM unnest(l.categories) x) || ')'}),
+	'0', 'the categories recorded for each LIST leaf are those of its bound');
 
 # The updated schema equals a fresh install's (extension members only).
 $node->safe_psql($db, 'CREATE DATABASE fresh');
