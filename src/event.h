@@ -12,7 +12,7 @@
  * export query (export.c) and the check that the installed table matches
  * this library (writer.c).  Adding a column is a line here, the column in
  * src/sql/00_core.sql (with the upgrade script), and the tests
- * (sql/structure_columns.sql checks the SQL that must list the columns).
+ * (sql/capture_event_row.sql checks the SQL that must list the columns).
  *
  * Kinds and their C types:
  *	ID		int64, event_id: set by the writer
