@@ -341,10 +341,10 @@ BEGIN
                   HINT = format('Enable auditing on its partitioned table %s.',
                                 (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
     END IF;
-    IF category IS NULL OR category NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') THEN
+    IF category IS NULL OR NOT category = ANY (@extschema@._categories()) THEN
         RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use one of data, ddl, privilege, role, auth, config, audit, app.';
+                  HINT = 'Use one of ' || array_to_string(@extschema@._categories(), ', ') || '.';
     END IF;
 
     IF event_types IS NOT NULL THEN
@@ -361,7 +361,7 @@ BEGIN
                           HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
             END IF;
             IF jsonb_typeof(v) <> 'string'
-               OR (v #>> '{}') !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'
+               OR NOT @extschema@._is_event_code(v #>> '{}')
                OR length(v #>> '{}') > 100 THEN
                 RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
                     USING ERRCODE = 'invalid_parameter_value',
@@ -551,9 +551,9 @@ DECLARE
     p record;
 BEGIN
     FOR p IN SELECT l.policy, l.categories FROM @extschema@._layout() l
-              ORDER BY l.categories IS NULL, l.policy
+              ORDER BY l.policy = 'default', l.policy
     LOOP
-        IF p.categories IS NULL THEN
+        IF p.policy = 'default' THEN
             EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT',
                                       '@extschema@', part || '_' || p.policy, '@extschema@', part);
         ELSE
@@ -562,6 +562,7 @@ BEGIN
                 (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(p.categories) c));
         END IF;
         PERFORM @extschema@._lock_down(part || '_' || p.policy);
+        PERFORM @extschema@._remember_leaf(part || '_' || p.policy, p.categories);
     END LOOP;
 END
 $$;
@@ -662,8 +663,10 @@ BEGIN
     IF @extschema@._has_rows(rel) THEN
         RETURN false;
     END IF;
-    FOR l IN SELECT i.inhrelid::regclass AS leaf FROM pg_inherits i WHERE i.inhparent = rel LOOP
+    FOR l IN SELECT i.inhrelid::regclass AS leaf, c.relname::text AS name
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = rel LOOP
         EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf);
+        DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = l.name;
     END LOOP;
     PERFORM @extschema@._add_leaves(part);
     RETURN true;
@@ -947,6 +950,7 @@ BEGIN
             '@extschema@', 'events_split_' || i, leaf::regclass) USING g.cats;
     END LOOP;
     EXECUTE pg_catalog.format('DROP TABLE %s', leaf::regclass);
+    DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = leaf_name;
     i := 0;
     FOR g IN SELECT * FROM pg_temp.audit_log_groups x WHERE x.expires > as_of ORDER BY x.policy LOOP
         i := i + 1;
@@ -961,6 +965,7 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
             day_oid::regclass, '@extschema@', name,
             (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(g.cats) c));
+        PERFORM @extschema@._remember_leaf(name, g.cats);
         n := @extschema@._rows(pg_catalog.format('%I.%I', '@extschema@', name)::regclass);
         n_moved := n_moved + n;
         action := 'moved'; object := '@extschema@.' || name;
@@ -970,14 +975,8 @@ BEGIN
     END LOOP;
 
     IF n_gone > 0 THEN
-        INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
-        VALUES ('@extschema@.' || leaf_name, lo, hi, gone, gone_policy, n_gone, clock_timestamp());
-        PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
-            '@extschema@.' || leaf_name, 'DROP TABLE',
-            jsonb_build_object('rows', n_gone, 'from_time', @extschema@._ts(lo),
-                               'to_time', @extschema@._ts(hi), 'policy', gone_policy,
-                               'keep', gone_keep::text, 'categories', to_jsonb(gone),
-                               'moved_rows', n_moved));
+        PERFORM @extschema@._log_purge(leaf_name, lo, hi, gone, gone_policy, gone_keep, n_gone,
+                                       jsonb_build_object('moved_rows', n_moved));
         action := 'purged'; object := '@extschema@.' || leaf_name;
         detail := n_gone || ' rows, [' || @extschema@._ts(lo) || ', ' || @extschema@._ts(hi)
                   || '), policy ' || gone_policy || ' (' || gone_keep::text || '), '
@@ -1277,7 +1276,7 @@ BEGIN
         END IF;
     END LOOP;
     FOREACH x IN ARRAY coalesce(event_types, '{}') LOOP
-        IF x IS NULL OR x !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+        IF x IS NULL OR NOT @extschema@._is_event_code(x) THEN
             PERFORM @extschema@._alert_bad(format('invalid event type %L', x),
                 'An event type is a lowercase dotted code such as auth.login_failed; see audit_log.event_types.');
         END IF;
@@ -1777,22 +1776,6 @@ AS $$
 DECLARE
     t timestamptz := coalesce(as_of, now());
     old_lock_timeout text := current_setting('lock_timeout');
-    events_busy boolean := false;
-    premake int;
-    d date;
-    n bigint;
-    lo timestamptz;
-    sealed record;
-    r record;
-    l record;
-    drop_list oid[];
-    split_list oid[];
-    total int;
-    leaves_ok boolean := false;
-    i int;
-    oa text[];      -- rows of a day's work, reported once it is done
-    oo text[];
-    od text[];
 BEGIN
     PERFORM @extschema@._load();    -- the library's settings, without the preload
     IF NOT pg_catalog.isfinite(t) THEN
@@ -1810,13 +1793,12 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    premake := current_setting('audit_log.premake_days')::int;
 
     -- 0. A dump restored into this database: nothing moves while its
     --    session works; then the restore is recorded and closed.
     IF EXISTS (SELECT 1 FROM @extschema@.restore_state) THEN
         IF @extschema@._restore_running() THEN
-                PERFORM set_config('lock_timeout', old_lock_timeout, true);
+            PERFORM set_config('lock_timeout', old_lock_timeout, true);
             action := 'skipped'; object := 'maintain';
             detail := 'a dump is being restored into this database by another session';
             RETURN NEXT;
@@ -1830,219 +1812,13 @@ BEGIN
         END;
     END IF;
 
-    -- 1. Partitions ahead: today (UTC) and premake_days more.
-    FOR d IN SELECT g::date FROM generate_series((t AT TIME ZONE 'UTC')::date,
-                                                 (t AT TIME ZONE 'UTC')::date + premake, interval '1 day') g
-    LOOP
-        BEGIN
-            -- A day with stray rows is created when they are moved (step 2).
-            CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
-                                   WHERE e.occurred_at >= @extschema@._day_lo(d)
-                                     AND e.occurred_at < @extschema@._day_lo(d + 1));
-            IF @extschema@._create_partition(d) THEN
-                action := 'created'; object := '@extschema@.' || @extschema@._partition_name(d);
-                detail := '[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
-                              || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')';
-                RETURN NEXT;
-            ELSIF @extschema@._relayout_day(d) THEN
-                -- Still empty, laid out before the last policy change.
-                action := 'rebuilt'; object := '@extschema@.' || @extschema@._partition_name(d);
-                detail := 'empty day laid out for the current retention policies'; RETURN NEXT;
-            END IF;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || @extschema@._partition_name(d);
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            action := 'error'; object := '@extschema@.' || @extschema@._partition_name(d);
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        END;
-    END LOOP;
-
-    -- 2. Stray rows of the safety net go to their day.
-    FOR d IN SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date
-               FROM @extschema@.events_default e ORDER BY 1
-    LOOP
-        IF NOT isfinite(d) THEN
-            action := 'error'; object := '@extschema@.events_default';
-            detail := (SELECT count(*) FROM @extschema@.events_default e
-                        WHERE (e.occurred_at AT TIME ZONE 'UTC')::date = d)
-                      || ' rows at ' || d || ' belong to no day: they stay here';
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        BEGIN
-            LOCK TABLE @extschema@.events_default IN ACCESS EXCLUSIVE MODE;
-            IF pg_catalog.to_regclass('pg_temp.audit_log_strays') IS NULL THEN
-                CREATE TEMP TABLE audit_log_strays (LIKE @extschema@.events) ON COMMIT DROP;
-            END IF;
-            TRUNCATE pg_temp.audit_log_strays;
-            WITH m AS (DELETE FROM @extschema@.events_default e
-                        WHERE e.occurred_at >= @extschema@._day_lo(d) AND e.occurred_at < @extschema@._day_lo(d + 1)
-                        RETURNING e.*)
-            INSERT INTO pg_temp.audit_log_strays SELECT * FROM m;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            oa := '{}'; oo := '{}'; od := '{}';
-            IF @extschema@._create_partition(d) THEN
-                oa := oa || 'created'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
-                od := od || ('[' || @extschema@._ts(@extschema@._day_lo(d)) || ', '
-                             || @extschema@._ts(@extschema@._day_lo(d + 1)) || ')');
-            END IF;
-            INSERT INTO @extschema@.events SELECT * FROM pg_temp.audit_log_strays;
-            oa := oa || 'moved'::text; oo := oo || ('@extschema@.' || @extschema@._partition_name(d));
-            od := od || (n || ' rows from @extschema@.events_default');
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.events_default';
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            -- Such rows stay in the safety net, where search and verify see them.
-            action := 'error'; object := '@extschema@.events_default';
-            detail := 'rows of ' || coalesce(d::text, 'NULL') || ' not moved: ' || SQLSTATE || ': ' || SQLERRM;
-            RETURN NEXT;
-            CONTINUE;
-        END;
-        -- Reported once done: an error undoes the step's work, not its rows.
-        FOR i IN 1 .. cardinality(oa) LOOP
-            action := oa[i]; object := oo[i]; detail := od[i]; RETURN NEXT;
-        END LOOP;
-    END LOOP;
-
-    -- 3. Seal the closed windows (before anything is dropped).
-    BEGIN
-        SELECT * INTO sealed FROM @extschema@._seal(t);
-        IF sealed.sealed > 0 THEN
-            action := 'sealed'; object := '@extschema@.seals';
-            detail := sealed.sealed || ' windows up to ' ||
-                      @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
-            RETURN NEXT;
-        END IF;
-        IF sealed.error IS NOT NULL THEN
-            action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
-        END IF;
-    EXCEPTION WHEN OTHERS THEN
-        action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-    END;
-
-    -- 4. Drop what has expired, by whole leaves, or whole days when every
-    --    leaf of the day goes.  A leaf that also holds categories of
-    --    policies not expired yet is split (_split_leaf()).
-    BEGIN
-        IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
-            DROP TABLE pg_temp.audit_log_leaves;
-        END IF;
-        CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
-            SELECT s.*, s.expires <= t AS expired, s.last_expires <= t AS all_expired
-              FROM @extschema@._leaf_state() s;
-    EXCEPTION WHEN OTHERS THEN
-        action := 'error'; object := '@extschema@.partitions'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        CREATE TEMP TABLE IF NOT EXISTS audit_log_leaves ON COMMIT DROP AS
-            SELECT s.*, false AS expired, false AS all_expired FROM @extschema@._leaf_state() s LIMIT 0;
-    END;
-    FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
-               FROM pg_temp.audit_log_leaves s
-              GROUP BY s.day_oid, s.day_name
-             HAVING bool_or(s.expired)
-              ORDER BY s.day_name
-    LOOP
-        -- Report held and unsealed leaves; keep only the droppable ones.
-        drop_list := '{}';
-        split_list := '{}';
-        FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
-                  WHERE s.day_oid = r.day_oid AND s.expired ORDER BY s.leaf_name
-        LOOP
-            IF cardinality(l.holds) > 0 THEN
-                action := 'held'; object := '@extschema@.' || l.leaf_name;
-                detail := 'expired but kept by legal hold ' || array_to_string(l.holds, ', '); RETURN NEXT;
-            ELSIF NOT l.sealed AND @extschema@._rows(l.leaf) > 0 THEN
-                action := 'deferred'; object := '@extschema@.' || l.leaf_name;
-                detail := 'expired but its windows are not sealed yet'; RETURN NEXT;
-            ELSIF l.all_expired THEN
-                drop_list := drop_list || l.leaf;
-            ELSE
-                split_list := split_list || l.leaf;
-            END IF;
-        END LOOP;
-        CONTINUE WHEN cardinality(drop_list) = 0 AND cardinality(split_list) = 0;
-        IF events_busy AND cardinality(drop_list) = r.leaves THEN
-            -- Writers hold audit_log.events: do not queue behind them again.
-            action := 'retry'; object := '@extschema@.' || r.day_name;
-            detail := 'audit_log.events is busy: retried at the next run'; RETURN NEXT;
-            CONTINUE;
-        END IF;
-        BEGIN
-            IF cardinality(drop_list) = r.leaves THEN
-                events_busy := true;
-                EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
-            END IF;
-            events_busy := false;
-            -- The day and all its leaves (LOCK recurses): a split also
-            -- checks the day's DEFAULT leaf when it attaches new leaves.
-            EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
-            -- Every lock first: once a row is reported, nothing waits any more.
-            FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
-                      WHERE s.leaf = ANY (drop_list) AND s.leaf <> r.day_oid ORDER BY s.leaf_name
-            LOOP
-                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', l.leaf::regclass);
-            END LOOP;
-            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
-                      WHERE s.leaf = ANY (drop_list) ORDER BY s.leaf_name
-            LOOP
-                -- Everything in it has expired: the longest policy decides.
-                n := @extschema@._rows(l.leaf);
-                INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
-                VALUES ('@extschema@.' || l.leaf_name, l.lo, l.hi, l.categories, l.last_policy, n, clock_timestamp());
-                PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
-                    '@extschema@.' || l.leaf_name, 'DROP TABLE',
-                    jsonb_build_object('rows', n, 'from_time', @extschema@._ts(l.lo),
-                                       'to_time', @extschema@._ts(l.hi), 'policy', l.last_policy,
-                                       'keep', l.last_keep::text, 'categories', to_jsonb(l.categories)));
-                IF cardinality(drop_list) < r.leaves THEN
-                    EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
-                END IF;
-                action := 'purged'; object := '@extschema@.' || l.leaf_name;
-                detail := n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
-                          || '), policy ' || l.last_policy || ' (' || l.last_keep::text || ')';
-                RETURN NEXT;
-            END LOOP;
-            IF cardinality(drop_list) = r.leaves THEN
-                EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
-            END IF;
-            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
-                      WHERE s.leaf = ANY (split_list) ORDER BY s.leaf_name
-            LOOP
-                RETURN QUERY SELECT * FROM @extschema@._split_leaf(l.leaf, l.leaf_name, l.day_oid,
-                                                                  l.lo, l.hi, l.categories, t);
-            END LOOP;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || r.day_name;
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            -- That day is undone; the other days go on.
-            action := 'error'; object := '@extschema@.' || r.day_name;
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        END;
-    END LOOP;
-
-    -- 5. Search indexes for the days that have ended (see _index_leaf()),
-    --    by the real clock whatever as_of says: nobody writes those days.
-    FOR l IN SELECT s.leaf, s.leaf_name FROM @extschema@._leaves() s
-              WHERE s.hi <= least(t, now()) AND NOT @extschema@._leaf_indexed(s.leaf)
-              ORDER BY s.leaf_name
-    LOOP
-        BEGIN
-            PERFORM @extschema@._index_leaf(l.leaf);
-            action := 'indexed'; object := '@extschema@.' || l.leaf_name;
-            detail := 'search indexes built'; RETURN NEXT;
-        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-            action := 'retry'; object := '@extschema@.' || l.leaf_name;
-            detail := 'lock not available: ' || SQLERRM; RETURN NEXT;
-        WHEN OTHERS THEN
-            action := 'error'; object := '@extschema@.' || l.leaf_name;
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        END;
-    END LOOP;
+    RETURN QUERY SELECT * FROM @extschema@._premake(t, current_setting('audit_log.premake_days')::int);
+    RETURN QUERY SELECT * FROM @extschema@._move_strays();
+    RETURN QUERY SELECT * FROM @extschema@._seal_closed(t);
+    RETURN QUERY SELECT * FROM @extschema@._purge_expired(t);
+    RETURN QUERY SELECT * FROM @extschema@._index_closed(t);
 
     PERFORM set_config('lock_timeout', old_lock_timeout, true);
-    RETURN;
 END
 $$;
 
@@ -2299,6 +2075,8 @@ BEGIN
         CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
             (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
     END IF;
+    -- The leaves of a dump made before leaf_categories existed.
+    PERFORM @extschema@._fill_leaf_categories();
     DELETE FROM @extschema@.restore_state;
     PERFORM @extschema@._restore_end();     -- when this very session restored
     PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),
@@ -3017,7 +2795,7 @@ BEGIN
             END IF;
         END LOOP;
         code := el ->> 'event_type';
-        IF code IS NULL OR code !~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$' THEN
+        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
             RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
@@ -3029,10 +2807,10 @@ BEGIN
                       HINT = format('Choose an application code, such as "app.%s".', code);
         END IF;
         cat := coalesce(el ->> 'category', known.category, 'app');
-        IF cat NOT IN ('data', 'ddl', 'privilege', 'role', 'auth', 'config', 'audit', 'app') OR cat = 'audit' THEN
+        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
             RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use data, ddl, privilege, role, auth, config or app.';
+                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
         END IF;
         IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
             RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
@@ -3188,142 +2966,6 @@ ALTER TABLE @extschema@.event_type_catalog
  * enable(target, category, event_types, exclude_columns, mask_columns,
  * when_changed): attach (or update) the C capture of a table.
  */
-CREATE OR REPLACE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data',
-    event_types jsonb DEFAULT NULL, exclude_columns text[] DEFAULT NULL,
-    mask_columns text[] DEFAULT NULL, when_changed text[] DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on
-AS $$
-DECLARE
-    rel record;
-    ops constant text[] := ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
-    codes text[] := ARRAY['data.insert', 'data.update', 'data.delete', 'data.truncate'];
-    ex text[];
-    mk text[];
-    wc text[];
-    k text;
-    v jsonb;
-    i int;
-    other record;
-    was_enabled boolean;
-    qname text;
-BEGIN
-    IF target IS NULL THEN
-        RAISE EXCEPTION 'table to audit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT c.relkind, c.relispartition, n.nspname, c.relname,
-           EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
-                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                     AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'audit_log') AS ours
-      INTO rel
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = target;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'relation with OID % does not exist', target::oid USING ERRCODE = 'undefined_table';
-    END IF;
-    qname := format('%I.%I', rel.nspname, rel.relname);
-    IF rel.ours OR rel.nspname = '@extschema@' THEN
-        RAISE EXCEPTION 'cannot audit "%": it belongs to audit_log', qname
-            USING ERRCODE = 'wrong_object_type',
-                  DETAIL = 'The audit tables are protected by the extension itself.';
-    END IF;
-    IF rel.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '"%" is not a table', qname
-            USING ERRCODE = 'wrong_object_type',
-                  DETAIL = format('It is a %s.', CASE rel.relkind WHEN 'v' THEN 'view'
-                      WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
-                      WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
-                      WHEN 'c' THEN 'composite type' ELSE 'relation that is not a table' END),
-                  HINT = 'Only ordinary and partitioned tables can be audited.';
-    END IF;
-    IF rel.relispartition THEN
-        RAISE EXCEPTION '"%" is a partition', qname
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = format('Enable auditing on its partitioned table %s.',
-                                (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
-    END IF;
-    IF category IS NULL OR NOT category = ANY (@extschema@._categories()) THEN
-        RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use one of ' || array_to_string(@extschema@._categories(), ', ') || '.';
-    END IF;
-
-    IF event_types IS NOT NULL THEN
-        IF jsonb_typeof(event_types) <> 'object' THEN
-            RAISE EXCEPTION 'event_types must be a JSON object mapping operations to event codes'
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'For example {"INSERT": "user.role_added", "DELETE": "user.role_removed"}.';
-        END IF;
-        FOR k, v IN SELECT * FROM jsonb_each(event_types) LOOP
-            i := array_position(ops, upper(k));
-            IF i IS NULL THEN
-                RAISE EXCEPTION 'unknown operation "%" in event_types', k
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
-            END IF;
-            IF jsonb_typeof(v) <> 'string'
-               OR NOT @extschema@._is_event_code(v #>> '{}')
-               OR length(v #>> '{}') > 100 THEN
-                RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = 'Event codes are lowercase dotted identifiers such as "user.role_added".';
-            END IF;
-            codes[i] := v #>> '{}';
-        END LOOP;
-    END IF;
-    FOR i IN 1..4 LOOP
-        SELECT t.category, t.builtin INTO other
-          FROM @extschema@.event_type_catalog t WHERE t.event_type = codes[i];
-        IF FOUND AND other.builtin AND codes[i] NOT LIKE 'data.%' THEN
-            RAISE EXCEPTION 'event type "%" is reserved for audit_log''s own capture', codes[i]
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Choose a code of your own, such as "user.role_added".';
-        ELSIF FOUND AND NOT other.builtin AND other.category <> enable.category THEN
-            RAISE EXCEPTION 'event type "%" already belongs to category "%"', codes[i], other.category
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use the same category as the other tables with this code, or another code.';
-        END IF;
-    END LOOP;
-
-    ex := @extschema@._check_columns(target, exclude_columns, 'exclude_columns');
-    mk := @extschema@._check_columns(target, mask_columns, 'mask_columns');
-    wc := @extschema@._check_columns(target, when_changed, 'when_changed');
-
-    -- Everything is valid: apply.
-    INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
-    SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
-      FROM unnest(codes) WITH ORDINALITY AS u(c, o)
-     WHERE c NOT LIKE 'data.%'
-    ON CONFLICT (event_type) DO NOTHING;
-
-    -- The whole tree, before it is read: a partition being attached or
-    -- detached (SHARE UPDATE EXCLUSIVE on its parent) is waited for.
-    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
-    was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
-    INSERT INTO @extschema@.table_config AS t
-           (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
-    VALUES (target, category,
-            jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2], 'DELETE', codes[3], 'TRUNCATE', codes[4]),
-            ex, mk, wc, now(), session_user)
-    ON CONFLICT (relid) DO UPDATE
-       SET category = excluded.category, event_types = excluded.event_types,
-           exclude_columns = excluded.exclude_columns, mask_columns = excluded.mask_columns,
-           when_changed = excluded.when_changed, enabled_at = excluded.enabled_at,
-           enabled_by = excluded.enabled_by;
-    -- The table and every partition of its tree, at any depth (statement
-    -- triggers fire only for the table a statement names).
-    PERFORM @extschema@._sync_capture(target);
-
-    PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
-        jsonb_build_object('category', category,
-            'event_types', jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2],
-                                              'DELETE', codes[3], 'TRUNCATE', codes[4]),
-            'exclude_columns', to_jsonb(ex), 'mask_columns', to_jsonb(mk),
-            'when_changed', to_jsonb(wc), 'updated', was_enabled));
-END
-$$;
 
 
 -- Each leaf's categories, recorded when it is created (the leaves of
@@ -3368,29 +3010,6 @@ $$;
  * as _layout() says.  Callers mark the internal operation and, for a day
  * already attached, hold its ACCESS EXCLUSIVE lock.
  */
-CREATE OR REPLACE FUNCTION @extschema@._add_leaves(part text) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    p record;
-BEGIN
-    FOR p IN SELECT l.policy, l.categories FROM @extschema@._layout() l
-              ORDER BY l.policy = 'default', l.policy
-    LOOP
-        IF p.policy = 'default' THEN
-            EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT',
-                                      '@extschema@', part || '_' || p.policy, '@extschema@', part);
-        ELSE
-            EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.%I FOR VALUES IN (%s)',
-                '@extschema@', part || '_' || p.policy, '@extschema@', part,
-                (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(p.categories) c));
-        END IF;
-        PERFORM @extschema@._lock_down(part || '_' || p.policy);
-        PERFORM @extschema@._remember_leaf(part || '_' || p.policy, p.categories);
-    END LOOP;
-END
-$$;
 
 /*
  * _layout_matches(day): has the day partition the leaves _layout() gives
@@ -3424,34 +3043,6 @@ $$;
  * day's ACCESS EXCLUSIVE lock within the caller's lock_timeout
  * (lock_not_available when a writer holds it, before anything changed).
  */
-CREATE OR REPLACE FUNCTION @extschema@._relayout_day(day date) RETURNS boolean
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on       -- the extension's own DDL
-AS $$
-DECLARE
-    part text := @extschema@._partition_name(day);
-    rel regclass := pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', part));
-    l record;
-BEGIN
-    IF rel IS NULL OR (SELECT c.relkind FROM pg_class c WHERE c.oid = rel) <> 'p'
-       OR @extschema@._layout_matches(rel) OR @extschema@._has_rows(rel) THEN
-        RETURN false;
-    END IF;
-    -- The day and its leaves (LOCK recurses), then look again.
-    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
-    IF @extschema@._has_rows(rel) THEN
-        RETURN false;
-    END IF;
-    FOR l IN SELECT i.inhrelid::regclass AS leaf, c.relname::text AS name
-               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = rel LOOP
-        EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf);
-        DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = l.name;
-    END LOOP;
-    PERFORM @extschema@._add_leaves(part);
-    RETURN true;
-END
-$$;
 
 /*
  * _leaves(): every leaf partition of the days: its day, range and the
@@ -3568,104 +3159,6 @@ $$;
  * holds the day's ACCESS EXCLUSIVE lock (on its leaves too) and marks the
  * internal operation.  Returns what it did: moved, purged or deferred.
  */
-CREATE OR REPLACE FUNCTION @extschema@._split_leaf(leaf oid, leaf_name text, day_oid oid, lo timestamptz,
-    hi timestamptz, categories text[], as_of timestamptz)
-RETURNS TABLE(action text, object text, detail text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    part text := (SELECT c.relname::text FROM pg_class c WHERE c.oid = day_oid);
-    g record;
-    gone text[] := '{}';
-    gone_policy text;
-    gone_keep interval;
-    kept text[] := '{}';
-    n_gone bigint;
-    n_other bigint;
-    n_moved bigint := 0;
-    n bigint;
-    k int;
-    name text;
-    i int := 0;
-    news text[] := '{}';
-    newcats text[] := '{}';
-BEGIN
-    IF pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NULL THEN
-        CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz)
-            ON COMMIT DROP;
-    END IF;
-    TRUNCATE pg_temp.audit_log_groups;
-    INSERT INTO pg_temp.audit_log_groups
-    SELECT p.policy, p.keep,
-           ARRAY(SELECT c FROM unnest(p.categories) c WHERE c = ANY (_split_leaf.categories) ORDER BY c),
-           ((hi AT TIME ZONE 'UTC') + p.keep) AT TIME ZONE 'UTC'
-      FROM @extschema@._policies() p WHERE p.categories && _split_leaf.categories;
-    FOR g IN SELECT * FROM pg_temp.audit_log_groups x ORDER BY x.expires, x.policy LOOP
-        IF g.expires <= as_of THEN
-            gone := gone || g.cats;
-            gone_policy := g.policy;      -- the last of the expired ones decides
-            gone_keep := g.keep;
-        ELSE
-            kept := kept || g.cats;
-        END IF;
-    END LOOP;
-    EXECUTE pg_catalog.format(
-        'SELECT count(*) FILTER (WHERE category OPERATOR(pg_catalog.=) ANY ($1)), '
-        'count(*) FILTER (WHERE NOT category OPERATOR(pg_catalog.=) ANY ($1 || $2)) FROM ONLY %s',
-        leaf::regclass) INTO n_gone, n_other USING gone, kept;
-    IF n_other > 0 THEN
-        action := 'deferred'; object := '@extschema@.' || leaf_name;
-        detail := n_other || ' rows of a category no retention policy covers'; RETURN NEXT;
-        RETURN;
-    END IF;
-
-    -- The rows to keep, each policy's into a table of its own; then the
-    -- leaf goes and they take its place in the day.
-    FOR g IN SELECT * FROM pg_temp.audit_log_groups x WHERE x.expires > as_of ORDER BY x.policy LOOP
-        i := i + 1;
-        EXECUTE pg_catalog.format('CREATE TABLE %I.%I (LIKE %I.events)',
-                                  '@extschema@', 'events_split_' || i, '@extschema@');
-        EXECUTE pg_catalog.format(
-            'INSERT INTO %I.%I SELECT * FROM ONLY %s WHERE category OPERATOR(pg_catalog.=) ANY ($1)',
-            '@extschema@', 'events_split_' || i, leaf::regclass) USING g.cats;
-    END LOOP;
-    EXECUTE pg_catalog.format('DROP TABLE %s', leaf::regclass);
-    DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = leaf_name;
-    i := 0;
-    FOR g IN SELECT * FROM pg_temp.audit_log_groups x WHERE x.expires > as_of ORDER BY x.policy LOOP
-        i := i + 1;
-        name := part || '_' || g.policy;
-        k := 1;
-        WHILE pg_catalog.to_regclass(pg_catalog.format('%I.%I', '@extschema@', name)) IS NOT NULL LOOP
-            k := k + 1;
-            name := part || '_' || g.policy || '_' || k;
-        END LOOP;
-        EXECUTE pg_catalog.format('ALTER TABLE %I.%I RENAME TO %I', '@extschema@', 'events_split_' || i, name);
-        PERFORM @extschema@._lock_down(name);
-        EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES IN (%s)',
-            day_oid::regclass, '@extschema@', name,
-            (SELECT string_agg(quote_literal(c), ', ' ORDER BY c) FROM unnest(g.cats) c));
-        PERFORM @extschema@._remember_leaf(name, g.cats);
-        n := @extschema@._rows(pg_catalog.format('%I.%I', '@extschema@', name)::regclass);
-        n_moved := n_moved + n;
-        action := 'moved'; object := '@extschema@.' || name;
-        detail := n || ' rows from @extschema@.' || leaf_name || ', policy ' || g.policy
-                  || ' (' || g.keep::text || ')';
-        RETURN NEXT;
-    END LOOP;
-
-    IF n_gone > 0 THEN
-        PERFORM @extschema@._log_purge(leaf_name, lo, hi, gone, gone_policy, gone_keep, n_gone,
-                                       jsonb_build_object('moved_rows', n_moved));
-        action := 'purged'; object := '@extschema@.' || leaf_name;
-        detail := n_gone || ' rows, [' || @extschema@._ts(lo) || ', ' || @extschema@._ts(hi)
-                  || '), policy ' || gone_policy || ' (' || gone_keep::text || '), '
-                  || n_moved || ' rows of longer policies moved out';
-        RETURN NEXT;
-    END IF;
-END
-$$;
 
 /*
  * The steps of maintain().  Each returns what it did as rows (action,
@@ -3951,60 +3444,6 @@ $$;
  * does nothing; the first run after that restore records it (restore.c,
  * part 70_restore).
  */
-CREATE OR REPLACE FUNCTION @extschema@.maintain(as_of timestamptz DEFAULT NULL)
-RETURNS TABLE(action text, object text, detail text)
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on
-AS $$
-DECLARE
-    t timestamptz := coalesce(as_of, now());
-    old_lock_timeout text := current_setting('lock_timeout');
-BEGIN
-    PERFORM @extschema@._load();    -- the library's settings, without the preload
-    IF NOT pg_catalog.isfinite(t) THEN
-        RAISE EXCEPTION 'as_of must be a finite time, not %', t
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Leave it NULL for now, or give a time such as now() + interval ''1 day''.';
-    END IF;
-    -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
-    IF old_lock_timeout = '0' THEN
-        PERFORM set_config('lock_timeout', '250ms', true);
-    END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtext('audit_log.maintain')) THEN
-        PERFORM set_config('lock_timeout', old_lock_timeout, true);
-        action := 'skipped'; object := 'maintain'; detail := 'another maintain() is running';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-
-    -- 0. A dump restored into this database: nothing moves while its
-    --    session works; then the restore is recorded and closed.
-    IF EXISTS (SELECT 1 FROM @extschema@.restore_state) THEN
-        IF @extschema@._restore_running() THEN
-            PERFORM set_config('lock_timeout', old_lock_timeout, true);
-            action := 'skipped'; object := 'maintain';
-            detail := 'a dump is being restored into this database by another session';
-            RETURN NEXT;
-            RETURN;
-        END IF;
-        BEGIN
-            RETURN QUERY SELECT * FROM @extschema@._restore_close();
-        EXCEPTION WHEN OTHERS THEN
-            action := 'error'; object := '@extschema@.restore_state';
-            detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        END;
-    END IF;
-
-    RETURN QUERY SELECT * FROM @extschema@._premake(t, current_setting('audit_log.premake_days')::int);
-    RETURN QUERY SELECT * FROM @extschema@._move_strays();
-    RETURN QUERY SELECT * FROM @extschema@._seal_closed(t);
-    RETURN QUERY SELECT * FROM @extschema@._purge_expired(t);
-    RETURN QUERY SELECT * FROM @extschema@._index_closed(t);
-
-    PERFORM set_config('lock_timeout', old_lock_timeout, true);
-END
-$$;
 
 REVOKE ALL ON FUNCTION @extschema@._remember_leaf(text, text[]), @extschema@._fill_leaf_categories(),
     @extschema@._log_purge(text, timestamptz, timestamptz, text[], text, interval, bigint, jsonb),
@@ -4057,261 +3496,17 @@ REVOKE ALL ON FUNCTION @extschema@._index_closed(timestamptz) FROM PUBLIC;
  * create_alert(...): create the rule, or replace the rule of that name
  * (its windows start afresh).  Records audit.alert_rule_changed.
  */
-CREATE OR REPLACE FUNCTION @extschema@.create_alert(name text, threshold integer DEFAULT 1,
-    within interval DEFAULT '5 minutes', group_by text DEFAULT NULL, severity text DEFAULT 'high',
-    usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
-    categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
-    ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
-    text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
-    sources text[] DEFAULT NULL, details_contain jsonb DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on
-AS $$
-DECLARE
-    r @extschema@.alert_rule;
-    existed boolean;
-    x text;
-BEGIN
-    IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-        PERFORM @extschema@._alert_bad(format('invalid alert rule name %L', name),
-            'A rule name is 1 to 63 lowercase letters, digits or underscores, starting with a letter.');
-    END IF;
-    IF threshold IS NULL OR threshold < 1 THEN
-        PERFORM @extschema@._alert_bad(format('threshold must be at least 1, not %s', coalesce(threshold::text, 'NULL')),
-            'threshold is the number of matching events that makes the rule fire.');
-    END IF;
-    IF within IS NULL OR within <= interval '0' OR within > interval '30 days' THEN
-        PERFORM @extschema@._alert_bad(format('within must be above 0 and at most 30 days, not %s', coalesce(within::text, 'NULL')),
-            'within is the window in which threshold events must occur, e.g. ''5 minutes''.');
-    END IF;
-    IF group_by IS NOT NULL AND group_by <> ALL ('{actor,db_user,client_addr,object_name,resource_id,tenant,source}') THEN
-        PERFORM @extschema@._alert_bad(format('unknown group_by %L', group_by),
-            'Group by actor, db_user, client_addr, object_name, resource_id, tenant or source, or NULL for all events.');
-    END IF;
-    IF severity IS NULL OR severity <> ALL ('{low,medium,high,critical}') THEN
-        PERFORM @extschema@._alert_bad(format('unknown severity %L', severity),
-            'The severities are low, medium, high and critical.');
-    END IF;
-    IF usernames = '{}' OR event_types = '{}' OR categories = '{}' OR resource_ids = '{}'
-       OR user_types = '{}' OR ip_addresses = '{}' OR statuses = '{}' OR tenants = '{}' OR sources = '{}' THEN
-        PERFORM @extschema@._alert_bad('an empty filter matches no event',
-            'Pass NULL to leave a filter out, or list at least one value.');
-    END IF;
-    FOREACH x IN ARRAY coalesce(categories, '{}') LOOP
-        IF x IS NULL OR x <> ALL (@extschema@._categories()) THEN
-            PERFORM @extschema@._alert_bad(format('unknown event category %L', x),
-                'The categories are ' || array_to_string(@extschema@._categories(), ', ') || '.');
-        END IF;
-    END LOOP;
-    FOREACH x IN ARRAY coalesce(event_types, '{}') LOOP
-        IF x IS NULL OR NOT @extschema@._is_event_code(x) THEN
-            PERFORM @extschema@._alert_bad(format('invalid event type %L', x),
-                'An event type is a lowercase dotted code such as auth.login_failed; see audit_log.event_types.');
-        END IF;
-    END LOOP;
-    FOREACH x IN ARRAY coalesce(statuses, '{}') LOOP
-        IF x IS NULL OR x NOT IN ('success', 'failure') THEN
-            PERFORM @extschema@._alert_bad(format('unknown status %L', x), 'The statuses are success and failure.');
-        END IF;
-    END LOOP;
-    IF details_contain IS NOT NULL AND jsonb_typeof(details_contain) <> 'object' THEN
-        PERFORM @extschema@._alert_bad('details_contain must be a JSON object',
-            'The details of an event are an object; pass e.g. ''{"superuser": true}''.');
-    END IF;
-
-    r := ROW(name, threshold, within, group_by, severity, usernames, event_types, categories,
-             resource_ids, user_types, ip_addresses, since, until, text_query, statuses, tenants,
-             sources, details_contain, false, now(), session_user);
-    PERFORM @extschema@._alert_where(r);     -- search()'s own checks (since after until...)
-
-    -- Serialize with check_alerts(): a pass never sees half a replacement.
-    PERFORM 1 FROM @extschema@.alert_state FOR UPDATE;
-    DELETE FROM @extschema@.alert_rule o WHERE o.name = r.name;
-    existed := FOUND;
-    DELETE FROM @extschema@.alert_pending p WHERE p.rule = r.name;
-    DELETE FROM @extschema@.alert_group g WHERE g.rule = r.name;
-    INSERT INTO @extschema@.alert_rule SELECT r.*;
-    PERFORM @extschema@._record('audit', 'audit.alert_rule_changed', 'success', 'alert_rule', r.name,
-        CASE WHEN existed THEN 'REPLACE ALERT' ELSE 'CREATE ALERT' END,
-        jsonb_build_object('rule', r.name, 'action', CASE WHEN existed THEN 'replaced' ELSE 'created' END,
-                           'definition', jsonb_strip_nulls(to_jsonb(r) - 'changed_at' - 'changed_by' - 'builtin')));
-END
-$$;
 
 /*
  * _restore_close(): record the restore that ended (audit.restored, with
  * what it brought back) and close it; the event id sequence is moved past
  * the highest restored id if it is behind.  One row for maintain().
  */
-CREATE OR REPLACE FUNCTION @extschema@._restore_close()
-RETURNS TABLE(action text, object text, detail text)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    rs record;
-    ev record;
-    head record;
-    seals bigint;
-    last bigint;
-BEGIN
-    SELECT * INTO rs FROM @extschema@.restore_state ORDER BY began_at LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    SELECT count(*) AS n, min(e.event_id) AS first_id, max(e.event_id) AS last_id,
-           min(e.occurred_at) AS from_time, max(e.occurred_at) AS to_time
-      INTO ev FROM @extschema@.events e;
-    SELECT count(*) INTO seals FROM @extschema@.seal;
-    SELECT s.window_end, s.digest INTO head FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
-    SELECT CASE WHEN q.is_called THEN q.last_value ELSE q.last_value - 1 END INTO last
-      FROM @extschema@.events_event_id_seq q;
-    IF ev.last_id > last THEN
-        PERFORM pg_catalog.setval('@extschema@.events_event_id_seq', ev.last_id);
-    END IF;
-    -- The event_id index of every partition (see restore.c).
-    IF NOT EXISTS (SELECT 1 FROM pg_index i
-                    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.events_event_id_idx') AND i.indisvalid) THEN
-        DROP INDEX IF EXISTS @extschema@.events_event_id_idx;
-        CREATE INDEX events_event_id_idx ON @extschema@.events (event_id);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_index i
-                    WHERE i.indexrelid = pg_catalog.to_regclass('@extschema@.events_source_event_id_key') AND i.indisvalid) THEN
-        DROP INDEX IF EXISTS @extschema@.events_source_event_id_key;
-        CREATE UNIQUE INDEX events_source_event_id_key ON @extschema@.events
-            (source, event_id, occurred_at, category) WHERE source IS NOT NULL;
-    END IF;
-    -- The leaves of a dump made before leaf_categories existed.
-    PERFORM @extschema@._fill_leaf_categories();
-    DELETE FROM @extschema@.restore_state;
-    PERFORM @extschema@._restore_end();     -- when this very session restored
-    PERFORM @extschema@._record('audit', 'audit.restored', 'success', 'database', current_database(),
-        'RESTORE', jsonb_build_object(
-            'events', ev.n, 'first_event_id', ev.first_id, 'last_event_id', ev.last_id,
-            'from_time', @extschema@._ts(ev.from_time), 'to_time', @extschema@._ts(ev.to_time),
-            'seals', seals, 'chain_head', encode(head.digest, 'hex'),
-            'chain_head_end', @extschema@._ts(head.window_end),
-            'partitions', (SELECT count(*) FROM @extschema@._leaves()),
-            'retention_policies', (SELECT count(*) FROM @extschema@.retention_policy),
-            'legal_holds', (SELECT count(*) FROM @extschema@.legal_hold),
-            'audited_tables', (SELECT count(*) FROM @extschema@.table_config),
-            'restored_by', rs.began_by, 'began_at', @extschema@._ts(rs.began_at),
-            'closed_at', @extschema@._ts(now())));
-    action := 'restored'; object := '@extschema@.events';
-    detail := ev.n || ' events' || coalesce(' (ids ' || ev.first_id || ' to ' || ev.last_id || ')', '')
-              || ', ' || seals || ' seals, restored by ' || rs.began_by || ' since '
-              || @extschema@._ts(rs.began_at);
-    RETURN NEXT;
-END
-$$;
 
 /*
  * ingest(source, events): store the events of a feed from outside
  * PostgreSQL, all or nothing; returns how many were stored.
  */
-CREATE OR REPLACE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on
-AS $$
-DECLARE
-    n integer;
-    i integer;
-    el jsonb;
-    code text;
-    cat text;
-    known record;
-    k text;
-    base bigint;
-    -- The keys an element may have: the columns of events, source excepted.
-    cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                                   WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
-                                     AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
-BEGIN
-    PERFORM @extschema@._check_source_name(source);
-    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
-                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
-        RAISE EXCEPTION 'source "%" is a subscription', source
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Ingest a feed under a name of its own.';
-    END IF;
-    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
-        RAISE EXCEPTION 'events must be a JSON array of objects'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    n := jsonb_array_length(events);
-    -- Validate every element first, like log(): the first bad one names its index.
-    FOR i IN 0 .. n - 1 LOOP
-        el := events -> i;
-        IF jsonb_typeof(el) <> 'object' THEN
-            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        FOR k IN SELECT jsonb_object_keys(el) LOOP
-            IF k <> ALL (cols) THEN
-                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
-                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
-            END IF;
-        END LOOP;
-        code := el ->> 'event_type';
-        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
-            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
-        END IF;
-        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
-        IF known.builtin THEN
-            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('Choose an application code, such as "app.%s".', code);
-        END IF;
-        cat := coalesce(el ->> 'category', known.category, 'app');
-        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
-            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
-        END IF;
-        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
-            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
-        END IF;
-        BEGIN
-            -- every value must read as its column's type
-            PERFORM pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
-        EXCEPTION WHEN data_exception THEN
-            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
-        END;
-    END LOOP;
-    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
-    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type', coalesce(x ->> 'category', 'app'), 'Application event', false
-      FROM jsonb_array_elements(events) x
-    ON CONFLICT DO NOTHING;
-    -- Elements without an event_id are numbered after the source's last one.
-    SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
-    BEGIN
-        -- The row is the element's keys (JSON nulls as SQL NULL) over the
-        -- defaults, with the source: every column comes from the table's type.
-        INSERT INTO @extschema@.events
-        SELECT r.*
-          FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
-          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = a.x ->> 'event_type'
-         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::@extschema@.events,
-                pg_catalog.jsonb_build_object('event_id', base + a.o, 'occurred_at', pg_catalog.now(),
-                                              'category', coalesce(c.category, 'app'), 'status', 'success')
-                || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
-                      FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
-                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r;
-    EXCEPTION WHEN unique_violation THEN
-        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
-            USING ERRCODE = 'unique_violation',
-                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
-    END;
-    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
-    ON CONFLICT DO NOTHING;
-    RETURN n;
-END
-$$;
 
 SELECT @extschema@._fill_leaf_categories();
 
