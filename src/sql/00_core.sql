@@ -94,7 +94,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'events_p' || pg_catalog.to_char(day, 'YYYYMMDD') $$;
 
 -- The daily partitions themselves (a level per retention policy below
--- each day) are created by _create_partition() in part 30_retention, once
+-- each day) are created by _create_partition() in part 30_partitions, once
 -- the policies exist.
 REVOKE ALL ON FUNCTION @extschema@._partition_name(date) FROM PUBLIC;
 
