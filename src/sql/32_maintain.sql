@@ -19,7 +19,7 @@
  */
 CREATE FUNCTION @extschema@._failed(failed_object text, state text, message text, what text DEFAULT NULL)
 RETURNS TABLE(action text, object text, detail text)
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN state IN ('55P03', '40P01') THEN 'retry' ELSE 'error' END, failed_object,
