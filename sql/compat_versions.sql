@@ -2,6 +2,7 @@
 -- each with the answer 15 gives: the suite passes unchanged on 15 and 18.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 
 -- GRANT ... WITH ADMIN OPTION and REVOKE ADMIN OPTION FOR (GrantRoleStmt's
 -- admin_opt of 15, the "admin" option of 16 and later): admin_option true;

@@ -1,6 +1,7 @@
 -- Utility capture: configuration (ALTER SYSTEM, ALTER ROLE/DATABASE SET, GRANT SET ON PARAMETER, audit_log settings).
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE uc_role;
 ALTER ROLE uc_role SET work_mem = '8MB';
 ALTER ROLE uc_role IN DATABASE contrib_regression SET statement_timeout TO 1000;

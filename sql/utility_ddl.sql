@@ -1,6 +1,7 @@
 -- Utility capture: schema changes recorded as ddl.<command>.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE SCHEMA ud;
 CREATE TABLE ud.items (id int PRIMARY KEY, label text);
 CREATE INDEX items_label_idx ON ud.items (label);

@@ -1,6 +1,7 @@
 -- Evasion and tamper attempts.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE TABLE ue_t (id int PRIMARY KEY);
 SELECT audit_log.enable('ue_t');
 ALTER TABLE ue_t DISABLE TRIGGER audit_log_insert;

@@ -1,6 +1,7 @@
 -- Utility capture: grants, revokes, default privileges; a denied GRANT.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE ug_reader;
 CREATE ROLE ug_owner;
 CREATE ROLE ug_nobody;

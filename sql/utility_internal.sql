@@ -3,6 +3,7 @@
 -- call that set it: not when the function fails inside a savepoint or an
 -- EXCEPTION block and the transaction goes on.
 \i test/include/setup.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE ui_admin IN ROLE audit_log_admin;
 CREATE TABLE ui_t2 (id int);
 CREATE FUNCTION ui_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;

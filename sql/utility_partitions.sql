@@ -6,6 +6,7 @@
 -- name.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user;
 CREATE TABLE audit_log.utp_sneaky PARTITION OF audit_log.events
     FOR VALUES FROM ('2099-01-01') TO ('2099-01-02');

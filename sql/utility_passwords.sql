@@ -1,6 +1,7 @@
 -- Passwords never reach the audit tables, in any case, quoted or not.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE up_user PASSWORD 'Pw0-Create';
 alter role up_user password 'pw0-lower';
 ALTER USER up_user WITH ENCRYPTED PASSWORD E'Pw0\-Escaped';

@@ -1,6 +1,7 @@
 -- Utility capture: roles and memberships (ProcessUtility hook).
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 
 CREATE ROLE ut_alice LOGIN CREATEDB CONNECTION LIMIT 3;
 CREATE USER ut_bob;

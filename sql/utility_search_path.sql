@@ -5,6 +5,7 @@
 -- writer, a reader, an admin or a superuser calling it.
 \i test/include/setup.sql
 \i test/include/wait_for.sql
+SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 
 CREATE ROLE sp_attacker;
 CREATE ROLE sp_writer IN ROLE audit_log_writer;
