@@ -34,10 +34,14 @@ endif
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I $(srcdir)/test/t
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The TAP files' shared module (test/t/AuditLogNode.pm).  After the include:
+# PGXS sets PG_PROVE_FLAGS, and empties PROVE_FLAGS, which stays the
+# caller's (PROVE_FLAGS=--verbose).
+PG_PROVE_FLAGS += -I $(srcdir)/test/t
 
 audit_log--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@

@@ -3,12 +3,8 @@
 -- without group_by (a NULL group) above threshold 1, a text_query rule (it
 -- looks at the details), a rule with no match: each fires as if alone, with
 -- the right window (first and last events, count).  Events at fixed times.
-SET timezone = 'UTC';
+\i test/include/setup_fresh.sql
 \set SHOW_CONTEXT never
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
 
 SELECT audit_log.create_alert('all_x', threshold => 3, within => '1 minute', event_types => '{app.x}');
 SELECT audit_log.create_alert('y_k1', threshold => 2, within => '1 minute', group_by => 'object_name',

@@ -2,12 +2,8 @@
 -- (events written at fixed past times with _record_at), acknowledgement,
 -- rights.  The worker does not evaluate here (audit_log.alert_interval is
 -- an hour in test/audit_log.conf): every pass is a check_alerts() call.
-SET timezone = 'UTC';
+\i test/include/setup_fresh.sql
 \set SHOW_CONTEXT never
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
 
 -- The built-in rules.
 SELECT name, threshold, within, group_by, severity, event_types, categories, statuses, details_contain, builtin

@@ -1,6 +1,5 @@
 -- Table capture: the basic operations.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 CREATE TABLE basic_users (id bigint PRIMARY KEY, email text, password_hash text);
 SELECT audit_log.enable('basic_users', 'privilege', mask_columns => '{password_hash}');
 INSERT INTO basic_users VALUES (1, 'a@example.com', 'secret-1');

@@ -1,7 +1,6 @@
 -- Context settings, audit_log.set_context(), their fallbacks, and
 -- application events with audit_log.log().
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

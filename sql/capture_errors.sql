@@ -1,7 +1,6 @@
 -- Table capture: bad input to enable()/disable(), each a clear error with
 -- an SQLSTATE, and a failed call changes nothing.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

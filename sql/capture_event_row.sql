@@ -4,9 +4,7 @@
 -- an event fails when they part); export_row and ingest() derive from the
 -- table.  The SQL that must still list the columns (the event_log view and
 -- the seal digest) is compared with the table here.
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
-RESET client_min_messages;
+\i test/include/setup.sql
 
 -- The columns, in table order (adding one changes this list on purpose).
 SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type

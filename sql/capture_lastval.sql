@@ -3,8 +3,7 @@
 -- of every sequence are what they would be without audit_log, for a
 -- superuser and for a role with no right on the audit sequence; event ids
 -- still come from audit_log.events_event_id_seq, in capture order.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 -- The helpers live in a schema of their own: they outlive \c.

@@ -1,8 +1,7 @@
 -- Table capture: every operation, multi-row statements, ON CONFLICT, MERGE,
 -- partitioned tables, resource_id from primary keys, UPDATE storing only
 -- the changed columns, no-op updates, session_replication_role = replica.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

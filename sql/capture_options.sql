@@ -1,7 +1,6 @@
 -- Table capture: every option of audit_log.enable(), calling it again,
 -- disable(), audited_tables, and the audit.enabled / audit.disabled events.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

@@ -1,7 +1,6 @@
 -- Audited partitioned tables: statements addressed to the parent or
 -- directly to a partition are captured once, under the parent's name.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 CREATE TABLE part_accounts (id int PRIMARY KEY, owner text) PARTITION BY RANGE (id);
 CREATE TABLE part_accounts_low PARTITION OF part_accounts FOR VALUES FROM (0) TO (100);
 CREATE TABLE part_accounts_high PARTITION OF part_accounts FOR VALUES FROM (100) TO (200);

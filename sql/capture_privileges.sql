@@ -1,7 +1,6 @@
 -- Privileges: nobody writes audit_log.events or its partitions, PUBLIC
 -- gets nothing, audit_log_reader reads, audit_log_admin enables.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

@@ -1,7 +1,6 @@
 -- Table capture rides the audited transaction: rolled-back work leaves no
 -- event, committed work keeps every event.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

@@ -1,6 +1,5 @@
 -- Table capture: how column values of each type are recorded.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set SHOW_CONTEXT never
 
 \i test/include/table_events.sql

@@ -1,7 +1,6 @@
 -- The code paths that differ between PostgreSQL versions (src/compat.h),
 -- each with the answer 15 gives: the suite passes unchanged on 15 and 18.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 

@@ -1,8 +1,7 @@
 -- Export: cells, formula neutralisation, the cap at exactly 99,999 /
 -- 100,000 / 100,001 matching events, continuation, audit.exported,
 -- export_csv, and the indexes search uses on a month of events.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \set VERBOSITY default
 SELECT count(*) AS partitions FROM (
     SELECT audit_log._create_partition(d::date)

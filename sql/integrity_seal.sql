@@ -1,9 +1,5 @@
 -- seal(), chain_head(), verify(), the seals view.
-SET timezone = 'UTC';
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
+\i test/include/setup_fresh.sql
 SET audit_log.seal_delay = '5min';
 -- Events of the last days, the newest over an hour old so that its window
 -- is closed whatever the minute (relative times: output shows no dates).

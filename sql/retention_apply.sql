@@ -4,11 +4,7 @@
 -- split when the first of them expires: the rows of the longer ones move
 -- into leaves of their own, the rest goes with the leaf (no DELETE), the
 -- moved rows still verify and the purge records count what went.
-SET timezone = 'UTC';
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
+\i test/include/setup_fresh.sql
 SET audit_log.seal_delay = 0;
 SET audit_log.seal_window = '1d';
 SET audit_log.premake_days = 3;

@@ -1,10 +1,6 @@
 -- maintain(): partitions ahead (month ends, leap days, DST), stray rows,
 -- purges over 150 days by dropping whole partitions, legal holds.
-SET timezone = 'UTC';
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
+\i test/include/setup_fresh.sql
 SET audit_log.seal_delay = 0;
 SET audit_log.seal_window = '1d';
 

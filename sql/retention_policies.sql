@@ -1,10 +1,6 @@
 -- Retention policies and legal holds: settings, views, events, errors.
-SET timezone = 'UTC';
+\i test/include/setup_fresh.sql
 \set SHOW_CONTEXT never
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
 SELECT policy, keep, categories, changed_at IS NULL AS builtin FROM audit_log.retention_policies ORDER BY policy;
 
 -- Per-category policies.

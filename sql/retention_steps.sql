@@ -1,11 +1,7 @@
 -- The steps of maintain() on their own, each returning its rows; the
 -- categories and the event code syntax, one list in C that SQL reads; the
 -- categories of each leaf, recorded when it is created.
-SET timezone = 'UTC';
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS audit_log CASCADE;
-CREATE EXTENSION audit_log CASCADE;
-RESET client_min_messages;
+\i test/include/setup_fresh.sql
 SET audit_log.seal_delay = 0;
 SET audit_log.seal_window = '1d';
 \i test/include/try.sql

@@ -1,7 +1,6 @@
 -- Search: every filter and its semantics, paging, the views, comments,
 -- privileges, partition pruning.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 SELECT count(*) AS partitions FROM (
     SELECT audit_log._create_partition(d::date)
       FROM generate_series('2025-03-01'::date, '2025-03-10'::date, '1 day') d) s;

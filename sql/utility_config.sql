@@ -1,6 +1,5 @@
 -- Utility capture: configuration (ALTER SYSTEM, ALTER ROLE/DATABASE SET, GRANT SET ON PARAMETER, audit_log settings).
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE uc_role;

@@ -1,6 +1,5 @@
 -- Evasion and tamper attempts.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE TABLE ue_t (id int PRIMARY KEY);

@@ -2,8 +2,7 @@
 -- (their DDL not captured as a user's, the guards open) never outlives the
 -- call that set it: not when the function fails inside a savepoint or an
 -- EXCEPTION block and the transaction goes on.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE ui_admin IN ROLE audit_log_admin;
 CREATE TABLE ui_t2 (id int);

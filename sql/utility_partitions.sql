@@ -4,8 +4,7 @@
 -- extension's own upkeep is refused, superusers included, and recorded as
 -- audit.tamper_attempt; a partition of the events is guarded whatever its
 -- name.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user;

@@ -1,6 +1,5 @@
 -- Passwords never reach the audit tables, in any case, quoted or not.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 CREATE ROLE up_user PASSWORD 'Pw0-Create';

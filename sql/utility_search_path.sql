@@ -3,8 +3,7 @@
 -- (lower(varchar), jsonb_build_object(text, text), =, ~~*, && on the types
 -- it compares).  None of them may run inside the extension's code, for a
 -- writer, a reader, an admin or a superuser calling it.
-SET timezone = 'UTC';
-CREATE EXTENSION IF NOT EXISTS audit_log CASCADE;
+\i test/include/setup.sql
 \i test/include/wait_for.sql
 SELECT coalesce(max(event_id), 0) AS start FROM audit_log.events \gset
 

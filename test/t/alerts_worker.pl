@@ -6,32 +6,23 @@
 # loses nor doubles an alert.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('alerts');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('alerts', conf => qq{
 audit_log.alert_interval = '1s'
 audit_log.maintenance_interval = 3600
 listen_addresses = '127.0.0.1'
 restart_after_crash = on
 password_encryption = 'scram-sha-256'
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', q{CREATE ROLE alice LOGIN PASSWORD 'TapSecret-Alice1'});
 
-my $hba = $node->data_dir . '/pg_hba.conf';
-open(my $fh, '>', $hba) or die;
-print $fh "local all all trust\n";
-print $fh "host all all 127.0.0.1/32 scram-sha-256\n";
-close $fh;
-$node->reload;
+set_hba($node,
+	'local all all trust',
+	'host all all 127.0.0.1/32 scram-sha-256');
 
 # A client listening for alerts.
 my $listener = $node->background_psql('postgres');

@@ -14,24 +14,18 @@
 # of it) are not handed out again after a crash either.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('ids_crash');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('ids_crash', conf => qq{
 audit_log.maintenance_interval = 3600
 audit_log.log_connections = 'none'
 autovacuum = off
 wal_writer_delay = '10s'
 wal_writer_flush_after = 0
 });
-$node->start;
 $node->safe_psql('postgres', q{
-CREATE EXTENSION audit_log CASCADE;
 CREATE TABLE items (id serial PRIMARY KEY, v text);
 SELECT audit_log.enable('items');
 });
@@ -121,18 +115,12 @@ $node->stop;
 # sequence.  The ids committed next (fewer than the allocator pre-logs, no
 # checkpoint in between) must still be covered by WAL: after a crash none is
 # handed out again.
-my $min = PostgreSQL::Test::Cluster->new('ids_crash_minimal');
-$min->init;
-$min->append_conf('postgresql.conf', qq{
+my $min = audit_node('ids_crash_minimal', conf => qq{
 wal_level = minimal
 max_wal_senders = 0
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
 audit_log.maintenance_interval = 3600
 autovacuum = off
 });
-$min->start;
-$min->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 for my $i (1 .. 5)
 {
 	$min->safe_psql('postgres', "SELECT audit_log.log('app.before', object_name => 'b$i') FROM generate_series(1, 4)");

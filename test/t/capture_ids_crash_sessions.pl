@@ -5,18 +5,11 @@
 # by several sessions at once get distinct, increasing ids.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('event_id');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
-});
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+my $node = audit_node('event_id');
 
 # 100 events in 100 transactions, then a crash.
 $node->safe_psql('postgres', q{

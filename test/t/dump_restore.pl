@@ -12,23 +12,17 @@
 # worker holds its queue; maintain() and seal() wait).
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use AuditLogNode;
 
 my $conf = qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
 audit_log.log_connections = none
 audit_log.maintenance_interval = 86400
 };
-my $src = PostgreSQL::Test::Cluster->new('dump_src');
-$src->init;
-$src->append_conf('postgresql.conf', $conf);
-$src->start;
+my $src = audit_node('dump_src', conf => $conf);
 my $db = 'postgres';
-$src->safe_psql($db, 'CREATE EXTENSION audit_log CASCADE');
 
 # ---------- a history of every kind ----------
 $src->safe_psql($db, q{
@@ -65,8 +59,7 @@ $src->safe_psql($db, q{
 });
 # A failed command travels through the worker.
 $src->psql($db, 'SET ROLE dump_alice; CREATE ROLE dump_nope;');
-$src->poll_query_until($db, q{
-	SELECT count(*) = 1 FROM audit_log.events WHERE status = 'failure' AND object_name = 'dump_nope'})
+wait_for_events($src, q{status = 'failure' AND object_name = 'dump_nope'}, 1, $db)
   or die 'the worker wrote no failure';
 # Days ahead with one leaf per policy, the old day purged, windows sealed,
 # the ended days indexed.
@@ -193,10 +186,7 @@ sub after_restore
 # only its own database then) ----------
 my ($rc, $out, $err) = run($src, {}, 'pg_dumpall', '-f', "$dir/all.sql");
 is($rc, 0, 'pg_dumpall') or diag($err);
-my $dst = PostgreSQL::Test::Cluster->new('dump_dst');
-$dst->init;
-$dst->append_conf('postgresql.conf', $conf);
-$dst->start;
+my $dst = audit_node('dump_dst', conf => $conf, extension => 0);
 ($rc, $out, $err) = run($dst, \%restore, 'psql', '-X', '-q', '-d', 'postgres', '-f', "$dir/all.sql");
 is($rc, 0, 'pg_dumpall: psql -f');
 my $boot = $dst->safe_psql('postgres', 'SELECT current_user');
@@ -228,9 +218,7 @@ compare($src, 'restored_plain', 'plain dump');
 after_restore($src, 'restored_plain', 'plain dump');
 
 # ---------- into a cluster without the preload (no hooks, no worker) ----------
-my $bare = PostgreSQL::Test::Cluster->new('dump_bare');
-$bare->init;
-$bare->start;
+my $bare = audit_node('dump_bare', preload => 0);
 ($rc, $out, $err) = run($src, {}, 'pg_dumpall', '--roles-only', '-f', "$dir/roles.sql");
 is($rc, 0, 'pg_dumpall --roles-only') or diag($err);
 run($bare, {}, 'psql', '-X', '-q', '-d', 'postgres', '-f', "$dir/roles.sql");
@@ -307,8 +295,7 @@ like($err, qr/ERROR:  audit_log.restore can only be set by the restoring session
 	'audit_log.restore cannot be a server default');
 is($src->safe_psql($db, 'SELECT audit_log._restore_begin()'), 'f',
 	'_restore_begin() outside CREATE EXTENSION begins nothing');
-$src->poll_query_until($db, qq{
-	SELECT count(*) = $before + 4 FROM audit_log.events WHERE event_type = 'audit.tamper_attempt'})
+wait_for_events($src, q{event_type = 'audit.tamper_attempt'}, $before + 4, $db)
   or die 'the refused attempts were not recorded';
 pass('each refused attempt is recorded as audit.tamper_attempt');
 
@@ -348,8 +335,7 @@ for my $sql ("DELETE FROM $today", "UPDATE $today SET actor = 'x'", "TRUNCATE $t
 	ok($failed, "the restoring session cannot run: $sql");
 }
 $held->quit;
-$dst->poll_query_until('held', q{
-	SELECT count(*) = 1 FROM audit_log.events WHERE status = 'failure' AND object_name = 'held_nope'})
+wait_for_events($dst, q{status = 'failure' AND object_name = 'held_nope'}, 1, 'held')
   or die 'the held event was never written';
 compare($dst, 'held', 'restore held in the audit database');
 ok($dst->safe_psql('held', q{

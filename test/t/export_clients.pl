@@ -7,21 +7,17 @@
 use strict;
 use warnings;
 use utf8;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use File::Basename qw(dirname);
 use Cwd qw(abs_path);
+use AuditLogNode;
 
 my $srcdir = abs_path(dirname(__FILE__) . '/../..');
-my $node = PostgreSQL::Test::Cluster->new('export_clients');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'audit_log'\n"
-    . "audit_log.database = 'postgres'\nlisten_addresses = '127.0.0.1'\n");
+my $node = audit_node('export_clients', conf => "listen_addresses = '127.0.0.1'\n");
 $node->append_conf('pg_hba.conf', "host all all 127.0.0.1/32 scram-sha-256\n");
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+$node->reload;
 
 # Events with every awkward value, through audit_log.log() and the context.
 my @cases = (

@@ -11,15 +11,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('paging');
-$node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+# The extension is created by setup_items() below, on each cluster.
+my $node = audit_node('paging', init => { allows_streaming => 1 }, extension => 0, conf => qq{
 max_prepared_transactions = 5
 });
-$node->start;
 
 # An audited table whose rows exist before capture: only the updates below
 # are events.
@@ -152,9 +149,7 @@ ok($standby->safe_psql('postgres', q{SELECT count(*) FROM audit_log.search(text_
 $standby->stop;
 
 # Without shared_preload_libraries: the same interleaving.
-my $plain = PostgreSQL::Test::Cluster->new('paging_nopreload');
-$plain->init;
-$plain->start;
+my $plain = audit_node('paging_nopreload', preload => 0);
 $mark = setup_items($plain);
 $a = $plain->background_psql('postgres');
 $a->query_safe('BEGIN');

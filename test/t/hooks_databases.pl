@@ -9,24 +9,18 @@
 # while another database writes.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Time::HiRes qw(time);
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('databases');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('databases', conf => qq{
 audit_log.log_connections = 'all'
 max_worker_processes = 16
 });
-$node->start;
 
 my @apps = qw(app1 app2 app3);
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
 for my $db (@apps, 'plain')
 {
@@ -123,8 +117,7 @@ SELECT w->>'queued' FROM audit_log.status, jsonb_array_elements(writers) w WHERE
 	'3'), 'status: 3 events queued for the stopped writer of app1');
 kill 'TERM', $pid1;
 kill 'CONT', $pid1;
-ok($node->poll_query_until('app1',
-	q{SELECT count(*) FROM audit_log.events WHERE status = 'failure' AND statement LIKE '%/* wait %'}, '3'),
+ok(wait_for_events($node, q{status = 'failure' AND statement LIKE '%/* wait %'}, 3, 'app1'),
 	'after the restart of its writer the 3 events are stored in app1');
 is($node->safe_psql('postgres',
 	qq{SELECT w->>'state' || ':' || ((w->>'pid')::int <> $pid1) FROM audit_log.status, jsonb_array_elements(writers) w WHERE w->>'database' = 'app1'}),
@@ -153,13 +146,11 @@ ok($node->poll_query_until('postgres', q{
 SELECT details->>'stored_for' FROM audit_log.events WHERE statement LIKE '%/* no extension%'}, 'app2'),
 	'a failure in app2 without the extension lands in audit_log.database, marked');
 $loop->finish;
-ok($node->poll_query_until('app1',
-	q{SELECT count(*) FROM audit_log.events WHERE status = 'failure' AND statement LIKE '%/* loop %'}, "$n"),
+ok(wait_for_events($node, q{status = 'failure' AND statement LIKE '%/* loop %'}, $n, 'app1'),
 	"the $n failures app1 made meanwhile are all stored in app1");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM audit_log.events WHERE statement LIKE '%/* loop %'}),
 	'0', 'none of them in audit_log.database');
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) FROM audit_log.events WHERE event_type = 'database.dropped' AND object_name = 'app3'}, '1'),
+ok(wait_for_events($node, q{event_type = 'database.dropped' AND object_name = 'app3'}, 1),
 	'the drop of app3 is recorded in audit_log.database');
 ok(!$node->log_contains(qr/is being accessed by other users|deadlock detected/),
 	'no "being accessed by other users", no deadlock in the server log');
@@ -170,8 +161,7 @@ ok($node->poll_query_until('postgres', $writers,
 	'app1:running:false,app2:running:false,postgres:running:true'),
 	'CREATE EXTENSION starts the writer of app2 again');
 $node->psql('app2', "SET ROLE mallory; GRANT SELECT ON secret_app2 TO mallory /* back */;");
-ok($node->poll_query_until('app2',
-	q{SELECT count(*) FROM audit_log.events WHERE statement LIKE '%/* back%' AND details->>'stored_for' IS NULL}, '1'),
+ok(wait_for_events($node, q{statement LIKE '%/* back%' AND details->>'stored_for' IS NULL}, 1, 'app2'),
 	'and its failures are stored in app2 again');
 
 # --- a database with a writer as a template, then renamed
@@ -186,23 +176,16 @@ ok($node->poll_query_until('postgres', $writers,
 	'app1:running:false,app2:running:false,app5:running:false,postgres:running:true'),
 	'the renamed database has its writer');
 $node->psql('app5', "SET ROLE mallory; GRANT SELECT ON secret_app2 TO mallory /* renamed */;");
-ok($node->poll_query_until('app5',
-	q{SELECT count(*) FROM audit_log.events WHERE statement LIKE '%/* renamed%' AND database = 'app5'}, '1'),
+ok(wait_for_events($node, q{statement LIKE '%/* renamed%' AND database = 'app5'}, 1, 'app5'),
 	'its failures are stored in it');
 
 $node->stop;
 
 # --- no worker slot left for a writer: the launcher, the logical
 # replication launcher and the writer of postgres take all three
-$node = PostgreSQL::Test::Cluster->new('noslot');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+$node = audit_node('noslot', conf => qq{
 max_worker_processes = 3
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
 $node->poll_query_until('postgres', 'SELECT worker_pid IS NOT NULL FROM audit_log.status');
 $node->safe_psql('postgres', 'CREATE DATABASE crowded');

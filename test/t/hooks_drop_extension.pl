@@ -6,20 +6,14 @@
 # server log (never lost silently).
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('dropext');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('dropext', conf => qq{
 audit_log.log_connections = 'all'
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 
 my $logins = q{SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_succeeded'};
 my $worker_waits = q{

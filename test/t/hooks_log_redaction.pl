@@ -8,24 +8,18 @@
 # statements must still be there, redacted.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('log_redaction');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('log_redaction', conf => qq{
 log_statement = 'all'
 log_min_duration_statement = 0
 log_min_error_statement = error
 log_error_verbosity = default
 lc_messages = 'C'
 });
-$node->start;
 $node->safe_psql('postgres', q{
-CREATE EXTENSION audit_log CASCADE;
 CREATE ROLE lr_weak LOGIN;
 CREATE FOREIGN DATA WRAPPER lr_fdw;
 CREATE SERVER lr_srv FOREIGN DATA WRAPPER lr_fdw;
@@ -94,17 +88,18 @@ $node->psql('postgres', '',
 	extra_params => ['-c', q{ALTER ROLE lr_user PASSWORD 'Zq7-Unterminated}]);
 
 # the extended protocol: parse, bind and execute lines, and an error at execute
-my $script = $node->basedir . '/extended.sql';
-PostgreSQL::Test::Utils::append_to_file($script,
-	"ALTER ROLE lr_user PASSWORD 'Zq7-Extended';\n");
-$node->command_ok(
-	[ 'pgbench', '-n', '-t', '1', '-M', 'extended', '-f', $script, 'postgres' ],
+# extended(name, sql): the pgbench command that runs sql once through the
+# extended protocol (from the script file name.sql)
+sub extended
+{
+	my ($name, $sql) = @_;
+	my $script = $node->basedir . "/$name.sql";
+	PostgreSQL::Test::Utils::append_to_file($script, "$sql\n");
+	return [ 'pgbench', '-n', '-t', '1', '-M', 'extended', '-f', $script, 'postgres' ];
+}
+$node->command_ok(extended('extended', q{ALTER ROLE lr_user PASSWORD 'Zq7-Extended';}),
 	'password statement through the extended protocol');
-my $fail = $node->basedir . '/extended_fail.sql';
-PostgreSQL::Test::Utils::append_to_file($fail,
-	"ALTER ROLE lr_missing PASSWORD 'Zq7-ExtFail';\n");
-$node->command_fails(
-	[ 'pgbench', '-n', '-t', '1', '-M', 'extended', '-f', $fail, 'postgres' ],
+$node->command_fails(extended('extended_fail', q{ALTER ROLE lr_missing PASSWORD 'Zq7-ExtFail';}),
 	'failing password statement through the extended protocol');
 
 # every statement above has been logged once the marker is

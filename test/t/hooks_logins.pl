@@ -4,22 +4,16 @@
 # line of ours; audit_log.log_connections.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('logins');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('logins', conf => qq{
 listen_addresses = '127.0.0.1'
 log_statement = 'none'
 log_min_error_statement = 'panic'
 password_encryption = 'scram-sha-256'
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', q{
 CREATE ROLE alice LOGIN PASSWORD 'TapSecret-Alice1';
 CREATE ROLE bob LOGIN PASSWORD 'TapSecret-Bob1';
@@ -28,14 +22,11 @@ ALTER ROLE bob PASSWORD 'TapSecret-Bob2';
 # a failing password change: the statement errors, nothing of ours may leak it
 $node->psql('postgres', q{ALTER ROLE nobody_here PASSWORD 'TapSecret-Failed3'});
 
-my $hba = $node->data_dir . '/pg_hba.conf';
-open(my $fh, '>', $hba) or die;
-print $fh "local all all trust\n";
-print $fh "host all alice 127.0.0.1/32 password\n";
-print $fh "host all bob 127.0.0.1/32 scram-sha-256\n";
-print $fh "host all all 127.0.0.1/32 password\n";
-close $fh;
-$node->reload;
+set_hba($node,
+	'local all all trust',
+	'host all alice 127.0.0.1/32 password',
+	'host all bob 127.0.0.1/32 scram-sha-256',
+	'host all all 127.0.0.1/32 password');
 
 my $port = $node->port;
 my $tcp = "host=127.0.0.1 port=$port dbname=postgres";
@@ -67,31 +58,36 @@ is($rows, join("\n",
 # a name that is not valid UTF-8: stored readable, the exact bytes in details
 $node->connect_fails("$tcp user=\xffodd password=x", 'invalid UTF-8 user name fails',
 	expected_stderr => qr/password authentication failed/);
-ok($node->poll_query_until('postgres', q{
-SELECT count(*) = 1 FROM audit_log.events
- WHERE event_type = 'auth.login_failed' AND actor = '?odd' AND details->>'user_name_hex' = 'ff6f6464'}),
+ok(wait_for_events($node,
+	q{event_type = 'auth.login_failed' AND actor = '?odd' AND details->>'user_name_hex' = 'ff6f6464'}, 1),
 	'invalid bytes replaced, the bytes kept in hex');
 
+# log_connections(value): set audit_log.log_connections, reload, wait until
+# the server has it
+sub log_connections
+{
+	my ($value) = @_;
+	$node->append_conf('postgresql.conf', "audit_log.log_connections = '$value'\n");
+	$node->reload;
+	$node->poll_query_until('postgres', "SELECT current_setting('audit_log.log_connections') = '$value'");
+	return;
+}
+
 # log_connections = failures: successes are no longer recorded
-$node->append_conf('postgresql.conf', "audit_log.log_connections = 'failures'\n");
-$node->reload;
-$node->poll_query_until('postgres', "SELECT current_setting('audit_log.log_connections') = 'failures'");
+log_connections('failures');
 $node->connect_ok("$tcp user=bob password=TapSecret-Bob2", 'bob logs in again');
 $node->connect_fails("$tcp user=alice password=WrongSecret-3", 'alice fails again');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 5 FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
+ok(wait_for_events($node, q{event_type = 'auth.login_failed'}, 5),
 	'failure recorded with log_connections = failures');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_succeeded' AND client_addr IS NOT NULL"),
 	'1', 'success not recorded with log_connections = failures');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM audit_log.events WHERE event_type = 'audit.setting_changed' AND object_name = 'audit_log.log_connections'"),
+ok(wait_for_events($node,
+	q{event_type = 'audit.setting_changed' AND object_name = 'audit_log.log_connections'}, 1),
 	'the reload that changed log_connections is recorded');
 
 # none: nothing
-$node->append_conf('postgresql.conf', "audit_log.log_connections = 'none'\n");
-$node->reload;
-$node->poll_query_until('postgres', "SELECT current_setting('audit_log.log_connections') = 'none'");
+log_connections('none');
 $node->connect_fails("$tcp user=alice password=WrongSecret-4", 'alice fails, not recorded');
 $node->safe_psql('postgres', 'SELECT pg_sleep(1)');
 is($node->safe_psql('postgres',

@@ -3,20 +3,14 @@
 # on; a reload that changes the interval is recorded.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('maint');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('maint', conf => qq{
 audit_log.maintenance_interval = '1s'
 audit_log.premake_days = 9
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 # The real maintain(as_of DEFAULT NULL) runs: CREATE EXTENSION made today
 # and 7 days ahead, maintain() adds the days up to premake_days = 9.
 ok($node->poll_query_until('postgres', q{
@@ -44,18 +38,15 @@ my $offset = -s $node->logfile;
 ok($node->wait_for_log(qr/maintenance exploded/, $offset), 'an error of maintain() is logged');
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', 'CREATE ROLE after_error');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM audit_log.events WHERE object_name = 'after_error'"),
+ok(wait_for_events($node, q{object_name = 'after_error'}, 1),
 	'the worker goes on storing events');
 is($node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status'), $pid,
 	'the same worker, not a restart');
 
 $node->append_conf('postgresql.conf', "audit_log.maintenance_interval = '1h'\n");
 $node->reload;
-ok($node->poll_query_until('postgres', q{
-SELECT count(*) = 1 FROM audit_log.events
- WHERE event_type = 'audit.setting_changed' AND object_name = 'audit_log.maintenance_interval'
-   AND details->>'old_value' = '1' AND details->>'value' = '3600'}),
+ok(wait_for_events($node, q{event_type = 'audit.setting_changed' AND object_name = 'audit_log.maintenance_interval'
+   AND details->>'old_value' = '1' AND details->>'value' = '3600'}, 1),
 	'the reload that changed the interval is recorded');
 $node->stop;
 done_testing();

@@ -3,13 +3,12 @@
 # captured, once, by the event triggers.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('nopreload');
-$node->init;
-$node->start;
+# CREATE EXTENSION is the first thing tested: audit_node() does not create it.
+my $node = audit_node('nopreload', preload => 0);
 my ($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 is($ret, 0, 'CREATE EXTENSION works without the preload');
 like($err, qr/WARNING:  audit_log is not in shared_preload_libraries/, 'and warns');
@@ -93,7 +92,7 @@ SELECT string_agg(event_type || ':' || object_name || ':' || coalesce(resource_i
 	'without the preload, new and attached partitions are audited at once, a detached one no more');
 
 # with the preload added, nothing is recorded twice
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'audit_log'\naudit_log.database = 'postgres'\n");
+add_preload($node);
 $node->restart;
 $node->safe_psql('postgres', 'CREATE TABLE np.after (id int)');
 is($node->safe_psql('postgres',

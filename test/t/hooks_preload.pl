@@ -3,9 +3,9 @@
 # table capture works either way.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
 my $status_sql =
   'SELECT preloaded, table_capture, utility_capture, login_capture FROM audit_log.status';
@@ -35,10 +35,9 @@ sub table_capture_works
 my $expected_events =
   'audit.enabled:- data.insert:1 data.insert:2 data.update:1 data.delete:2 data.truncate:-';
 
-# Without the preload.
-my $node = PostgreSQL::Test::Cluster->new('no_preload');
-$node->init;
-$node->start;
+# Without the preload (CREATE EXTENSION is tested: audit_node() does not
+# create it).
+my $node = audit_node('no_preload', preload => 0);
 
 my ($ret, $stdout, $stderr) =
   $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
@@ -55,7 +54,7 @@ is(table_capture_works($node, 'no_preload_t'),
 	$expected_events, 'table capture works without the preload');
 
 # The same cluster with the preload.
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'audit_log'");
+add_preload($node);
 $node->restart;
 is($node->safe_psql('postgres', $status_sql),
 	't|t|t|all', 'status after adding the preload: all capture on');
@@ -69,10 +68,7 @@ is( $node->safe_psql(
 $node->stop;
 
 # A cluster preloaded from the start: no warning.
-my $node2 = PostgreSQL::Test::Cluster->new('preload');
-$node2->init;
-$node2->append_conf('postgresql.conf', "shared_preload_libraries = 'audit_log'");
-$node2->start;
+my $node2 = audit_node('preload', extension => 0);
 ($ret, $stdout, $stderr) =
   $node2->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 is($ret, 0, 'CREATE EXTENSION succeeds with the preload');

@@ -5,20 +5,14 @@
 # counted in audit_log.status and written to the server log.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('queue');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('queue', conf => qq{
 restart_after_crash = on
 listen_addresses = '127.0.0.1'
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', 'CREATE DATABASE elsewhere');
 
 # --- role changes in another database (no extension there)
@@ -31,8 +25,7 @@ ALTER SYSTEM SET work_mem = '7MB';
 ALTER SYSTEM RESET work_mem;
 });
 $node->psql('elsewhere', 'BEGIN; DROP ROLE far_group; ROLLBACK;');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 7 FROM audit_log.events WHERE database = 'elsewhere' AND category IN ('role', 'config')"),
+ok(wait_for_events($node, q{database = 'elsewhere' AND category IN ('role', 'config')}, 7),
 	'cluster-wide events from another database arrive in the audit database');
 is($node->safe_psql('postgres', q{
 SELECT string_agg(event_type || ':' || status || ':' || object_name, ',' ORDER BY event_id)
@@ -52,10 +45,8 @@ my ($ret, $out, $err) = $node->psql('postgres',
 like($err, qr/permission denied for table payroll/, 'the GRANT is denied');
 ($ret, $out, $err) = $node->psql('elsewhere', 'SET ROLE mallory; CREATE ROLE mallory_friend;');
 like($err, qr/permission denied to create role/, 'CREATE ROLE is denied');
-ok($node->poll_query_until('postgres', q{
-SELECT count(*) = 2 FROM audit_log.events
- WHERE status = 'failure' AND effective_role = 'mallory'
-   AND event_type IN ('privilege.granted', 'role.created')}),
+ok(wait_for_events($node, q{status = 'failure' AND effective_role = 'mallory'
+   AND event_type IN ('privilege.granted', 'role.created')}, 2),
 	'both denials recorded as failures');
 is($node->safe_psql('postgres', q{
 SELECT details->>'error' FROM audit_log.events
@@ -70,8 +61,7 @@ ok($node->poll_query_until('postgres',
 	"SELECT worker_pid IS NOT NULL AND worker_pid <> $pid FROM audit_log.status"),
 	'worker restarted after SIGKILL');
 $node->safe_psql('elsewhere', 'CREATE ROLE after_kill');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM audit_log.events WHERE object_name = 'after_kill'"),
+ok(wait_for_events($node, q{object_name = 'after_kill'}, 1),
 	'the restarted worker stores events');
 
 # --- SIGTERM: events queued while the worker is down are drained when it is back
@@ -79,23 +69,16 @@ $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
 kill 'TERM', $pid;
 $node->poll_query_until('postgres', 'SELECT worker_pid IS NULL FROM audit_log.status');
 $node->safe_psql('elsewhere', 'CREATE ROLE while_down');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM audit_log.events WHERE object_name = 'while_down'"),
+ok(wait_for_events($node, q{object_name = 'while_down'}, 1),
 	'event queued while the worker was down is drained after its restart');
 
 $node->stop;
 
 # --- a tiny queue flooded: the worker is stopped, 30 failed logins
-$node = PostgreSQL::Test::Cluster->new('tiny');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+$node = audit_node('tiny', conf => qq{
 audit_log.queue_size = 4
 listen_addresses = '127.0.0.1'
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
 $node->safe_psql('postgres', q{ALTER ROLE mallory PASSWORD 'QueueSecret-1'});
 # Only failed logins from now on: the successful logins of the checks below
@@ -110,10 +93,7 @@ $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
 my $logged_before = $node->safe_psql('postgres', 'SELECT events_logged FROM audit_log.status');
 kill 'STOP', $pid;
 my $tcp = 'host=127.0.0.1 port=' . $node->port . ' dbname=postgres';
-open(my $fh, '>', $node->data_dir . '/pg_hba.conf') or die;
-print $fh "local all all trust\nhost all all 127.0.0.1/32 password\n";
-close $fh;
-$node->reload;
+set_hba($node, 'local all all trust', 'host all all 127.0.0.1/32 password');
 for my $i (1 .. 30)
 {
 	$node->connect_fails("$tcp user=flood$i password=x", "failed login $i returns",
@@ -129,8 +109,7 @@ is($logged, 26, "overflow counted in audit_log.status ($logged)");
 kill 'CONT', $pid;
 ok($node->poll_query_until('postgres', 'SELECT queue_depth = 0 FROM audit_log.status'),
 	'the worker drains the queue after it resumes');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 4 FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
+ok(wait_for_events($node, q{event_type = 'auth.login_failed'}, 4),
 	'the queued events are stored');
 my $log = slurp_file($node->logfile);
 my @lines = ($log =~ /audit_log event: (\{[^\n]*"event_type":"auth\.login_failed"[^\n]*"reason":"queue full"\})/g);

@@ -9,20 +9,16 @@
 # event is bit-identical to 1.0's.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('encodings');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+# The extension only in the databases of each encoding (below).
+my $node = audit_node('encodings', extension => 0, conf => qq{
 audit_log.log_connections = none
 audit_log.maintenance_interval = 86400
 audit_log.seal_delay = 0
 });
-$node->start;
 
 my %enc = (enc_sql_ascii => 'SQL_ASCII', enc_latin1 => 'LATIN1', enc_euc_jp => 'EUC_JP', enc_utf8 => 'UTF8');
 my @dbs = sort keys %enc;

@@ -2,22 +2,16 @@
 # still running: a late commit never lands in a sealed window.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('horizon');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
+my $node = audit_node('horizon', conf => qq{
 audit_log.seal_window = 60
 audit_log.seal_delay = 0
 audit_log.maintenance_interval = 3600
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 $node->safe_psql('postgres', q{SELECT audit_log.log('app.first')});
 
 # A transaction writes an event and stays open.

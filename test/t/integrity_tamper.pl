@@ -2,18 +2,11 @@
 # anchor, verification does not depend on session settings.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('integrity');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
-});
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+my $node = audit_node('integrity');
 
 # 100 days ago (expired under the 90-day default) and the 12 hours before
 # the last full hour (so every window is closed whatever the minute),

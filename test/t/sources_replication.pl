@@ -7,26 +7,20 @@
 # central copy whole (verify(source => ...) says ok).
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use AuditLogNode;
 
-my $conf = qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
-max_worker_processes = 16
-max_logical_replication_workers = 8
-};
 my %node;
 for my $name ('s1', 's2', 'central')
 {
-	my $n = PostgreSQL::Test::Cluster->new($name);
-	$n->init(allows_streaming => ($name eq 'central' ? 0 : 'logical'));
-	$n->append_conf('postgresql.conf', $conf);
-	$n->start;
-	$n->safe_psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
-	$node{$name} = $n;
+	$node{$name} = audit_node($name,
+		init => { allows_streaming => ($name eq 'central' ? 0 : 'logical') },
+		conf => qq{
+max_worker_processes = 16
+max_logical_replication_workers = 8
+});
 }
 my $central = $node{central};
 
@@ -138,8 +132,7 @@ for my $i (1 .. 5)
 {
 	my $t0 = time;
 	my $id = $node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.ping')");
-	$central->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM audit_log.events WHERE source = 's1' AND event_id = $id")
+	wait_for_events($central, "source = 's1' AND event_id = $id", 1)
 	  or die 'ping lost';
 	push @delays, time - $t0;
 }
@@ -253,8 +246,7 @@ is($node{s1}->safe_psql('postgres', q{
 	                             AND s.events > 0)}),
 	'purged', "s1: verify() reports those windows purged");
 my $mark = $node{s1}->safe_psql('postgres', "SELECT audit_log.log('app.after_purge')");
-ok($central->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM audit_log.events WHERE source = 's1' AND event_id = $mark"),
+ok(wait_for_events($central, "source = 's1' AND event_id = $mark", 1),
 	's1: replication goes on after the purge');
 is($central->safe_psql('postgres',
 	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE source = 's1' AND $recent"),

@@ -5,17 +5,12 @@
 # The new library also serves the database while it is still on 1.0.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuditLogNode;
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'audit_log'
-audit_log.database = 'postgres'
-});
-$node->start;
+# The extension is created at version 1.0 below.
+my $node = audit_node('upgrade', extension => 0);
 
 my $db = 'postgres';
 my $default_version = $node->safe_psql($db,
@@ -58,12 +53,9 @@ $node->safe_psql($db, q{
 });
 # A failed command and a login travel through the worker.
 $node->psql($db, 'SET ROLE upg_alice; CREATE ROLE upg_nope;');
-my $hba = $node->data_dir . '/pg_hba.conf';
-open(my $fh, '>', $hba) or die;
-print $fh "local all upg_alice password\n";
-print $fh "local all all trust\n";
-close $fh;
-$node->reload;
+set_hba($node,
+	'local all upg_alice password',
+	'local all all trust');
 $node->connect_fails($node->connstr($db) . ' user=upg_alice password=wrong', 'a failed login',
 	expected_stderr => qr/password authentication failed/);
 $node->poll_query_until($db, q{
