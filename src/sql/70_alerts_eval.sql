@@ -1,0 +1,271 @@
+/*
+ * audit_log install script, part 70 (continued): the evaluation of alert
+ * rules, check_alerts() and its steps, and the rights of part 70's
+ * functions.  What a pass reads, and why it neither loses nor repeats a
+ * firing, is told at the top of 70_alerts.sql.
+ */
+
+/*
+ * check_alerts(): one evaluation pass over the events not read yet;
+ * returns the number of alerts raised.  Its steps: _alert_read() reads the
+ * new events once for every rule into the hits; _alert_fire_rule() then
+ * evaluates each rule that has hits, in name order.
+ */
+CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    rules @extschema@.alert_rule[];
+    i integer;
+    fired integer := 0;
+BEGIN
+    rules := @extschema@._alert_read();
+    IF NOT EXISTS (SELECT 1 FROM pg_temp._alert_hits) THEN
+        RETURN 0;
+    END IF;
+    CREATE INDEX ON pg_temp._alert_hits (rule_no);
+    ANALYZE pg_temp._alert_hits;
+    -- A rule without hits has nothing to do (nothing to fire, add or prune).
+    FOR i IN SELECT DISTINCT h.rule_no FROM pg_temp._alert_hits h ORDER BY 1 LOOP
+        fired := fired + @extschema@._alert_fire_rule(rules[i], i);
+    END LOOP;
+    RETURN fired;
+END
+$$;
+
+/*
+ * _alert_read(): the read of a pass, under the lock of alert_state; returns
+ * the rules, numbered in name order (read after the lock: a pass never sees
+ * half a replacement), and leaves their hits in pg_temp._alert_hits.
+ *
+ * One statement reads the new events (hwm and holes, through the event_id
+ * index) and, in the same scan, tests every rule on each of them: the hits
+ * (rule, group, time, id) go to the temp table _alert_hits, no copy of the
+ * events is made; the same statement computes the new hwm and holes from
+ * the ids it read (one snapshot, as the header requires).  Rules that share
+ * their filters (all but details_contain) share one evaluation of them per
+ * event, and a rule's event types are tested before the rest.
+ */
+CREATE FUNCTION @extschema@._alert_read() RETURNS @extschema@.alert_rule[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    st @extschema@.alert_state;
+    a bigint;
+    g bigint;
+    x bigint;
+    hi bigint;
+    rules @extschema@.alert_rule[];
+    r @extschema@.alert_rule;
+    rf @extschema@.alert_rule;
+    i integer;
+    j integer;
+    f text;
+    filters text[] := '{}';
+    cols text := '';
+    tests text := '';
+    groups text := '';
+BEGIN
+    -- The mark of this pass (header): A, then G, then the xmin X.  A is
+    -- read before the row lock below, which gives this transaction its xid.
+    a := coalesce(pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0);
+    SELECT * INTO st FROM @extschema@.alert_state FOR UPDATE;
+    g := pg_current_xact_id()::text::bigint;
+    x := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
+
+    -- The rules, numbered in name order.  A rule's test is its filters
+    -- (_alert_where without details_contain; the same filters are computed
+    -- once per event for all the rules that share them, as column f<j>;
+    -- its event types, tested first, spare the rest for most events) and
+    -- then its details_contain.
+    rules := ARRAY(SELECT o FROM @extschema@.alert_rule o ORDER BY o.name);
+    FOR i IN 1 .. coalesce(array_length(rules, 1), 0) LOOP
+        r := rules[i];
+        rf := r;
+        rf.details_contain := NULL;
+        f := '(' || CASE WHEN r.event_types IS NOT NULL
+                         THEN format('e.event_type = ANY (%L::text[]) AND ', r.event_types) ELSE '' END
+                 || '(' || @extschema@._alert_where(rf) || '))';
+        j := array_position(filters, f);
+        IF j IS NULL THEN
+            filters := filters || f;
+            j := cardinality(filters);
+            cols := cols || format(', %s AS f%s', f, j);
+        END IF;
+        tests := tests || format('CASE WHEN e.f%s%s THEN %s END, ', j,
+            CASE WHEN r.details_contain IS NOT NULL
+                 THEN format(' AND e.details OPERATOR(pg_catalog.@>) %L::jsonb', r.details_contain) ELSE '' END,
+            i);
+        groups := groups || format(' WHEN %s THEN %s', i, @extschema@._alert_group_expr(r.group_by));
+    END LOOP;
+
+    -- Settled marks (they depend on X only).
+    st.settled := greatest(st.settled, (SELECT max(m.id) FROM unnest(st.mark_ids, st.mark_xids) AS m(id, xid)
+                                         WHERE m.xid <= x));
+
+    IF to_regclass('pg_temp._alert_hits') IS NOT NULL THEN
+        DROP TABLE pg_temp._alert_hits;
+    END IF;
+    CREATE TEMP TABLE _alert_hits (rule_no integer, gv text, t timestamptz, id bigint) ON COMMIT DROP;
+    -- The read: hits, new hwm, holes (those above settled the read did not see).
+    EXECUTE format(
+        'WITH n AS MATERIALIZED ('
+        '  SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
+        '         e.resource_id, e.tenant, e.source,'
+        '         pg_catalog.array_remove(ARRAY[%s NULL]::integer[], NULL) AS rn'
+        '    FROM (SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
+        '                 e.resource_id, e.tenant, e.source, e.details %s'
+        '            FROM @extschema@.events e'
+        '           WHERE e.event_id > $1 OR e.event_id = ANY ($2) OFFSET 0) e), '
+        'ins AS ('
+        '  INSERT INTO pg_temp._alert_hits (rule_no, gv, t, id)'
+        '  SELECT m.rule_no, CASE m.rule_no WHEN 0 THEN NULL::text %s END, e.occurred_at, e.event_id'
+        '    FROM n e, pg_catalog.unnest(e.rn) AS m(rule_no)) '
+        'SELECT greatest($1, (SELECT max(n.event_id) FROM n)),'
+        '       ARRAY(SELECT s.h FROM (SELECT pg_catalog.unnest($2) AS h'
+        '                              UNION ALL SELECT pg_catalog.generate_series($1 + 1, (SELECT max(n.event_id) FROM n))) s'
+        '              WHERE s.h > $3 AND NOT EXISTS (SELECT 1 FROM n WHERE n.event_id = s.h)'
+        '              ORDER BY s.h)', tests, cols, groups)
+      INTO hi, st.holes USING st.hwm, st.holes, st.settled;
+
+    -- New state: marks, hwm.
+    SELECT coalesce(array_agg(m.id ORDER BY m.xid), '{}'), coalesce(array_agg(m.xid ORDER BY m.xid), '{}')
+      INTO st.mark_ids, st.mark_xids
+      FROM (SELECT * FROM unnest(st.mark_ids, st.mark_xids) AS m(id, xid) WHERE m.xid > x
+            UNION ALL SELECT a, g) m;
+    UPDATE @extschema@.alert_state s
+       SET hwm = hi, settled = st.settled, holes = st.holes, mark_ids = st.mark_ids,
+           mark_xids = st.mark_xids, passes = s.passes + 1;
+
+    RETURN rules;
+END
+$$;
+
+/*
+ * _alert_quiet(rule, group_value, quiet_until): no firing of the rule for
+ * that group up to quiet_until.
+ */
+CREATE FUNCTION @extschema@._alert_quiet(rule_name text, gv text, quiet timestamptz) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE @extschema@.alert_group q SET quiet_until = quiet
+     WHERE q.rule = rule_name AND q.group_value IS NOT DISTINCT FROM gv;
+    IF NOT FOUND THEN
+        INSERT INTO @extschema@.alert_group VALUES (rule_name, gv, quiet);
+    END IF;
+END
+$$;
+
+/*
+ * _alert_fire_rule(rule, rule_no): evaluate one rule over its hits (rule_no
+ * in pg_temp._alert_hits); returns the alerts raised.  A rule of threshold
+ * 1 fires on every match outside its quiet windows; a higher threshold
+ * reads alert_pending through its index, group by group, and the first
+ * event of a window is looked up for the firings only.
+ */
+CREATE FUNCTION @extschema@._alert_fire_rule(r @extschema@.alert_rule, i integer) RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    c record;
+    fired integer := 0;
+    cur_group text;
+    first_row boolean;
+    quiet timestamptz;
+    first_id bigint;
+BEGIN
+    IF r.threshold = 1 THEN
+        -- Every match is a candidate; the quiet windows decide.
+        FOR c IN
+            SELECT h.gv, h.t, h.id, 1 AS n, h.id AS first_id, q.quiet_until
+              FROM pg_temp._alert_hits h
+              LEFT JOIN @extschema@.alert_group q
+                ON q.rule = r.name AND q.group_value IS NOT DISTINCT FROM h.gv
+             WHERE h.rule_no = i AND (q.quiet_until IS NULL OR h.t > q.quiet_until)
+             ORDER BY h.gv, h.t, h.id
+        LOOP
+            IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
+                cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+            END IF;
+            IF quiet IS NULL OR c.t > quiet THEN
+                PERFORM @extschema@._alert_fire(r, c.gv, c.n, c.first_id, c.id);
+                fired := fired + 1;
+                quiet := c.t + r.within;
+                PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
+            END IF;
+        END LOOP;
+    ELSE
+        INSERT INTO @extschema@.alert_pending
+        SELECT r.name, h.gv, h.t, h.id FROM pg_temp._alert_hits h WHERE h.rule_no = i;
+        -- The window of each touched group, read through alert_pending_idx.
+        FOR c IN EXECUTE format(
+            'WITH touched AS (SELECT h.gv, min(h.t) AS t0 FROM pg_temp._alert_hits h'
+            '                  WHERE h.rule_no = %4$s GROUP BY h.gv) '
+            'SELECT w.gv, w.t, w.id, w.n::integer AS n, q.quiet_until FROM ('
+            '  SELECT tc.gv, p.occurred_at AS t, p.event_id AS id, tc.t0,'
+            '         count(*) OVER win AS n'
+            '    FROM touched tc CROSS JOIN LATERAL ('
+            '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+            '          WHERE p.rule = %1$L AND p.group_value = tc.gv'
+            '            AND p.occurred_at >= tc.t0 - %2$L::interval'
+            '         UNION ALL'
+            '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+            '          WHERE tc.gv IS NULL AND p.rule = %1$L AND p.group_value IS NULL'
+            '            AND p.occurred_at >= tc.t0 - %2$L::interval) p'
+            '  WINDOW win AS (PARTITION BY tc.gv ORDER BY p.occurred_at'
+            '                 RANGE BETWEEN %2$L::interval PRECEDING AND CURRENT ROW)) w'
+            '  LEFT JOIN @extschema@.alert_group q ON q.rule = %1$L AND q.group_value IS NOT DISTINCT FROM w.gv'
+            ' WHERE w.t >= w.t0 AND w.n >= %3$s AND (q.quiet_until IS NULL OR w.t > q.quiet_until)'
+            ' ORDER BY w.gv, w.t, w.id', r.name, r.within, r.threshold, i)
+        LOOP
+            IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
+                cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+            END IF;
+            IF quiet IS NULL OR c.t > quiet THEN
+                -- The first event of the window (its frame above, read
+                -- for the firings only: min() over a moving frame is
+                -- recomputed for every row).
+                IF c.gv IS NULL THEN
+                    SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                     WHERE p.rule = r.name AND p.group_value IS NULL
+                       AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                ELSE
+                    SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                     WHERE p.rule = r.name AND p.group_value = c.gv
+                       AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                END IF;
+                PERFORM @extschema@._alert_fire(r, c.gv, c.n, first_id, c.id);
+                fired := fired + 1;
+                quiet := c.t + r.within;
+                PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
+            END IF;
+        END LOOP;
+        -- What no window needs any more (an hour of slack for late commits).
+        DELETE FROM @extschema@.alert_pending p
+         WHERE p.rule = r.name
+           AND p.occurred_at < (SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i)
+                               - r.within - interval '1 hour';
+    END IF;
+    RETURN fired;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._alert_group_expr(text), @extschema@._alert_where(@extschema@.alert_rule),
+    @extschema@._alert_bad(text, text),
+    @extschema@._alert_fire(@extschema@.alert_rule, text, integer, bigint, bigint),
+    @extschema@._alert_read(), @extschema@._alert_quiet(text, text, timestamptz),
+    @extschema@._alert_fire_rule(@extschema@.alert_rule, integer),
+    @extschema@.create_alert(text, integer, interval, text, text, text[], text[], text[], text[], text[],
+        cidr[], timestamptz, timestamptz, text, text[], text[], text[], jsonb),
+    @extschema@.drop_alert(text), @extschema@.acknowledge(bigint, text),
+    @extschema@.check_alerts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.create_alert(text, integer, interval, text, text, text[], text[], text[], text[], text[],
+        cidr[], timestamptz, timestamptz, text, text[], text[], text[], jsonb),
+    @extschema@.drop_alert(text), @extschema@.acknowledge(bigint, text),
+    @extschema@.check_alerts() TO audit_log_admin;
+REVOKE ALL ON @extschema@.alert_rules FROM PUBLIC;
+GRANT SELECT ON @extschema@.alerts, @extschema@.alert_rules TO audit_log_reader, audit_log_admin;
