@@ -195,15 +195,21 @@ fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 
 /*
  * Rows bound for one partition are inserted together with
- * table_multi_insert (fewer WAL records and buffer lookups), as COPY does.
+ * table_multi_insert (fewer WAL records and buffer lookups), as COPY does:
+ * up to MULTI_MAX rows (a capture batch) or MULTI_MAX_BYTES of them.  A
+ * large group also extends the partition by many pages at once, which
+ * PostgreSQL does with fallocate() instead of writing zeros (it writes
+ * zeros for 8 pages or fewer).
  */
-#define MULTI_MAX 128
+#define MULTI_MAX 1000
+#define MULTI_MAX_BYTES (1024 * 1024)
 
 typedef struct MultiState
 {
 	ResultRelInfo *rri;			/* partition the buffered rows go to */
 	TupleTableSlot **slots;		/* up to MULTI_MAX slots of its row type */
 	int			nslots;			/* rows buffered */
+	Size		nbytes;			/* their size */
 	TupleDesc	desc;			/* unpinned copy of its row type */
 	BulkInsertState bistate;	/* NULL for a single event */
 } MultiState;
@@ -232,6 +238,7 @@ multi_flush(MultiState *ms, EState *estate, CommandId cid)
 		ExecClearTuple(ms->slots[i]);
 	}
 	ms->nslots = 0;
+	ms->nbytes = 0;
 }
 
 /*
@@ -381,10 +388,10 @@ audit_write_events(AuditEvent *events, int nevents)
 				execute_attr_map_slot(map->attrMap, rootslot, slot);
 			else
 				ExecCopySlot(slot, rootslot);
-			ExecMaterializeSlot(slot);
+			ms.nbytes += ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
 			ms.nslots++;
 			MemoryContextReset(rowcxt);
-			if (ms.nslots == MULTI_MAX)
+			if (ms.nslots == MULTI_MAX || ms.nbytes >= MULTI_MAX_BYTES)
 				multi_flush(&ms, estate, cid);
 		}
 		multi_flush(&ms, estate, cid);
