@@ -196,12 +196,13 @@ fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 /*
  * Rows bound for one partition are inserted together with
  * table_multi_insert (fewer WAL records and buffer lookups), as COPY does:
- * up to MULTI_MAX rows (a capture batch) or MULTI_MAX_BYTES of them.  A
- * large group also extends the partition by many pages at once, which
- * PostgreSQL does with fallocate() instead of writing zeros (it writes
- * zeros for 8 pages or fewer).
+ * up to MULTI_MAX rows or MULTI_MAX_BYTES of them.  A group of 256 typical
+ * rows fills more than 8 pages, so the partition is extended with
+ * fallocate() from the first group on (PostgreSQL writes zeros for 8
+ * pages or fewer: with 128 rows a group, that was a tenth of a bulk
+ * statement's time); more rows a group cost more in slots and copies.
  */
-#define MULTI_MAX 1000
+#define MULTI_MAX 256
 #define MULTI_MAX_BYTES (1024 * 1024)
 
 typedef struct MultiState
