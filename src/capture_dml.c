@@ -130,9 +130,17 @@ init_state(CaptureState *cs, TriggerData *td, int64 nrows)
 	cs->maxbatch = (int) Max(Min(nrows, CAPTURE_BATCH), 1);
 	cs->batch = palloc(sizeof(AuditEvent) * cs->maxbatch);
 	cs->nbatch = 0;
+	/*
+	 * A first block for the whole batch (about 1 kB an event), kept across
+	 * its resets: a bulk statement does not free and allocate its blocks
+	 * again for every batch.
+	 */
 	cs->batchcxt = AllocSetContextCreate(CurrentMemoryContext,
 										 "audit_log capture batch",
-										 ALLOCSET_DEFAULT_SIZES);
+										 ALLOCSET_DEFAULT_MINSIZE,
+										 Max(ALLOCSET_DEFAULT_INITSIZE,
+											 MAXALIGN((Size) cs->maxbatch * 1024)),
+										 ALLOCSET_DEFAULT_MAXSIZE);
 }
 
 /*
@@ -187,6 +195,23 @@ resource_id_of(CaptureState *cs, TupleTableSlot *slot)
 
 	if (cs->t->nkeys == 0)
 		return NULL;
+	if (cs->t->nkeys == 1)
+	{
+		int			att = cs->t->keyatts[0];
+		Oid			typid = cs->cols[att].json.typid;
+
+		/* The usual single integer key: no StringInfo (1 kB) per row. */
+		if (cs->cols[att].masked || slot->tts_isnull[att])
+			return NULL;
+		if (typid == INT8OID || typid == INT4OID)
+		{
+			char	   *num = palloc(MAXINT8LEN + 1);
+
+			(void) pg_lltoa(typid == INT8OID ? DatumGetInt64(slot->tts_values[att]) :
+							DatumGetInt32(slot->tts_values[att]), num);
+			return num;
+		}
+	}
 	initStringInfo(&buf);
 	for (i = 0; i < cs->t->nkeys; i++)
 	{

@@ -104,13 +104,36 @@ audit_events_relid(bool missing_ok)
 	return events_relid;
 }
 
+/*
+ * The events of one call mostly share their metadata strings (a statement's
+ * events are copies of one prototype): set_text converts a string once per
+ * call and column, in the call's memory, and reuses the text while the
+ * next event has the same pointer.  It is emptied when a call starts and
+ * when it ends (a pointer of an earlier call may hold other text now).
+ */
+static const char *text_src[AUDIT_NCOLUMNS];
+static Datum text_datum[AUDIT_NCOLUMNS];
+static MemoryContext text_cxt = NULL;	/* the outermost call's memory */
+
 static inline void
 set_text(Datum *values, bool *nulls, int i, const char *s)
 {
 	if (s == NULL)
 		nulls[i] = true;
-	else
+	else if (text_cxt == NULL)
 		values[i] = CStringGetTextDatum(s);
+	else
+	{
+		if (text_src[i] != s)
+		{
+			MemoryContext old = MemoryContextSwitchTo(text_cxt);
+
+			text_datum[i] = CStringGetTextDatum(s);
+			MemoryContextSwitchTo(old);
+			text_src[i] = s;
+		}
+		values[i] = text_datum[i];
+	}
 }
 
 /*
@@ -295,6 +318,7 @@ audit_write_events(AuditEvent *events, int nevents)
 	Oid			seqid;
 	int64		next_id;
 	int64		id_step;
+	MemoryContext saved_text_cxt;
 
 	if (nevents <= 0)
 		return;
@@ -315,6 +339,9 @@ audit_write_events(AuditEvent *events, int nevents)
 									 ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(writecxt);
 	writer_depth++;
+	saved_text_cxt = text_cxt;
+	memset(text_src, 0, sizeof(text_src));
+	text_cxt = writecxt;
 
 	PG_TRY();
 	{
@@ -410,6 +437,8 @@ audit_write_events(AuditEvent *events, int nevents)
 	PG_FINALLY();
 	{
 		writer_depth--;
+		memset(text_src, 0, sizeof(text_src));
+		text_cxt = saved_text_cxt;
 	}
 	PG_END_TRY();
 
