@@ -184,8 +184,31 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 }
 
 /*
+ * int_key_text: an integer key value as text into num (MAXINT8LEN + 1
+ * bytes), without the output function; its length, or -1 when typid is
+ * not an integer type.
+ */
+static int
+int_key_text(Oid typid, Datum value, char *num)
+{
+	switch (typid)
+	{
+		case INT8OID:
+			return pg_lltoa(DatumGetInt64(value), num);
+		case INT4OID:
+			return pg_lltoa(DatumGetInt32(value), num);
+		case INT2OID:
+			return pg_lltoa(DatumGetInt16(value), num);
+		default:
+			return -1;
+	}
+}
+
+/*
  * resource_id_of: the row's primary key as text, comma-joined for
  * composite keys; NULL without a key or when a key column is masked.
+ * The usual single integer key is written without a StringInfo (1 kB a
+ * row).
  */
 static char *
 resource_id_of(CaptureState *cs, TupleTableSlot *slot)
@@ -193,55 +216,38 @@ resource_id_of(CaptureState *cs, TupleTableSlot *slot)
 	StringInfoData buf;
 	int			i;
 
-	if (cs->t->nkeys == 0)
-		return NULL;
-	if (cs->t->nkeys == 1)
-	{
-		int			att = cs->t->keyatts[0];
-		Oid			typid = cs->cols[att].json.typid;
-
-		/* The usual single integer key: no StringInfo (1 kB) per row. */
-		if (cs->cols[att].masked || slot->tts_isnull[att])
-			return NULL;
-		if (typid == INT8OID || typid == INT4OID)
-		{
-			char	   *num = palloc(MAXINT8LEN + 1);
-
-			(void) pg_lltoa(typid == INT8OID ? DatumGetInt64(slot->tts_values[att]) :
-							DatumGetInt32(slot->tts_values[att]), num);
-			return num;
-		}
-	}
-	initStringInfo(&buf);
 	for (i = 0; i < cs->t->nkeys; i++)
 	{
 		int			att = cs->t->keyatts[i];
 
 		if (cs->cols[att].masked || slot->tts_isnull[att])
 			return NULL;
+	}
+	if (cs->t->nkeys == 0)
+		return NULL;
+	if (cs->t->nkeys == 1)
+	{
+		int			att = cs->t->keyatts[0];
+		char	   *num = palloc(MAXINT8LEN + 1);
+
+		if (int_key_text(cs->cols[att].json.typid, slot->tts_values[att], num) >= 0)
+			return num;
+		pfree(num);
+	}
+	initStringInfo(&buf);
+	for (i = 0; i < cs->t->nkeys; i++)
+	{
+		int			att = cs->t->keyatts[i];
+		char		num[MAXINT8LEN + 1];
+		int			len = int_key_text(cs->cols[att].json.typid, slot->tts_values[att], num);
+
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		switch (cs->cols[att].json.typid)
-		{
-				/* The usual integer keys without the output function. */
-			case INT8OID:
-			case INT4OID:
-			case INT2OID:
-				{
-					char		num[MAXINT8LEN + 1];
-					int64		v = cs->cols[att].json.typid == INT8OID ?
-						DatumGetInt64(slot->tts_values[att]) :
-						cs->cols[att].json.typid == INT4OID ?
-						DatumGetInt32(slot->tts_values[att]) :
-						DatumGetInt16(slot->tts_values[att]);
-
-					appendBinaryStringInfo(&buf, num, pg_lltoa(v, num));
-					break;
-				}
-			default:
-				appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].json.out,
-																slot->tts_values[att]));
-		}
+		if (len >= 0)
+			appendBinaryStringInfo(&buf, num, len);
+		else
+			appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].json.out,
+															slot->tts_values[att]));
 	}
 	return buf.data;
 }
