@@ -136,7 +136,16 @@ declare -A M
 for m in "${METHODS[@]}"; do
     for f in w1 w2 w3 w4 bytes; do M[${f}_$m]=$(median "${R[${f}_$m]:-}"); done
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# ratio FIGURE METHOD BASE: the median over the rounds of METHOD's figure
+# divided by BASE's in the same round (a pair measured minutes apart: less
+# swayed by the machine's load than a ratio of medians).
+ratio() {
+    local a="${R[$1_$2]:-}" b="${R[$1_$3]:-}"
+    [ -n "$a" ] && [ -n "$b" ] || { echo "-"; return; }
+    median "$(paste -d' ' <(tr ' ' '\n' <<< "$a") <(tr ' ' '\n' <<< "$b") |
+              awk '$2 > 0 { printf "%s%.4f", sep, $1 / $2; sep = " " }')" |
+        awk '{ printf "%.2f", $1 }'
+}
 has() { local x; for x in "${METHODS[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 echo
 echo "== medians of $RUNS rounds (W1/W2 tps: higher is better; W3/W4 seconds: lower is better)"
@@ -147,19 +156,19 @@ done
 for base in none floor; do
     has "$base" || continue
     echo
-    echo "== ratios to '$base' (W1/W2: tps ratio; W3/W4: time ratio)"
+    echo "== ratios to '$base', median of the rounds' ratios (W1/W2: tps ratio; W3/W4: time ratio)"
     printf "%-10s %10s %10s %10s %10s %14s\n" method W1 W2 W3 W4 bytes/update
     for m in "${METHODS[@]}"; do
         [ "$m" = "$base" ] && continue
         printf "%-10s %10s %10s %10s %10s %14s\n" "$m" \
-            "$(ratio "${M[w1_$m]}" "${M[w1_$base]}")" "$(ratio "${M[w2_$m]}" "${M[w2_$base]}")" \
-            "$(ratio "${M[w3_$m]}" "${M[w3_$base]}")" "$(ratio "${M[w4_$m]}" "${M[w4_$base]}")" "${M[bytes_$m]}"
+            "$(ratio w1 "$m" "$base")" "$(ratio w2 "$m" "$base")" \
+            "$(ratio w3 "$m" "$base")" "$(ratio w4 "$m" "$base")" "${M[bytes_$m]}"
     done
 done
 if has none && has none2; then
     echo
-    echo "noise (none2 / none, same workloads, same rounds): W1 $(ratio "${M[w1_none2]}" "${M[w1_none]}")," \
-         "W2 $(ratio "${M[w2_none2]}" "${M[w2_none]}"), W3 $(ratio "${M[w3_none2]}" "${M[w3_none]}")," \
-         "W4 $(ratio "${M[w4_none2]}" "${M[w4_none]}")"
+    echo "noise (none2 / none, same workloads, same rounds): W1 $(ratio w1 none2 none)," \
+         "W2 $(ratio w2 none2 none), W3 $(ratio w3 none2 none)," \
+         "W4 $(ratio w4 none2 none)"
 fi
 echo "goals for audit_log against the floor: W1, W2 >= 0.95; W3, W4 <= 1.25; <= 480 bytes/update"
