@@ -26,6 +26,26 @@ BEGIN
 END
 $$;
 
+-- The floor: what every in-transaction trail pays at least.  Rules (no
+-- trigger, nothing computed) add one constant 420-byte row per changed row
+-- to an unindexed table; bench_make_table() attaches them.
+CREATE TABLE floor_log (payload text NOT NULL);
+ALTER TABLE floor_log ALTER payload SET STORAGE PLAIN;   -- never compressed
+CREATE FUNCTION bench_floor_rules(tbl text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    payload text := quote_literal(repeat('x', 420));
+    op text;
+BEGIN
+    -- a reference to the row makes the action one row per changed row
+    FOREACH op IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+        EXECUTE format('CREATE RULE floor_%s AS ON %s TO %I DO ALSO '
+                       'INSERT INTO floor_log (payload) SELECT %s WHERE %s.id IS NOT NULL',
+                       lower(op), op, tbl, payload,
+                       CASE op WHEN 'DELETE' THEN 'OLD' ELSE 'NEW' END);
+    END LOOP;
+END
+$$;
+
 -- bench_fill(table, n): n rows of eight mixed-type columns.
 CREATE FUNCTION bench_fill(tbl text, n int) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -40,7 +60,8 @@ END
 $$;
 
 -- bench_make_table(name, rows, method): a fresh table with its rows, then
--- the method attached (none, audit_log, plpgsql).
+-- the method attached (none, floor, audit_log, plpgsql; anything else:
+-- none).
 CREATE FUNCTION bench_make_table(tbl text, n int, method text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('DROP TABLE IF EXISTS %I', tbl);
@@ -56,6 +77,8 @@ BEGIN
     PERFORM bench_fill(tbl, n);
     IF method = 'audit_log' THEN
         PERFORM audit_log.enable(tbl::regclass);
+    ELSIF method = 'floor' THEN
+        PERFORM bench_floor_rules(tbl);
     ELSIF method = 'plpgsql' THEN
         EXECUTE format('CREATE TRIGGER plpgsql_audit AFTER INSERT OR UPDATE OR DELETE ON %I '
                        'FOR EACH ROW EXECUTE FUNCTION plpgsql_audit_trigger()', tbl);
@@ -69,11 +92,13 @@ SELECT CASE method
     WHEN 'audit_log' THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
                              FROM pg_partition_tree('audit_log.events') t WHERE t.isleaf)
     WHEN 'plpgsql' THEN pg_total_relation_size('plpgsql_audit')
+    WHEN 'floor' THEN pg_total_relation_size('floor_log')
     ELSE 0 END
 $$;
 CREATE FUNCTION bench_audit_rows(method text) RETURNS bigint LANGUAGE sql AS $$
 SELECT CASE method
     WHEN 'audit_log' THEN (SELECT count(*) FROM audit_log.events)
     WHEN 'plpgsql' THEN (SELECT count(*) FROM plpgsql_audit)
+    WHEN 'floor' THEN (SELECT count(*) FROM floor_log)
     ELSE 0 END
 $$;

@@ -142,3 +142,21 @@ SELECT command, length(old_data ->> 'body') AS old_body, length(new_data ->> 'bo
        jsonb_array_length(new_data -> 'doc' -> 'items') AS new_items,
        (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(new_data) k) AS new_keys
   FROM table_events WHERE object_name = 'public.typ_big' AND category = 'data' ORDER BY event_id;
+
+-- What capture knows of a table is kept from one statement to the next
+-- (capture_table.c): a new attribute of a column's composite type, a new
+-- column and a renamed schema are seen by the very next statement of the
+-- same session.
+CREATE SCHEMA typ_kept;
+CREATE TYPE typ_kept.pt AS (x int);
+CREATE TABLE typ_kept.t (id int PRIMARY KEY, p typ_kept.pt);
+SELECT audit_log.enable('typ_kept.t');
+INSERT INTO typ_kept.t VALUES (1, ROW(1));
+ALTER TYPE typ_kept.pt ADD ATTRIBUTE y int;
+INSERT INTO typ_kept.t VALUES (2, ROW(2, 3));
+ALTER TABLE typ_kept.t ADD COLUMN note text;
+INSERT INTO typ_kept.t VALUES (3, ROW(4, 5), 'n');
+ALTER SCHEMA typ_kept RENAME TO typ_kept2;
+INSERT INTO typ_kept2.t VALUES (4, NULL, NULL);
+SELECT object_name, resource_id, new_data FROM table_events
+ WHERE object_name IN ('typ_kept.t', 'typ_kept2.t') AND command = 'INSERT' ORDER BY event_id;

@@ -15,6 +15,8 @@
  *	   the audited table's name: events name it, details.partition the
  *	   partition the statement named (kept up to date by _sync_capture())
  *
+ * What the trigger knows of the table (columns, types, options, key) is
+ * built once per trigger and kept across statements by capture_table.c.
  * Row images (old_data, new_data) are written by row_json.c, the batch of
  * events by writer.c.  Each statement's rows are turned into events in batches and written by
  * writer.c in the audited transaction: they commit and roll back with it.
@@ -47,180 +49,44 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
+#include "capture_table.h"
 #include "row_json.h"
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(audit_capture);
 
-#define CAPTURE_NARGS	8			/* ARG_CATEGORY .. ARG_WHEN_CHANGED */
 #define CAPTURE_BATCH	1000
 #define MASKED_VALUE	"***"
 
-/* The trigger's arguments (see the banner). */
-enum CaptureArg
-{
-	ARG_CATEGORY = 0,
-	ARG_INSERT_CODE = 1,
-	ARG_UPDATE_CODE = 2,
-	ARG_DELETE_CODE = 3,
-	ARG_TRUNCATE_CODE = 4,
-	ARG_EXCLUDE_COLUMNS = 5,
-	ARG_MASK_COLUMNS = 6,
-	ARG_WHEN_CHANGED = 7,
-	ARG_AUDITED_TABLE = 8		/* on partitions only: CAPTURE_NARGS + 1 */
-};
-
-/* What an option list says of the columns it names (mark_columns). */
-typedef enum ColumnMark
-{
-	MARK_EXCLUDED,				/* exclude_columns */
-	MARK_MASKED,				/* mask_columns */
-	MARK_WATCHED				/* when_changed */
-} ColumnMark;
-
 /*
- * AuditedColumn: one column of the audited table: how to write its values
- * (json.name NULL: dropped), and what the options say of it.
+ * CaptureState: one statement's capture: the table's entry (cached across
+ * statements, capture_table.c) and the events being batched.
  */
-typedef struct AuditedColumn
-{
-	JsonField	json;
-	bool		skip;			/* dropped or excluded */
-	bool		masked;
-	bool		watched;		/* in when_changed */
-	bool		is_key;
-} AuditedColumn;
-
 typedef struct CaptureState
 {
 	Relation	rel;
 	TupleDesc	desc;
-	int			natts;
-	AuditedColumn *cols;
-	int		   *jsonorder;		/* columns in jsonb key order (length, bytes) */
-	int			njson;
+	CaptureTable *t;
+	int			natts;			/* t->natts */
+	AuditedColumn *cols;		/* t->cols */
 	JsonbPair  *pairs;			/* scratch for one row image */
-	int		   *keyatts;		/* primary key attnums (0-based), in key order */
-	int			nkeys;
-	bool		have_watch;
 	AuditEvent	proto;			/* common fields of every event */
 	AuditEvent *batch;
 	int			nbatch;
+	int			maxbatch;		/* room in batch */
 	MemoryContext batchcxt;
 } CaptureState;
 
 /*
- * mark_columns: mark the named columns excluded, masked or watched.  A name that no longer
- * exists (the column was renamed or dropped after enable()) returns false,
- * so the caller can fail safe.
- */
-static bool
-mark_columns(CaptureState *cs, List *names, ColumnMark mark)
-{
-	ListCell   *lc;
-	bool		all_found = true;
-
-	foreach(lc, names)
-	{
-		const char *name = lfirst(lc);
-		int			i;
-		bool		found = false;
-
-		for (i = 0; i < cs->natts; i++)
-		{
-			if (cs->cols[i].json.name != NULL && strcmp(cs->cols[i].json.name, name) == 0)
-			{
-				if (mark == MARK_EXCLUDED)
-					cs->cols[i].skip = true;
-				else if (mark == MARK_MASKED)
-					cs->cols[i].masked = true;
-				else
-					cs->cols[i].watched = true;
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-			all_found = false;
-	}
-	return all_found;
-}
-
-/*
- * load_keys: the attributes of the table's primary key, in key order.
+ * init_state: the per-statement view of the audited table and options, for
+ * at most nrows events.
  */
 static void
-load_keys(CaptureState *cs)
-{
-	Oid			pkoid = audit_primary_key_index(cs->rel);
-	HeapTuple	tup;
-	Form_pg_index idx;
-	int			i;
-
-	cs->nkeys = 0;
-	if (!OidIsValid(pkoid))
-		return;
-	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkoid));
-	if (!HeapTupleIsValid(tup))
-		return;
-	idx = (Form_pg_index) GETSTRUCT(tup);
-	cs->keyatts = palloc(sizeof(int) * idx->indnkeyatts);
-	for (i = 0; i < idx->indnkeyatts; i++)
-	{
-		int			att = idx->indkey.values[i];
-
-		if (att <= 0)
-		{
-			cs->nkeys = 0;
-			break;
-		}
-		cs->keyatts[cs->nkeys++] = att - 1;
-		cs->cols[att - 1].is_key = true;
-	}
-	ReleaseSysCache(tup);
-}
-
-/*
- * column_key_cmp: qsort_arg comparator of column numbers (arg: the
- * AuditedColumn array) in jsonb key order.
- */
-static int
-column_key_cmp(const void *a, const void *b, void *arg)
-{
-	AuditedColumn *cols = (AuditedColumn *) arg;
-
-	return audit_json_key_cmp(cols[*(const int *) a].json.name,
-							  cols[*(const int *) b].json.name);
-}
-
-/*
- * sort_json_columns: the audited columns in the order jsonb stores object
- * keys, so row images are built already sorted (no per-row sort).
- */
-static void
-sort_json_columns(CaptureState *cs)
-{
-	int			i;
-
-	cs->jsonorder = palloc(sizeof(int) * cs->natts);
-	cs->njson = 0;
-	for (i = 0; i < cs->natts; i++)
-		if (!cs->cols[i].skip)
-			cs->jsonorder[cs->njson++] = i;
-	qsort_arg(cs->jsonorder, cs->njson, sizeof(int), column_key_cmp, cs->cols);
-	cs->pairs = palloc(sizeof(JsonbPair) * Max(cs->njson, 1));
-}
-
-/*
- * init_state: the per-statement view of the audited table and options.
- */
-static void
-init_state(CaptureState *cs, TriggerData *td)
+init_state(CaptureState *cs, TriggerData *td, int64 nrows)
 {
 	Trigger    *trig = td->tg_trigger;
 	char	  **args = trig->tgargs;
-	int			i;
-	char	   *nspname;
+	CaptureTable *t;
 
 	if (trig->tgnargs != CAPTURE_NARGS && trig->tgnargs != CAPTURE_NARGS + 1)
 		ereport(ERROR,
@@ -231,83 +97,50 @@ init_state(CaptureState *cs, TriggerData *td)
 
 	cs->rel = td->tg_relation;
 	cs->desc = RelationGetDescr(cs->rel);
-	cs->natts = cs->desc->natts;
-	cs->cols = palloc0(sizeof(AuditedColumn) * cs->natts);
-	for (i = 0; i < cs->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(cs->desc, i);
-		AuditedColumn *col = &cs->cols[i];
+	cs->t = t = audit_capture_table(td);
+	cs->natts = t->natts;
+	cs->cols = t->cols;
 
-		if (att->attisdropped)
-		{
-			col->skip = true;
-			continue;
-		}
-		col->json.name = NameStr(att->attname);
-		audit_json_field_init(&col->json, att->atttypid, 0);
-	}
-
-	if (!mark_columns(cs, audit_name_list(args[ARG_EXCLUDE_COLUMNS]), MARK_EXCLUDED))
+	if (t->exclude_missing)
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("an exclude_columns entry of audited table \"%s\" names no column",
 						RelationGetRelationName(cs->rel)),
 				 errdetail("A column listed in exclude_columns was renamed or dropped; its values may now be recorded."),
 				 errhint("Call audit_log.enable() again with the current column names.")));
-	if (!mark_columns(cs, audit_name_list(args[ARG_MASK_COLUMNS]), MARK_MASKED))
-	{
-		/* A masked column was renamed or dropped: never leak a value. */
+	if (t->mask_missing)
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("a mask_columns entry of audited table \"%s\" names no column: masking every column",
 						RelationGetRelationName(cs->rel)),
 				 errhint("Call audit_log.enable() again with the current column names.")));
-		for (i = 0; i < cs->natts; i++)
-			cs->cols[i].masked = true;
-	}
-	cs->have_watch = (args[ARG_WHEN_CHANGED] != NULL && args[ARG_WHEN_CHANGED][0] != '\0' &&
-					  strcmp(args[ARG_WHEN_CHANGED], "{}") != 0);
-	if (cs->have_watch && !mark_columns(cs, audit_name_list(args[ARG_WHEN_CHANGED]), MARK_WATCHED))
-	{
-		/*
-		 * A watched column was renamed or dropped: record every update
-		 * rather than lose events silently.
-		 */
+	if (t->watch_missing)
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("a when_changed entry of audited table \"%s\" names no column: recording every update",
 						RelationGetRelationName(cs->rel)),
 				 errhint("Call audit_log.enable() again with the current column names.")));
-		cs->have_watch = false;
-	}
-	load_keys(cs);
-	sort_json_columns(cs);
 
-	nspname = get_namespace_name(RelationGetNamespace(cs->rel));
+	cs->pairs = palloc(sizeof(JsonbPair) * Max(t->njson, 1));
 	audit_event_init(&cs->proto, args[ARG_CATEGORY], NULL);
 	cs->proto.object_type = "table";
-	/*
-	 * On a partition, ARG_AUDITED_TABLE names the audited partitioned table; the
-	 * partition the statement named goes in details.
-	 */
-	if (trig->tgnargs > CAPTURE_NARGS)
-	{
-		Json		j;
-
-		cs->proto.object_name = args[ARG_AUDITED_TABLE];
-		j_begin(&j);
-		j_str(&j, "partition", quote_qualified_identifier(nspname,
-														  RelationGetRelationName(cs->rel)));
-		cs->proto.details = audit_text_to_jsonb(j_end(&j));
-	}
-	else
-		cs->proto.object_name = quote_qualified_identifier(nspname,
-														   RelationGetRelationName(cs->rel));
-	cs->batch = palloc(sizeof(AuditEvent) * CAPTURE_BATCH);
+	cs->proto.object_name = t->object_name;
+	cs->proto.details = t->details;
+	/* as many events as the statement has rows, CAPTURE_BATCH at most */
+	cs->maxbatch = (int) Max(Min(nrows, CAPTURE_BATCH), 1);
+	cs->batch = palloc(sizeof(AuditEvent) * cs->maxbatch);
 	cs->nbatch = 0;
+	/*
+	 * A first block for the whole batch (about 1 kB an event), kept across
+	 * its resets: a bulk statement does not free and allocate its blocks
+	 * again for every batch.
+	 */
 	cs->batchcxt = AllocSetContextCreate(CurrentMemoryContext,
 										 "audit_log capture batch",
-										 ALLOCSET_DEFAULT_SIZES);
+										 ALLOCSET_DEFAULT_MINSIZE,
+										 Max(ALLOCSET_DEFAULT_INITSIZE,
+											 MAXALIGN((Size) cs->maxbatch * 1024)),
+										 ALLOCSET_DEFAULT_MAXSIZE);
 }
 
 /*
@@ -322,9 +155,9 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 	int			k;
 	int			n = 0;
 
-	for (k = 0; k < cs->njson; k++)
+	for (k = 0; k < cs->t->njson; k++)
 	{
-		int			i = cs->jsonorder[k];
+		int			i = cs->t->jsonorder[k];
 		AuditedColumn *col = &cs->cols[i];
 		JsonbPair  *p;
 
@@ -351,8 +184,31 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 }
 
 /*
+ * int_key_text: an integer key value as text into num (MAXINT8LEN + 1
+ * bytes), without the output function; its length, or -1 when typid is
+ * not an integer type.
+ */
+static int
+int_key_text(Oid typid, Datum value, char *num)
+{
+	switch (typid)
+	{
+		case INT8OID:
+			return pg_lltoa(DatumGetInt64(value), num);
+		case INT4OID:
+			return pg_lltoa(DatumGetInt32(value), num);
+		case INT2OID:
+			return pg_lltoa(DatumGetInt16(value), num);
+		default:
+			return -1;
+	}
+}
+
+/*
  * resource_id_of: the row's primary key as text, comma-joined for
  * composite keys; NULL without a key or when a key column is masked.
+ * The usual single integer key is written without a StringInfo (1 kB a
+ * row).
  */
 static char *
 resource_id_of(CaptureState *cs, TupleTableSlot *slot)
@@ -360,38 +216,38 @@ resource_id_of(CaptureState *cs, TupleTableSlot *slot)
 	StringInfoData buf;
 	int			i;
 
-	if (cs->nkeys == 0)
-		return NULL;
-	initStringInfo(&buf);
-	for (i = 0; i < cs->nkeys; i++)
+	for (i = 0; i < cs->t->nkeys; i++)
 	{
-		int			att = cs->keyatts[i];
+		int			att = cs->t->keyatts[i];
 
 		if (cs->cols[att].masked || slot->tts_isnull[att])
 			return NULL;
+	}
+	if (cs->t->nkeys == 0)
+		return NULL;
+	if (cs->t->nkeys == 1)
+	{
+		int			att = cs->t->keyatts[0];
+		char	   *num = palloc(MAXINT8LEN + 1);
+
+		if (int_key_text(cs->cols[att].json.typid, slot->tts_values[att], num) >= 0)
+			return num;
+		pfree(num);
+	}
+	initStringInfo(&buf);
+	for (i = 0; i < cs->t->nkeys; i++)
+	{
+		int			att = cs->t->keyatts[i];
+		char		num[MAXINT8LEN + 1];
+		int			len = int_key_text(cs->cols[att].json.typid, slot->tts_values[att], num);
+
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		switch (cs->cols[att].json.typid)
-		{
-				/* The usual integer keys without the output function. */
-			case INT8OID:
-			case INT4OID:
-			case INT2OID:
-				{
-					char		num[MAXINT8LEN + 1];
-					int64		v = cs->cols[att].json.typid == INT8OID ?
-						DatumGetInt64(slot->tts_values[att]) :
-						cs->cols[att].json.typid == INT4OID ?
-						DatumGetInt32(slot->tts_values[att]) :
-						DatumGetInt16(slot->tts_values[att]);
-
-					appendBinaryStringInfo(&buf, num, pg_lltoa(v, num));
-					break;
-				}
-			default:
-				appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].json.out,
-																slot->tts_values[att]));
-		}
+		if (len >= 0)
+			appendBinaryStringInfo(&buf, num, len);
+		else
+			appendStringInfoString(&buf, OutputFunctionCall(&cs->cols[att].json.out,
+															slot->tts_values[att]));
 	}
 	return buf.data;
 }
@@ -423,7 +279,7 @@ add_event(CaptureState *cs, const char *code, const char *command,
 	ev->old_data = old_data;
 	ev->new_data = new_data;
 	ev->resource_id = resource_id;
-	if (cs->nbatch >= CAPTURE_BATCH)
+	if (cs->nbatch >= cs->maxbatch)
 		flush_batch(cs);
 }
 
@@ -503,7 +359,7 @@ capture_updates(CaptureState *cs, Tuplestorestate *oldts,
 			if (changed[i] && !col->skip)
 				any = true;
 		}
-		if (!any || (cs->have_watch && !watched))
+		if (!any || (cs->t->have_watch && !watched))
 			continue;
 
 		old = MemoryContextSwitchTo(cs->batchcxt);
@@ -572,6 +428,7 @@ audit_capture(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	TriggerEvent ev;
 	char	  **args;
+	int64		rows;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -590,21 +447,32 @@ audit_capture(PG_FUNCTION_ARGS)
 									"audit_log capture",
 									ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(stmtcxt);
+	rows = td->tg_newtable != NULL ? tuplestore_tuple_count(td->tg_newtable) :
+		td->tg_oldtable != NULL ? tuplestore_tuple_count(td->tg_oldtable) : 1;
 
-	memset(&cs, 0, sizeof(cs));
-	init_state(&cs, td);
-	args = td->tg_trigger->tgargs;
+	audit_capture_table_enter();
+	PG_TRY();
+	{
+		memset(&cs, 0, sizeof(cs));
+		init_state(&cs, td, rows);
+		args = td->tg_trigger->tgargs;
 
-	if (TRIGGER_FIRED_BY_INSERT(ev) && td->tg_newtable != NULL)
-		capture_rows(&cs, td->tg_newtable, true, args[ARG_INSERT_CODE]);
-	else if (TRIGGER_FIRED_BY_UPDATE(ev) && td->tg_oldtable != NULL &&
-			 td->tg_newtable != NULL)
-		capture_updates(&cs, td->tg_oldtable, td->tg_newtable, args[ARG_UPDATE_CODE]);
-	else if (TRIGGER_FIRED_BY_DELETE(ev) && td->tg_oldtable != NULL)
-		capture_rows(&cs, td->tg_oldtable, false, args[ARG_DELETE_CODE]);
-	else if (TRIGGER_FIRED_BY_TRUNCATE(ev) && !truncate_seen(&cs))
-		add_event(&cs, args[ARG_TRUNCATE_CODE], "TRUNCATE", NULL, NULL, NULL);
-	flush_batch(&cs);
+		if (TRIGGER_FIRED_BY_INSERT(ev) && td->tg_newtable != NULL)
+			capture_rows(&cs, td->tg_newtable, true, args[ARG_INSERT_CODE]);
+		else if (TRIGGER_FIRED_BY_UPDATE(ev) && td->tg_oldtable != NULL &&
+				 td->tg_newtable != NULL)
+			capture_updates(&cs, td->tg_oldtable, td->tg_newtable, args[ARG_UPDATE_CODE]);
+		else if (TRIGGER_FIRED_BY_DELETE(ev) && td->tg_oldtable != NULL)
+			capture_rows(&cs, td->tg_oldtable, false, args[ARG_DELETE_CODE]);
+		else if (TRIGGER_FIRED_BY_TRUNCATE(ev) && !truncate_seen(&cs))
+			add_event(&cs, args[ARG_TRUNCATE_CODE], "TRUNCATE", NULL, NULL, NULL);
+		flush_batch(&cs);
+	}
+	PG_FINALLY();
+	{
+		audit_capture_table_leave();
+	}
+	PG_END_TRY();
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(stmtcxt);

@@ -122,6 +122,63 @@ audit_json_field_init(JsonField *col, Oid typid, int depth)
 	}
 }
 
+static void container_to_tree(JsonbContainer *jc, JsonbValue *v);
+
+/*
+ * tree_value: a value read from a jsonb container, nested containers
+ * unpacked too.
+ */
+static inline void
+tree_value(const JsonbValue *src, JsonbValue *dst)
+{
+	if (src->type == jbvBinary)
+		container_to_tree(src->val.binary.data, dst);
+	else
+		*dst = *src;
+}
+
+/*
+ * container_to_tree: a jsonb array or object unpacked into a JsonbValue
+ * tree.  The keys come already sorted and unique, so the pairs are copied
+ * as they are read, without pushJsonbValue()'s sorting and copying.
+ * Scalars point into the container.
+ */
+static void
+container_to_tree(JsonbContainer *jc, JsonbValue *v)
+{
+	JsonbIterator *it = JsonbIteratorInit(jc);
+	JsonbValue	tok;
+	int			n = JsonContainerSize(jc);
+	int			k = 0;
+
+	check_stack_depth();
+	if (JsonbIteratorNext(&it, &tok, true) == WJB_BEGIN_ARRAY)
+	{
+		v->type = jbvArray;
+		v->val.array.rawScalar = false;
+		v->val.array.elems = palloc(sizeof(JsonbValue) * Max(n, 1));
+		while (JsonbIteratorNext(&it, &tok, true) == WJB_ELEM && k < n)
+			tree_value(&tok, &v->val.array.elems[k++]);
+		v->val.array.nElems = k;
+	}
+	else
+	{
+		v->type = jbvObject;
+		v->val.object.pairs = palloc(sizeof(JsonbPair) * Max(n, 1));
+		while (JsonbIteratorNext(&it, &tok, true) == WJB_KEY && k < n)
+		{
+			JsonbPair  *p = &v->val.object.pairs[k];
+
+			p->key = tok;
+			p->order = k++;
+			if (JsonbIteratorNext(&it, &tok, true) != WJB_VALUE)
+				elog(ERROR, "unexpected jsonb token in an object");
+			tree_value(&tok, &p->value);
+		}
+		v->val.object.nPairs = k;
+	}
+}
+
 /*
  * jsonb_to_tree: a jsonb value unpacked into a JsonbValue tree, so that it
  * can be nested in a row image built as a tree.
@@ -129,21 +186,12 @@ audit_json_field_init(JsonField *col, Oid typid, int depth)
 static void
 jsonb_to_tree(Jsonb *jb, JsonbValue *v)
 {
-	JsonbIterator *it;
-	JsonbParseState *state = NULL;
-	JsonbValue	tok;
-	JsonbValue *res = NULL;
-	JsonbIteratorToken r;
-
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
 		(void) JsonbExtractScalar(&jb->root, v);
 		return;
 	}
-	it = JsonbIteratorInit(&jb->root);
-	while ((r = JsonbIteratorNext(&it, &tok, false)) != WJB_DONE)
-		res = pushJsonbValue(&state, r, r < WJB_BEGIN_ARRAY ? &tok : NULL);
-	*v = *res;
+	container_to_tree(&jb->root, v);
 }
 
 /*
