@@ -11,7 +11,8 @@
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config; the
 # extension must be installed there), BENCH_PORT (5551; the central uses
-# BENCH_PORT+1), RATE (events/s, 1000), DURATION (seconds, 30), CLIENTS (4),
+# BENCH_PORT+1), RATE (events/s, 1000), PER_TXN (events per transaction, 1),
+# DURATION (seconds, 30), CLIENTS (4),
 # KEEP=1 keeps the clusters.
 set -euo pipefail
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -19,6 +20,7 @@ BIN=$("$PG_CONFIG" --bindir)
 PORT=${BENCH_PORT:-5551}
 CPORT=$((PORT + 1))
 RATE=${RATE:-1000}
+PER_TXN=${PER_TXN:-1}
 DURATION=${DURATION:-30}
 CLIENTS=${CLIENTS:-4}
 
@@ -78,11 +80,18 @@ END
 $$;
 SQL
 
-echo "SELECT audit_log.log('app.bench');" > "$WORK/log.sql"
+# PER_TXN events per transaction (one statement), at RATE / PER_TXN
+# transactions per second: how an application that logs in batches, or a
+# bulk statement, reaches rates that one event per commit cannot here.
+if [ "$PER_TXN" = 1 ]; then
+    echo "SELECT audit_log.log('app.bench');" > "$WORK/log.sql"
+else
+    echo "SELECT count(audit_log.log('app.bench')) FROM generate_series(1, $PER_TXN);" > "$WORK/log.sql"
+fi
 chmod a+r "$WORK/log.sql"
 psql_ "$CPORT" -c "CALL watch($((DURATION + 10)))" &
 WATCH=$!
-as_pg "$BIN/pgbench" -n -h "$WORK" -p "$PORT" -c "$CLIENTS" -j 2 -R "$RATE" -T "$DURATION" -f "$WORK/log.sql" postgres \
+as_pg "$BIN/pgbench" -n -h "$WORK" -p "$PORT" -c "$CLIENTS" -j 2 -R "$((RATE / PER_TXN))" -T "$DURATION" -f "$WORK/log.sql" postgres \
     2>&1 | grep -E '^(tps|number of transactions actually)' || true
 wait $WATCH
 psql_ "$CPORT" -F ' ' -c "
