@@ -24,11 +24,15 @@ ENCODING = UTF8
 NO_LOCALE = 1
 # RUNNING_SERVER=1: against the server at PGHOST/PGPORT instead (configured
 # like test/audit_log.conf), as Debian's pg_buildext installcheck runs them.
+# Every regression database gets the extension from pg_regress itself
+# (test/include/setup_fresh.sql drops and re-creates it for the files that
+# need a new one).
+LOAD_EXTENSIONS = --load-extension=pgcrypto --load-extension=audit_log
 ifdef RUNNING_SERVER
-REGRESS_OPTS =
+REGRESS_OPTS = $(LOAD_EXTENSIONS)
 ISOLATION_OPTS = --inputdir=$(srcdir)/test
 else
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/audit_log.conf
+REGRESS_OPTS = $(LOAD_EXTENSIONS) --temp-instance=tmp_check --temp-config=$(srcdir)/test/audit_log.conf
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/audit_log.conf
 endif
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))

@@ -2,5 +2,6 @@
 -- see the rules, policies, holds, seals or events of earlier files.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS audit_log CASCADE;
+CREATE EXTENSION audit_log CASCADE;
 RESET client_min_messages;
 \i test/include/setup.sql
