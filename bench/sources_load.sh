@@ -23,7 +23,8 @@
 # extension must be installed there), BENCH_PORT (5561; the central uses
 # BENCH_PORT+1), DURATION (seconds per W1 run, 15), CLIENTS (2), ROWS
 # (200000), ROUNDS (3), EVENTS (1000000), BATCH (50000), CENTRAL_NICE (0;
-# 19 runs the central cluster at the lowest CPU priority), SKIP_W1=1,
+# 19 runs the central cluster at the lowest CPU priority), PIN=1 (the source
+# on CPU 0, the central and the source's walsender on CPU 1), SKIP_W1=1,
 # SKIP_CATCHUP=1, KEEP=1 keeps the clusters.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,10 +74,16 @@ checkpoint_timeout = 30min
 log_min_messages = warning
 CONF
 done
-as_pg "$BIN/pg_ctl" -D "$WORK/src" -o "-p $PORT" -l "$WORK/src.log" -w start >/dev/null
+# PIN=1: the source (its server and pgbench) runs on CPU 0 only, the
+# central and the source's walsender on CPU 1: the source keeps the same
+# CPU with and without the publication, and the walsender gets the core a
+# database server has to spare for it (this machine has two).
+SRC_CPU=(); CEN_CPU=()
+if [ "${PIN:-0}" = 1 ]; then SRC_CPU=(taskset -c 0); CEN_CPU=(taskset -c 1); fi
+as_pg "${SRC_CPU[@]}" "$BIN/pg_ctl" -D "$WORK/src" -o "-p $PORT" -l "$WORK/src.log" -w start >/dev/null
 # CENTRAL_NICE: the central cluster runs at this niceness, so that on one
 # machine it takes the CPU the source's load leaves (as if it ran elsewhere).
-as_pg nice -n "$CENTRAL_NICE" "$BIN/pg_ctl" -D "$WORK/central" -o "-p $CPORT" -l "$WORK/central.log" -w start >/dev/null
+as_pg "${CEN_CPU[@]}" nice -n "$CENTRAL_NICE" "$BIN/pg_ctl" -D "$WORK/central" -o "-p $CPORT" -l "$WORK/central.log" -w start >/dev/null
 cp "$HERE"/capture_setup.sql "$HERE"/capture_w1.sql "$WORK"/
 [ ${#RUNAS[@]} -gt 0 ] && chown postgres "$WORK"/*.sql
 psql_ "$PORT" -f "$WORK/capture_setup.sql" >/dev/null
@@ -87,13 +94,16 @@ subscribe() {   # subscribe NAME: publish on the source, subscribe on the centra
     psql_ "$PORT" -c 'SELECT audit_log.publish()' >/dev/null
     psql_ "$CPORT" -c "SELECT audit_log.subscribe('$1', 'host=$WORK port=$PORT dbname=postgres', copy_history => false)" >/dev/null
     until [ "$(psql_ "$CPORT" -c "SELECT state FROM audit_log.sources WHERE source = '$1'")" = streaming ]; do sleep 0.5; done
+    if [ "${PIN:-0}" = 1 ]; then   # the walsender to the spare core
+        for pid in $(psql_ "$PORT" -c "SELECT pid FROM pg_stat_replication"); do taskset -p -c 1 "$pid" >/dev/null; done
+    fi
 }
 unsubscribe() {   # unsubscribe NAME: drop the subscription, its slot and the publication
     psql_ "$CPORT" -c "SELECT audit_log.unsubscribe('$1')" >/dev/null
     psql_ "$PORT" -c 'DROP PUBLICATION audit_log_events' >/dev/null
 }
 tps() {
-    as_pg "$BIN/pgbench" -n -h "$WORK" -p "$PORT" -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" \
+    as_pg "${SRC_CPU[@]}" "$BIN/pgbench" -n -h "$WORK" -p "$PORT" -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" \
         -D tbl=w1 -D rows="$ROWS" -f "$WORK/capture_w1.sql" postgres 2>&1 |
         awk '/^tps = / { printf "%.1f", $3 }'
 }
