@@ -70,3 +70,17 @@ SELECT event_id, occurred_at AT TIME ZONE 'UTC' AS occurred_utc, category, statu
        client_addr, old_data, txid, source
   FROM audit_log.events WHERE source = 'structure_feed' AND event_type = 'app.x' ORDER BY event_id;
 ROLLBACK;
+
+-- The library checks the table against its own list before it writes: a
+-- column renamed or added (here by a superuser past the guard, undone
+-- below) stops the write with 55000 instead of filling the wrong column.
+\i test/include/try.sql
+BEGIN;
+SET LOCAL audit_log.internal = on;
+ALTER TABLE audit_log.events RENAME COLUMN tenant TO tenant_renamed;
+SELECT pg_temp.try($$SELECT audit_log.log('app.column_check')$$) AS renamed_column;
+ALTER TABLE audit_log.events RENAME COLUMN tenant_renamed TO tenant;
+ALTER TABLE audit_log.events ADD COLUMN extra text;
+SELECT pg_temp.try($$SELECT audit_log.log('app.column_check')$$) AS added_column;
+ROLLBACK;
+SELECT audit_log.log('app.column_check') > 0 AS written_again;

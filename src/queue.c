@@ -155,7 +155,6 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 {
 	char	   *buf;
 	bool		full = false;
-	AuditEvent	copy;
 	uint32		len;
 
 	if (queue == NULL)
@@ -163,11 +162,8 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 		audit_log_event_line(ev, "no queue: audit_log is not in shared_preload_libraries");
 		return;
 	}
-	/* occurred_at and backend_pid once, for the slot and a log line alike */
-	copy = *ev;
-	audit_event_complete(&copy, false);
 	buf = palloc(AUDIT_QUEUE_SLOT);
-	len = audit_event_serialize(&copy, buf);
+	len = audit_event_serialize(ev, buf);
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	if (queue->head - queue->tail >= (uint64) queue->capacity)
@@ -185,7 +181,7 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 	LWLockRelease(queue->lock);
 
 	if (full)
-		audit_log_event_line(&copy, "queue full");
+		audit_log_event_line(ev, "queue full");
 	else
 		audit_registry_wake(target);
 	pfree(buf);
