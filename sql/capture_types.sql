@@ -160,3 +160,20 @@ ALTER SCHEMA typ_kept RENAME TO typ_kept2;
 INSERT INTO typ_kept2.t VALUES (4, NULL, NULL);
 SELECT object_name, resource_id, new_data FROM table_events
  WHERE object_name IN ('typ_kept.t', 'typ_kept2.t') AND command = 'INSERT' ORDER BY event_id;
+
+-- Row images (writer.c): a large image that compresses is stored
+-- compressed; images that do not compress are stored as they are (and
+-- after a run of those the writer stops trying for a while); every image
+-- reads back whole.
+CREATE TABLE typ_comp (id int PRIMARY KEY, note text);
+SELECT audit_log.enable('typ_comp');
+INSERT INTO typ_comp
+SELECT g, (SELECT string_agg(md5((g * 100 + k)::text), '' ORDER BY k) FROM generate_series(1, 8) k)
+  FROM generate_series(1, 20) g;
+INSERT INTO typ_comp VALUES (21, repeat('audit ', 500));
+SELECT e.resource_id::int AS id, length(e.new_data ->> 'note') AS note_length,
+       (e.new_data ->> 'note') = c.note AS reads_back,
+       pg_column_compression(e.new_data) IS NOT NULL AS compressed
+  FROM audit_log.events e JOIN typ_comp c ON c.id = e.resource_id::int
+ WHERE e.object_name = 'public.typ_comp' AND e.resource_id::int IN (1, 2, 20, 21)
+ ORDER BY 1;

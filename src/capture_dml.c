@@ -166,7 +166,7 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 		p = &cs->pairs[n];
 		p->key.type = jbvString;
 		p->key.val.string.val = col->json.name;
-		p->key.val.string.len = strlen(col->json.name);
+		p->key.val.string.len = col->json.namelen;
 		p->order = n++;
 		if (col->masked)
 		{

@@ -221,6 +221,7 @@ build_table(CaptureTable *t, TriggerData *td)
 			continue;
 		}
 		col->json.name = pstrdup(NameStr(att->attname));
+		col->json.namelen = strlen(col->json.name);
 		audit_json_field_init(&col->json, att->atttypid, 0);
 	}
 

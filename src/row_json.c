@@ -115,6 +115,7 @@ audit_json_field_init(JsonField *col, Oid typid, int depth)
 			if (att->attisdropped)
 				continue;
 			col->fields[i].name = NameStr(att->attname);
+			col->fields[i].namelen = strlen(col->fields[i].name);
 			audit_json_field_init(&col->fields[i], att->atttypid, depth + 1);
 			col->fieldorder[col->nfields++] = i;
 		}
@@ -273,7 +274,7 @@ composite_to_jsonb(JsonField *col, Datum value, JsonbValue *v)
 
 		pairs[k].key.type = jbvString;
 		pairs[k].key.val.string.val = f->name;
-		pairs[k].key.val.string.len = strlen(f->name);
+		pairs[k].key.val.string.len = f->namelen;
 		pairs[k].order = k;
 		audit_value_to_jsonb(f, values[i], nulls[i], &pairs[k].value);
 	}

@@ -24,6 +24,7 @@
 typedef struct JsonField
 {
 	char	   *name;			/* the JSON key; NULL: dropped, or an element */
+	int			namelen;		/* strlen(name), set with it */
 	Oid			typid;			/* the base type (domains resolved) */
 	int16		typlen;
 	bool		typbyval;
