@@ -50,6 +50,7 @@
 #include "utils/tuplestore.h"
 
 #include "capture_table.h"
+#include "jsonb_object.h"
 #include "row_json.h"
 #include "util.h"
 
@@ -143,15 +144,63 @@ init_state(CaptureState *cs, TriggerData *td, int64 nrows)
 										 ALLOCSET_DEFAULT_MAXSIZE);
 }
 
+#if defined(USE_ASSERT_CHECKING) || defined(AUDIT_CHECK_JSONB)
+/*
+ * check_image: the row image audit_jsonb_object() wrote is byte for byte
+ * the one JsonbValueToJsonb() writes of the same row (assert-enabled
+ * builds).
+ */
+static void
+check_image(CaptureState *cs, TupleTableSlot *slot, const bool *only, Jsonb *image)
+{
+	JsonbValue	obj;
+	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * Max(cs->t->njson, 1));
+	Jsonb	   *expected;
+	int			n = 0;
+
+	for (int k = 0; k < cs->t->njson; k++)
+	{
+		int			i = cs->t->jsonorder[k];
+		AuditedColumn *col = &cs->cols[i];
+
+		if (only != NULL && !only[i])
+			continue;
+		pairs[n].key.type = jbvString;
+		pairs[n].key.val.string.val = col->json.name;
+		pairs[n].key.val.string.len = col->json.namelen;
+		pairs[n].order = n;
+		if (col->masked)
+		{
+			pairs[n].value.type = jbvString;
+			pairs[n].value.val.string.val = MASKED_VALUE;
+			pairs[n].value.val.string.len = strlen(MASKED_VALUE);
+		}
+		else
+			audit_value_to_jsonb(&col->json, slot->tts_values[i], slot->tts_isnull[i],
+								 &pairs[n].value);
+		n++;
+	}
+	obj.type = jbvObject;
+	obj.val.object.nPairs = n;
+	obj.val.object.pairs = pairs;
+	expected = JsonbValueToJsonb(&obj);
+	if (VARSIZE(expected) != VARSIZE(image) ||
+		memcmp(expected, image, VARSIZE(image)) != 0)
+		elog(ERROR, "row image of %s differs from JsonbValueToJsonb()'s (%u and %u bytes)",
+			 cs->t->object_name, VARSIZE(image), VARSIZE(expected));
+}
+#endif
+
 /*
  * row_to_jsonb: the audited columns of a row as a jsonb object; with
- * "only" set, just the columns flagged in it.  Built as one JsonbValue
- * object whose pairs are already in jsonb key order.
+ * "only" set, just the columns flagged in it.  Its pairs are put in jsonb
+ * key order and written by audit_jsonb_object(), jsonb and json columns
+ * copied in as they are stored.
  */
 static Jsonb *
 row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 {
-	JsonbValue	obj;
+	Jsonb	   *image;
 	int			k;
 	int			n = 0;
 
@@ -175,12 +224,13 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 			p->value.val.string.len = strlen(MASKED_VALUE);
 		}
 		else
-			audit_value_to_jsonb(&col->json, slot->tts_values[i], slot->tts_isnull[i], &p->value);
+			audit_column_value(&col->json, slot->tts_values[i], slot->tts_isnull[i], &p->value);
 	}
-	obj.type = jbvObject;
-	obj.val.object.nPairs = n;
-	obj.val.object.pairs = cs->pairs;
-	return JsonbValueToJsonb(&obj);
+	image = audit_jsonb_object(cs->pairs, n);
+#if defined(USE_ASSERT_CHECKING) || defined(AUDIT_CHECK_JSONB)
+	check_image(cs, slot, only, image);
+#endif
+	return image;
 }
 
 /*

@@ -196,6 +196,37 @@ jsonb_to_tree(Jsonb *jb, JsonbValue *v)
 }
 
 /*
+ * audit_column_value: as audit_value_to_jsonb(), but a jsonb or json
+ * value that is an array or object comes back as its container
+ * (jbvBinary), to be copied as it is by audit_jsonb_object(); only a row
+ * image's own columns are written this way (JsonbValueToJsonb() cannot
+ * nest a container).
+ */
+void
+audit_column_value(JsonField *col, Datum value, bool isnull, JsonbValue *v)
+{
+	Jsonb	   *jb;
+
+	if (isnull || (col->typid != JSONBOID && col->typid != JSONOID) ||
+		col->elem != NULL || col->fields != NULL)
+	{
+		audit_value_to_jsonb(col, value, isnull, v);
+		return;
+	}
+	jb = col->typid == JSONBOID ? DatumGetJsonbP(value) :
+		DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+										   CStringGetDatum(TextDatumGetCString(value))));
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		(void) JsonbExtractScalar(&jb->root, v);
+		return;
+	}
+	v->type = jbvBinary;
+	v->val.binary.data = &jb->root;
+	v->val.binary.len = VARSIZE(jb) - VARHDRSZ;
+}
+
+/*
  * array_level_to_jsonb: dimension dim of an array (elements from *pos on)
  * as a JSON array, nested for the dimensions below it.
  */

@@ -40,5 +40,6 @@ typedef struct JsonField
 extern int	audit_json_key_cmp(const char *a, const char *b);
 extern void audit_json_field_init(JsonField *f, Oid typid, int depth);
 extern void audit_value_to_jsonb(JsonField *f, Datum value, bool isnull, JsonbValue *v);
+extern void audit_column_value(JsonField *f, Datum value, bool isnull, JsonbValue *v);
 
 #endif							/* AUDIT_ROW_JSON_H */
