@@ -161,19 +161,24 @@ INSERT INTO typ_kept2.t VALUES (4, NULL, NULL);
 SELECT object_name, resource_id, new_data FROM table_events
  WHERE object_name IN ('typ_kept.t', 'typ_kept2.t') AND command = 'INSERT' ORDER BY event_id;
 
--- Row images (writer.c): a large image that compresses is stored
--- compressed; images that do not compress are stored as they are (and
--- after a run of those the writer stops trying for a while); every image
+-- Row images (compress.c): an image that compresses is stored compressed,
+-- a small one (under 1 kB) as well as a large one; images that do not
+-- compress are stored as they are (and after a run of those the writer
+-- stops trying small ones for a while, never large ones); every image
 -- reads back whole.
 CREATE TABLE typ_comp (id int PRIMARY KEY, note text);
 SELECT audit_log.enable('typ_comp');
+INSERT INTO typ_comp VALUES (1, repeat('abcd', 60));
 INSERT INTO typ_comp
 SELECT g, (SELECT string_agg(md5((g * 100 + k)::text), '' ORDER BY k) FROM generate_series(1, 8) k)
-  FROM generate_series(1, 20) g;
-INSERT INTO typ_comp VALUES (21, repeat('audit ', 500));
+  FROM generate_series(2, 21) g;
+-- compressible, but small and right after the run: stored as it is
+INSERT INTO typ_comp VALUES (22, repeat('abcd', 60));
+-- large: always tried
+INSERT INTO typ_comp VALUES (23, repeat('audit ', 500));
 SELECT e.resource_id::int AS id, length(e.new_data ->> 'note') AS note_length,
        (e.new_data ->> 'note') = c.note AS reads_back,
        pg_column_compression(e.new_data) IS NOT NULL AS compressed
   FROM audit_log.events e JOIN typ_comp c ON c.id = e.resource_id::int
- WHERE e.object_name = 'public.typ_comp' AND e.resource_id::int IN (1, 2, 20, 21)
+ WHERE e.object_name = 'public.typ_comp' AND e.resource_id::int IN (1, 2, 3, 21, 22, 23)
  ORDER BY 1;

@@ -23,12 +23,11 @@
  */
 #include "audit_log.h"
 #include "compat.h"
+#include "compress.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "access/toast_compression.h"
-#include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/execPartition.h"
@@ -167,61 +166,6 @@ text_value(int i, const char *s, AuditFieldKind kind)
 }
 
 /*
- * Row images above COMPRESS_MIN_BYTES are stored LZ4-compressed inline
- * (pglz on a server built without LZ4).  Heap rows under 2 kB never reach
- * the TOAST compressor, and an audit row is mostly its old_data:
- * compressing it here keeps the trail small.  Readers see an ordinary jsonb
- * (detoasting is transparent).
- *
- * Most row images of a few hundred bytes do not compress (jsonb's offsets
- * and short values leave LZ4 nothing to find: a profile of a 200,000-row
- * UPDATE spent 5% of its time in attempts that all failed).  So a failed
- * attempt below COMPRESS_ALWAYS_BYTES makes the writer skip the next 1, 3,
- * 7 ... 63 such images (the rows of one statement look alike); a success
- * resets it.  Images of COMPRESS_ALWAYS_BYTES or more are always tried:
- * there the saving is large and the attempt cheap beside the write.
- */
-#define COMPRESS_MIN_BYTES 160
-#define COMPRESS_ALWAYS_BYTES 1024
-#define COMPRESS_MAX_BACKOFF 6
-
-static int	compress_misses = 0;	/* failed attempts in a row (capped) */
-static int	compress_skip = 0;		/* images to store as they are */
-
-/*
- * compressed_jsonb: a row image, LZ4-compressed inline when it is large
- * and images like it have been compressible.
- */
-static Datum
-compressed_jsonb(Jsonb *j)
-{
-	Datum		d = JsonbPGetDatum(j);
-	Size		size = VARSIZE_ANY(j);
-	Datum		c;
-
-	if (size < COMPRESS_MIN_BYTES || VARATT_IS_EXTENDED(j))
-		return d;
-	if (size < COMPRESS_ALWAYS_BYTES && compress_skip > 0)
-	{
-		compress_skip--;
-		return d;
-	}
-	c = toast_compress_datum(d, AUDIT_TOAST_COMPRESSION);
-	if (DatumGetPointer(c) != NULL)
-	{
-		compress_misses = 0;
-		compress_skip = 0;
-		return c;
-	}
-	if (size < COMPRESS_ALWAYS_BYTES)
-	{
-		compress_misses = Min(compress_misses + 1, COMPRESS_MAX_BACKOFF);
-		compress_skip = (1 << compress_misses) - 1;
-	}
-	return d;
-}
-
-/*
  * fill_row: the natts columns of audit_log.events for one event, in table
  * order, through the field table (event.h).  Sets event_id to id, and
  * occurred_at/txid/backend_pid when unset.  natts is AUDIT_NCOLUMNS, or
@@ -265,7 +209,7 @@ fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 				if (j == NULL)
 					nulls[i] = true;
 				else
-					values[i] = compressed_jsonb(j);
+					values[i] = audit_compress_image(j);
 				break;
 		}
 	}
