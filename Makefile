@@ -16,15 +16,6 @@ PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AUDIT_CFLAGS)
 
-# The writer compresses row images with liblz4 itself (src/compress.c) when
-# the server was built with LZ4 and liblz4's header is there (Debian:
-# liblz4-dev); otherwise through PostgreSQL's toast_compress_datum().
-ifneq (,$(findstring -llz4,$(shell $(PG_CONFIG) --libs)))
-ifeq (yes,$(shell printf '\#include <lz4.h>\n' | $${CC:-cc} -E -x c - >/dev/null 2>&1 && echo yes))
-PG_CPPFLAGS += -DAUDIT_DIRECT_LZ4
-SHLIB_LINK += -llz4
-endif
-endif
 
 # Regression suite (sql/, expected/), isolation specs (test/specs,
 # test/expected) and TAP tests (test/t), each on its own temporary instance.

@@ -16,7 +16,7 @@ unset PACKAGE
 SRC=$(pwd)
 WORK=${1:-$(mktemp -d /tmp/audit_log_deb.XXXXXX)}
 
-PACKAGES="debhelper postgresql-server-dev-all dpkg-dev fakeroot libkrb5-dev liblz4-dev postgresql-15 make gcc"
+PACKAGES="debhelper postgresql-server-dev-all dpkg-dev fakeroot libkrb5-dev postgresql-15 make gcc"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl libkrb5-dev liblz4-dev gcc make perl"
+PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-client-15 libipc-run-perl libkrb5-dev gcc make perl"
 PACKAGES="$PACKAGES ${EXTRA_PACKAGES:-}"
 
 missing=""

@@ -11,20 +11,22 @@
  * jsonb, detoasting is transparent, and it is kept only when it saves more
  * than 2 bytes, as toast_compress_datum() decides.
  *
- * Cost.  PostgreSQL's LZ4 call clears LZ4's 16 kB hash table before every
- * value: for a row image of a few hundred bytes that is most of the work
- * (callgrind: 80% of the instructions of compressing a 280-byte image).
- * With liblz4's header at build time (AUDIT_DIRECT_LZ4, see the Makefile)
- * the writer keeps one LZ4 stream per backend and resets it the cheap way
- * (LZ4_resetStream_fast) between images, each compressed as an
- * independent block, which PostgreSQL decompresses like its own.
- * And a failed attempt on an image under COMPRESS_ALWAYS_BYTES makes the
- * next 1, 3, 7 ... 63 such images skip compression (a success resets it):
- * the rows of a statement look alike.  Images of COMPRESS_ALWAYS_BYTES or
- * more are always tried.
+ * Cost.  An attempt costs about as much whether it succeeds or not (LZ4
+ * through toast_compress_datum(), which also clears LZ4's 16 kB table for
+ * every value): 5-7% of a 200,000-row UPDATE's time.  So after
+ * COMPRESS_MISSES_BEFORE_BACKOFF failed attempts in a row on images under
+ * COMPRESS_ALWAYS_BYTES, each further failure makes the next 1, 3, 7 ...
+ * 63 such images skip compression (a success resets it): the rows of a
+ * statement look alike, and a table whose images mostly compress keeps
+ * them compressed.  Images of COMPRESS_ALWAYS_BYTES or more are always
+ * tried.  (Compressing with liblz4's streaming API, one stream per backend
+ * reset without clearing, was tried and left out: its smaller hash table
+ * compressed the benchmark's 287-byte images 2.4 bytes worse on average,
+ * enough to fit one row fewer in a heap page, for about 1% of a bulk
+ * statement's time.)
  *
- * Backend-local state only (the stream, the back-off); no locks.  The
- * result is palloc'd in CurrentMemoryContext.
+ * Backend-local state only (the back-off); no locks.  The result is
+ * palloc'd in CurrentMemoryContext.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,61 +34,17 @@
 
 #include "access/toast_compression.h"
 #include "access/toast_internals.h"
-#include "utils/memutils.h"
 
 #include "compat.h"
 
-#ifdef AUDIT_DIRECT_LZ4
-#include <lz4.h>
-#endif
-
 #define COMPRESS_MIN_BYTES 160
 #define COMPRESS_ALWAYS_BYTES 1024
+#define COMPRESS_MISSES_BEFORE_BACKOFF 4
 #define COMPRESS_MAX_BACKOFF 6
 
 static int	compress_misses = 0;	/* failed attempts in a row (capped) */
 static int	compress_skip = 0;		/* images to store as they are */
 
-#ifdef AUDIT_DIRECT_LZ4
-static LZ4_stream_t *lz4_stream = NULL;
-
-/*
- * lz4_compress: the image LZ4-compressed as an independent block, in
- * PostgreSQL's compressed inline format; NULL when that saves 2 bytes or
- * fewer (toast_compress_datum()'s rule).
- */
-static struct varlena *
-lz4_compress(Jsonb *image)
-{
-	int32		valsize = VARSIZE_ANY_EXHDR(image);
-	int			bound = LZ4_compressBound(valsize);
-	struct varlena *c;
-	int			len;
-
-	if (lz4_stream == NULL)
-	{
-		lz4_stream = MemoryContextAlloc(TopMemoryContext, sizeof(LZ4_stream_t));
-		if (LZ4_initStream(lz4_stream, sizeof(LZ4_stream_t)) == NULL)
-			elog(ERROR, "could not initialize an LZ4 stream");
-	}
-	else
-		LZ4_resetStream_fast(lz4_stream);
-	c = palloc(bound + VARHDRSZ_COMPRESSED);
-	len = LZ4_compress_fast_continue(lz4_stream, VARDATA_ANY(image),
-									 (char *) c + VARHDRSZ_COMPRESSED,
-									 valsize, bound, 1);
-	if (len <= 0)
-		elog(ERROR, "lz4 compression failed");
-	if (len + VARHDRSZ_COMPRESSED >= valsize - 2)
-	{
-		pfree(c);
-		return NULL;
-	}
-	SET_VARSIZE_COMPRESSED(c, len + VARHDRSZ_COMPRESSED);
-	TOAST_COMPRESS_SET_SIZE_AND_COMPRESS_METHOD(c, valsize, TOAST_LZ4_COMPRESSION_ID);
-	return c;
-}
-#endif
 
 /*
  * audit_compress_image: a row image as the writer stores it: compressed
@@ -107,11 +65,7 @@ audit_compress_image(Jsonb *image)
 		compress_skip--;
 		return d;
 	}
-#ifdef AUDIT_DIRECT_LZ4
-	c = (Pointer) lz4_compress(image);
-#else
 	c = DatumGetPointer(toast_compress_datum(d, AUDIT_TOAST_COMPRESSION));
-#endif
 	if (c != NULL)
 	{
 		compress_misses = 0;
@@ -120,8 +74,10 @@ audit_compress_image(Jsonb *image)
 	}
 	if (size < COMPRESS_ALWAYS_BYTES)
 	{
-		compress_misses = Min(compress_misses + 1, COMPRESS_MAX_BACKOFF);
-		compress_skip = (1 << compress_misses) - 1;
+		compress_misses = Min(compress_misses + 1,
+							  COMPRESS_MISSES_BEFORE_BACKOFF - 1 + COMPRESS_MAX_BACKOFF);
+		if (compress_misses >= COMPRESS_MISSES_BEFORE_BACKOFF)
+			compress_skip = (1 << (compress_misses - COMPRESS_MISSES_BEFORE_BACKOFF + 1)) - 1;
 	}
 	return d;
 }
