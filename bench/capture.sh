@@ -69,10 +69,14 @@ cp "$HERE"/capture_setup.sql "$HERE"/capture_w1.sql "$HERE"/capture_w2.sql "$WOR
 [ ${#RUNAS[@]} -gt 0 ] && chown postgres "$WORK"/*.sql
 psql_ -f "$WORK/capture_setup.sql" 2>&1 | grep -v 'NOTICE' || true
 
-# fresh_table METHOD NAME ROWS: a new table, filled, with METHOD attached.
+# fresh_table METHOD NAME ROWS: a new table, filled, with METHOD attached;
+# then a checkpoint and sync, so that the statement timed next starts with
+# nothing left to write back: no method pays for the write-back of the
+# methods (or the TPS runs) before it.
 fresh_table() {
     psql_ -c "SELECT bench_make_table('$2', $3, '$1')" >/dev/null
     psql_ -c "VACUUM ANALYZE $2" -c "CHECKPOINT" >/dev/null
+    sync
 }
 audit_bytes() {
     psql_ -At -c "SELECT bench_audit_bytes('$1')"
