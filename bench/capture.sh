@@ -69,13 +69,25 @@ cp "$HERE"/capture_setup.sql "$HERE"/capture_w1.sql "$HERE"/capture_w2.sql "$WOR
 [ ${#RUNAS[@]} -gt 0 ] && chown postgres "$WORK"/*.sql
 psql_ -f "$WORK/capture_setup.sql" 2>&1 | grep -v 'NOTICE' || true
 
+# quiet: wait (up to 5 minutes) until no autovacuum worker is running.
+quiet() {
+    local i
+    for i in $(seq 1 300); do
+        [ "$(psql_ -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && return
+        sleep 1
+    done
+    echo "   (autovacuum still running after 5 minutes)"
+}
 # fresh_table METHOD NAME ROWS: a new table, filled, with METHOD attached;
-# then a checkpoint and sync, so that the statement timed next starts with
-# nothing left to write back: no method pays for the write-back of the
-# methods (or the TPS runs) before it.
+# then no autovacuum running, a checkpoint and sync, so that the statement
+# timed next starts with nothing left to write back or vacuum: no method
+# pays for the write-back or the vacuum of the methods (or the TPS runs)
+# before it.
 fresh_table() {
     psql_ -c "SELECT bench_make_table('$2', $3, '$1')" >/dev/null
-    psql_ -c "VACUUM ANALYZE $2" -c "CHECKPOINT" >/dev/null
+    psql_ -c "VACUUM ANALYZE $2" >/dev/null
+    quiet
+    psql_ -c "CHECKPOINT" >/dev/null
     sync
 }
 audit_bytes() {
