@@ -144,67 +144,20 @@ init_state(CaptureState *cs, TriggerData *td, int64 nrows)
 										 ALLOCSET_DEFAULT_MAXSIZE);
 }
 
-#if defined(USE_ASSERT_CHECKING) || defined(AUDIT_CHECK_JSONB)
 /*
- * check_image: the row image audit_jsonb_object() wrote is byte for byte
- * the one JsonbValueToJsonb() writes of the same row (assert-enabled
- * builds).
+ * image_pairs: the pairs of a row image into pairs (room for every audited
+ * column), in jsonb key order; with "only" set, just the columns flagged
+ * in it.  as_tree: every value as a JsonbValue tree (for
+ * JsonbValueToJsonb()), else jsonb and json columns as their containers
+ * (for audit_jsonb_object()).  Returns how many.
  */
-static void
-check_image(CaptureState *cs, TupleTableSlot *slot, const bool *only, Jsonb *image)
+static int
+image_pairs(CaptureState *cs, TupleTableSlot *slot, const bool *only,
+			JsonbPair *pairs, bool as_tree)
 {
-	JsonbValue	obj;
-	JsonbPair  *pairs = palloc(sizeof(JsonbPair) * Max(cs->t->njson, 1));
-	Jsonb	   *expected;
 	int			n = 0;
 
 	for (int k = 0; k < cs->t->njson; k++)
-	{
-		int			i = cs->t->jsonorder[k];
-		AuditedColumn *col = &cs->cols[i];
-
-		if (only != NULL && !only[i])
-			continue;
-		pairs[n].key.type = jbvString;
-		pairs[n].key.val.string.val = col->json.name;
-		pairs[n].key.val.string.len = col->json.namelen;
-		pairs[n].order = n;
-		if (col->masked)
-		{
-			pairs[n].value.type = jbvString;
-			pairs[n].value.val.string.val = MASKED_VALUE;
-			pairs[n].value.val.string.len = strlen(MASKED_VALUE);
-		}
-		else
-			audit_value_to_jsonb(&col->json, slot->tts_values[i], slot->tts_isnull[i],
-								 &pairs[n].value);
-		n++;
-	}
-	obj.type = jbvObject;
-	obj.val.object.nPairs = n;
-	obj.val.object.pairs = pairs;
-	expected = JsonbValueToJsonb(&obj);
-	if (VARSIZE(expected) != VARSIZE(image) ||
-		memcmp(expected, image, VARSIZE(image)) != 0)
-		elog(ERROR, "row image of %s differs from JsonbValueToJsonb()'s (%u and %u bytes)",
-			 cs->t->object_name, VARSIZE(image), VARSIZE(expected));
-}
-#endif
-
-/*
- * row_to_jsonb: the audited columns of a row as a jsonb object; with
- * "only" set, just the columns flagged in it.  Its pairs are put in jsonb
- * key order and written by audit_jsonb_object(), jsonb and json columns
- * copied in as they are stored.
- */
-static Jsonb *
-row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
-{
-	Jsonb	   *image;
-	int			k;
-	int			n = 0;
-
-	for (k = 0; k < cs->t->njson; k++)
 	{
 		int			i = cs->t->jsonorder[k];
 		AuditedColumn *col = &cs->cols[i];
@@ -212,7 +165,7 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 
 		if (only != NULL && !only[i])
 			continue;
-		p = &cs->pairs[n];
+		p = &pairs[n];
 		p->key.type = jbvString;
 		p->key.val.string.val = col->json.name;
 		p->key.val.string.len = col->json.namelen;
@@ -223,10 +176,49 @@ row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
 			p->value.val.string.val = MASKED_VALUE;
 			p->value.val.string.len = strlen(MASKED_VALUE);
 		}
+		else if (as_tree)
+			audit_value_to_jsonb(&col->json, slot->tts_values[i], slot->tts_isnull[i], &p->value);
 		else
 			audit_column_value(&col->json, slot->tts_values[i], slot->tts_isnull[i], &p->value);
 	}
-	image = audit_jsonb_object(cs->pairs, n);
+	return n;
+}
+
+#if defined(USE_ASSERT_CHECKING) || defined(AUDIT_CHECK_JSONB)
+/*
+ * check_image: the row image audit_jsonb_object() wrote is byte for byte
+ * the one JsonbValueToJsonb() writes of the same row (assert-enabled
+ * builds).
+ */
+static void
+check_image(CaptureState *cs, TupleTableSlot *slot, const bool *only, Jsonb *image)
+{
+	JsonbValue	obj;
+	Jsonb	   *expected;
+
+	obj.type = jbvObject;
+	obj.val.object.pairs = palloc(sizeof(JsonbPair) * Max(cs->t->njson, 1));
+	obj.val.object.nPairs = image_pairs(cs, slot, only, obj.val.object.pairs, true);
+	expected = JsonbValueToJsonb(&obj);
+	if (VARSIZE(expected) != VARSIZE(image) ||
+		memcmp(expected, image, VARSIZE(image)) != 0)
+		elog(ERROR, "row image of %s differs from JsonbValueToJsonb()'s (%u and %u bytes)",
+			 cs->t->object_name, VARSIZE(image), VARSIZE(expected));
+}
+#endif
+
+/*
+ * row_to_jsonb: the audited columns of a row as a jsonb object; with
+ * "only" set, just the columns flagged in it.  Written by
+ * audit_jsonb_object(), jsonb and json columns copied in as they are
+ * stored.
+ */
+static Jsonb *
+row_to_jsonb(CaptureState *cs, TupleTableSlot *slot, const bool *only)
+{
+	Jsonb	   *image = audit_jsonb_object(cs->pairs,
+										   image_pairs(cs, slot, only, cs->pairs, false));
+
 #if defined(USE_ASSERT_CHECKING) || defined(AUDIT_CHECK_JSONB)
 	check_image(cs, slot, only, image);
 #endif

@@ -25,16 +25,6 @@
 #include "jsonb_object.h"
 
 /*
- * value_jsonb: an array or object value as a jsonb of its own (by
- * JsonbValueToJsonb), whose root container the object embeds.
- */
-static Jsonb *
-value_jsonb(const JsonbValue *v)
-{
-	return JsonbValueToJsonb((JsonbValue *) v);
-}
-
-/*
  * pad_to_int: zero bytes up to the next 4-byte boundary of the buffer;
  * the new offset.
  */
@@ -93,7 +83,7 @@ audit_jsonb_object(const JsonbPair *pairs, int npairs)
 			case jbvObject:
 				if (nested == NULL)
 					nested = palloc0(sizeof(Jsonb *) * npairs);
-				nested[i] = value_jsonb(v);
+				nested[i] = JsonbValueToJsonb((JsonbValue *) v);
 				bound += VARSIZE(nested[i]) - VARHDRSZ + 3;
 				break;
 			default:

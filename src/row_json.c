@@ -181,6 +181,18 @@ container_to_tree(JsonbContainer *jc, JsonbValue *v)
 }
 
 /*
+ * json_value: a jsonb or json value (col->typid) as a jsonb.
+ */
+static Jsonb *
+json_value(JsonField *col, Datum value)
+{
+	if (col->typid == JSONBOID)
+		return DatumGetJsonbP(value);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(TextDatumGetCString(value))));
+}
+
+/*
  * jsonb_to_tree: a jsonb value unpacked into a JsonbValue tree, so that it
  * can be nested in a row image built as a tree.
  */
@@ -213,9 +225,7 @@ audit_column_value(JsonField *col, Datum value, bool isnull, JsonbValue *v)
 		audit_value_to_jsonb(col, value, isnull, v);
 		return;
 	}
-	jb = col->typid == JSONBOID ? DatumGetJsonbP(value) :
-		DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-										   CStringGetDatum(TextDatumGetCString(value))));
+	jb = json_value(col, value);
 	if (JB_ROOT_IS_SCALAR(jb))
 	{
 		(void) JsonbExtractScalar(&jb->root, v);
@@ -437,12 +447,8 @@ audit_value_to_jsonb(JsonField *col, Datum value, bool isnull, JsonbValue *v)
 				return;
 			}
 		case JSONBOID:
-			jsonb_to_tree(DatumGetJsonbP(value), v);
-			return;
 		case JSONOID:
-			jsonb_to_tree(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															 CStringGetDatum(TextDatumGetCString(value)))),
-						  v);
+			jsonb_to_tree(json_value(col, value), v);
 			return;
 		default:
 			break;
