@@ -45,7 +45,6 @@
 static int	compress_misses = 0;	/* failed attempts in a row (capped) */
 static int	compress_skip = 0;		/* images to store as they are */
 
-
 /*
  * audit_compress_image: a row image as the writer stores it: compressed
  * inline when it is large enough and images like it have compressed, else
