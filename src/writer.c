@@ -7,7 +7,9 @@
  * method and the partition's indexes, routed to their partition by the
  * executor's own tuple routing (as COPY FROM does), so nothing is parsed or
  * planned per event and no privilege on audit_log.events is needed: the
- * table grants no INSERT to anybody, its owner included.
+ * table grants no INSERT to anybody, its owner included.  A call whose
+ * events all go to a leaf an earlier call was routed to skips the routing
+ * (leaf_cache.c says when that is safe).
  *
  * Transaction and locking: the caller must be inside a transaction.  The
  * writer takes RowExclusiveLock on audit_log.events and on the partitions
@@ -24,6 +26,7 @@
 #include "audit_log.h"
 #include "compat.h"
 #include "compress.h"
+#include "leaf_cache.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -293,6 +296,48 @@ multi_switch(MultiState *ms, ResultRelInfo *rri)
 }
 
 /*
+ * cached_leaf: the leaf all nevents events go to, when the leaf cache
+ * (leaf_cache.c) knows it for each of them; false otherwise.  Completes
+ * the events' clock time first: routing goes by it.
+ */
+static bool
+cached_leaf(Oid relid, AuditEvent *events, int nevents, AuditLeaf *hit)
+{
+	for (int i = 0; i < nevents; i++)
+	{
+		AuditLeaf	l;
+
+		audit_event_complete(&events[i], true);
+		if (!audit_leaf_lookup(relid, events[i].occurred_at, events[i].category, &l))
+			return false;
+		if (i == 0)
+			*hit = l;
+		else if (l.leaf != hit->leaf)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * open_leaf: a ResultRelInfo for inserting into the leaf hit, with its
+ * indexes open, or NULL when the leaf cache changed while its locks were
+ * taken (the caller routes instead).
+ */
+static ResultRelInfo *
+open_leaf(const AuditLeaf *hit, ResultRelInfo *rootRRI, EState *estate)
+{
+	ResultRelInfo *rri;
+
+	if (!audit_leaf_lock(hit))
+		return NULL;
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, table_open(hit->leaf, NoLock), 0, rootRRI,
+					  estate->es_instrument);
+	ExecOpenIndices(rri, false);
+	return rri;
+}
+
+/*
  * audit_write_events: store nevents events in audit_log.events in the
  * current transaction, setting each event's event_id: increasing in the
  * order of the array, and greater than any id taken before (see
@@ -308,6 +353,8 @@ audit_write_events(AuditEvent *events, int nevents)
 	EState	   *estate;
 	RangeTblEntry *rte;
 	ResultRelInfo *rootRRI;
+	ResultRelInfo *leafRRI;		/* the leaf cache's, when it knew */
+	AuditLeaf	hit;
 	ModifyTableState *mtstate;
 	PartitionTupleRouting *proute;
 	TupleTableSlot *rootslot;
@@ -368,7 +415,10 @@ audit_write_events(AuditEvent *events, int nevents)
 
 		cid = GetCurrentCommandId(true);
 		estate->es_output_cid = cid;
-		proute = ExecSetupPartitionTupleRouting(estate, rel);
+		leafRRI = NULL;
+		if (cached_leaf(relid, events, nevents, &hit))
+			leafRRI = open_leaf(&hit, rootRRI, estate);
+		proute = leafRRI ? NULL : ExecSetupPartitionTupleRouting(estate, rel);
 		rootslot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
 										  &TTSOpsVirtual);
 
@@ -399,11 +449,15 @@ audit_write_events(AuditEvent *events, int nevents)
 			MemoryContextSwitchTo(writecxt);
 			ExecStoreVirtualTuple(rootslot);
 
-			partRRI = ExecFindPartition(mtstate, rootRRI, proute, rootslot, estate);
+			partRRI = leafRRI ? leafRRI :
+				ExecFindPartition(mtstate, rootRRI, proute, rootslot, estate);
 			if (partRRI != ms.rri)
 			{
 				multi_flush(&ms, estate, cid);
 				multi_switch(&ms, partRRI);
+				if (leafRRI == NULL)
+					audit_leaf_remember(rel, partRRI->ri_RelationDesc,
+										events[i].occurred_at, events[i].category);
 			}
 			if (ms.slots[ms.nslots] == NULL)	/* slots are made as needed */
 				ms.slots[ms.nslots] =
@@ -411,7 +465,7 @@ audit_write_events(AuditEvent *events, int nevents)
 											 table_slot_callbacks(partRRI->ri_RelationDesc));
 			slot = ms.slots[ms.nslots];
 			ExecClearTuple(slot);
-			map = audit_root_to_child_map(partRRI, estate);
+			map = leafRRI ? NULL : audit_root_to_child_map(partRRI, estate);
 			if (map != NULL)
 				execute_attr_map_slot(map->attrMap, rootslot, slot);
 			else
@@ -428,7 +482,13 @@ audit_write_events(AuditEvent *events, int nevents)
 			FreeBulkInsertState(ms.bistate);
 
 		ExecResetTupleTable(estate->es_tupleTable, false);
-		ExecCleanupTupleRouting(mtstate, proute);
+		if (leafRRI != NULL)
+		{
+			ExecCloseIndices(leafRRI);
+			table_close(leafRRI->ri_RelationDesc, NoLock);
+		}
+		if (proute != NULL)
+			ExecCleanupTupleRouting(mtstate, proute);
 		ExecCloseResultRelations(estate);
 		ExecCloseRangeTableRelations(estate);
 		FreeExecutorState(estate);
