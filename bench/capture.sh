@@ -24,8 +24,8 @@
 # single-column update, measured over the W1 runs.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 PORT=${BENCH_PORT:-5541}
 DURATION=${DURATION:-15}
 CLIENTS=${CLIENTS:-2}
@@ -33,13 +33,7 @@ ROWS=${ROWS:-200000}
 RUNS=${RUNS:-3}
 read -r -a METHODS <<< "${METHODS:-none floor audit_log plpgsql none2}"
 
-WORK=$(mktemp -d /tmp/audit_log_bench.XXXXXX)
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then
-    RUNAS=(runuser -u postgres --)
-    chown postgres "$WORK"
-fi
-as_pg() { "${RUNAS[@]}" "$@"; }
+bench_workdir audit_log_bench
 DATA=$WORK/data
 psql_() { as_pg env PGOPTIONS="-c client_min_messages=warning" "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"; }
 
@@ -51,17 +45,9 @@ trap cleanup EXIT
 
 echo "== cluster in $WORK (port $PORT, $("$PG_CONFIG" --version))"
 as_pg "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-cat >> "$DATA/postgresql.conf" <<CONF
+cat "$HERE/capture.conf" - >> "$DATA/postgresql.conf" <<CONF
 port = $PORT
-listen_addresses = ''
 unix_socket_directories = '$WORK'
-shared_preload_libraries = 'audit_log'
-synchronous_commit = off
-shared_buffers = 256MB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-autovacuum = on
-log_min_messages = warning
 CONF
 as_pg "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start >/dev/null
 as_pg "$BIN/psql" -X -q -h "$WORK" -p "$PORT" -d postgres -c "CREATE DATABASE bench"

@@ -21,32 +21,21 @@
 # start-up, caches warming and the shutdown checkpoint cancel out.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 N=${N:-1000}
 ROWS=${ROWS:-10000}
 read -r -a METHODS <<< "${METHODS:-none floor audit_log}"
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
 
-WORK=$(mktemp -d /tmp/audit_log_instr.XXXXXX)
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then
-    RUNAS=(runuser -u postgres --)
-    chown postgres "$WORK"
-fi
-as_pg() { "${RUNAS[@]}" "$@"; }
+bench_workdir audit_log_instr
 DATA=$WORK/data
 trap 'as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 echo "== $("$PG_CONFIG" --version), N=$N, ROWS=$ROWS"
 as_pg "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-cat >> "$DATA/postgresql.conf" <<CONF
-listen_addresses = ''
+cat "$HERE/capture.conf" - >> "$DATA/postgresql.conf" <<CONF
 unix_socket_directories = '$WORK'
-shared_preload_libraries = 'audit_log'
-synchronous_commit = off
-shared_buffers = 256MB
-max_wal_size = 8GB
 autovacuum = off
 CONF
 as_pg "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start >/dev/null

@@ -15,8 +15,8 @@
 # DURATION (seconds, 30), CLIENTS (4),
 # KEEP=1 keeps the clusters.
 set -euo pipefail
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PORT=${BENCH_PORT:-5551}
 CPORT=$((PORT + 1))
 RATE=${RATE:-1000}
@@ -24,13 +24,7 @@ PER_TXN=${PER_TXN:-1}
 DURATION=${DURATION:-30}
 CLIENTS=${CLIENTS:-4}
 
-WORK=$(mktemp -d /tmp/audit_log_bench_sources.XXXXXX)
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then
-    RUNAS=(runuser -u postgres --)
-    chown postgres "$WORK"
-fi
-as_pg() { "${RUNAS[@]}" "$@"; }
+bench_workdir audit_log_bench_sources
 psql_() { local port=$1; shift; as_pg "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$port" -d postgres "$@"; }
 
 cleanup() {

@@ -28,8 +28,8 @@
 # SKIP_CATCHUP=1, KEEP=1 keeps the clusters.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 PORT=${BENCH_PORT:-5561}
 CPORT=$((PORT + 1))
 DURATION=${DURATION:-15}
@@ -40,13 +40,7 @@ EVENTS=${EVENTS:-1000000}
 BATCH=${BATCH:-50000}
 CENTRAL_NICE=${CENTRAL_NICE:-0}
 
-WORK=$(mktemp -d /tmp/audit_log_bench_sources_load.XXXXXX)
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then
-    RUNAS=(runuser -u postgres --)
-    chown postgres "$WORK"
-fi
-as_pg() { "${RUNAS[@]}" "$@"; }
+bench_workdir audit_log_bench_sources_load
 psql_() { local port=$1; shift; as_pg env PGOPTIONS="-c client_min_messages=warning" "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$port" -d postgres "$@"; }
 
 cleanup() {
