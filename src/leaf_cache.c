@@ -18,7 +18,10 @@
  * Only the shape the extension builds is recorded: a leaf whose parent is
  * a RANGE partition of audit_log.events (not the root's DEFAULT partition,
  * whose range is whatever the days leave), with the root's columns in the
- * root's order (no conversion map).
+ * root's order (no conversion map).  The last leaf found to be of another
+ * shape is remembered as such, so that events routed to the root's
+ * DEFAULT partition (a day not created yet) do not read the catalog again
+ * on every call.
  *
  * Correctness rests on locks and invalidations, as the executor's own
  * routing does.  Anything that changes where an event of a recorded day
@@ -70,6 +73,7 @@ typedef struct LeafEntry
 static LeafEntry entries[LEAF_CACHE_SIZE];
 static int	next_entry = 0;		/* the slot the next entry takes */
 static uint64 generation = 1;
+static Oid	not_cacheable = InvalidOid;	/* last leaf found of another shape */
 static bool callback_registered = false;
 
 /*
@@ -89,9 +93,11 @@ leaf_cache_callback(Datum arg, Oid relid)
 		{
 			memset(entries, 0, sizeof(entries));
 			generation++;
-			return;
+			break;
 		}
 	}
+	if (relid == InvalidOid || relid == not_cacheable)
+		not_cacheable = InvalidOid;
 }
 
 /*
@@ -234,6 +240,7 @@ audit_leaf_remember(Relation root, Relation leaf, TimestampTz at,
 	LeafEntry  *e;
 
 	if (category == NULL || strlen(category) >= NAMEDATALEN ||
+		leafid == not_cacheable ||
 		audit_leaf_lookup(rootid, at, category, &known))
 		return;
 	if (!callback_registered)
@@ -247,8 +254,14 @@ audit_leaf_remember(Relation root, Relation leaf, TimestampTz at,
 	if (day == rootid || !get_rel_relispartition(day) ||
 		get_partition_parent(day, true) != rootid ||
 		get_rel_relkind(day) != RELKIND_PARTITIONED_TABLE ||
-		!day_range(day, &lo, &hi) || at < lo || at >= hi ||
+		!day_range(day, &lo, &hi) ||
 		!same_columns(RelationGetDescr(root), RelationGetDescr(leaf)))
+	{
+		/* Not again for each call (events with no day of their own). */
+		not_cacheable = leafid;
+		return;
+	}
+	if (at < lo || at >= hi)
 		return;
 
 	e = &entries[next_entry];
