@@ -16,7 +16,6 @@ PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AUDIT_CFLAGS)
 
-
 # Regression suite (sql/, expected/), isolation specs (test/specs,
 # test/expected) and TAP tests (test/t), each on its own temporary instance.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))

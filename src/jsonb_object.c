@@ -39,6 +39,20 @@ pad_to_int(char *buf, Size off)
 }
 
 /*
+ * check_length: error when length, of the elements or of the whole
+ * object, is more than a JEntry can hold (as JsonbValueToJsonb() does).
+ */
+static inline void
+check_length(Size length)
+{
+	if (length > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("total size of jsonb object elements exceeds the maximum of %d bytes",
+						JENTRY_OFFLENMASK)));
+}
+
+/*
  * audit_jsonb_object: the pairs as a jsonb object.  The keys must be
  * unique and in jsonb's key order (shorter first, then bytewise), as
  * JsonbValueToJsonb() expects of an object it is given.  Values: null,
@@ -154,21 +168,13 @@ audit_jsonb_object(const JsonbPair *pairs, int npairs)
 		}
 		len = (uint32) (off - start);
 		totallen += len;
-		if (totallen > JENTRY_OFFLENMASK)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("total size of jsonb object elements exceeds the maximum of %d bytes",
-							JENTRY_OFFLENMASK)));
+		check_length(totallen);
 		meta = ((i + npairs) % JB_OFFSET_STRIDE) == 0 ?
 			type | JENTRY_HAS_OFF | totallen : type | len;
 		memcpy(buf + entries + (npairs + i) * sizeof(JEntry), &meta, sizeof(JEntry));
 	}
 	Assert(off <= bound);
-	if (off - VARHDRSZ > JENTRY_OFFLENMASK)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("total size of jsonb object elements exceeds the maximum of %d bytes",
-						JENTRY_OFFLENMASK)));
+	check_length(off - VARHDRSZ);
 	SET_VARSIZE(buf, off);
 	return (Jsonb *) buf;
 }
