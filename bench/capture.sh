@@ -6,8 +6,8 @@
 # and with the common PL/pgSQL pattern (a row trigger writing
 # to_jsonb(OLD)/to_jsonb(NEW) into a table), each method on a fresh table,
 # all in one run on one throwaway cluster, reported as ratios to "no
-# auditing" and to the floor.  "none2" is no auditing again, run last in
-# every round: its ratio to "none" is the noise of the run.
+# auditing" and to the floor.  "none2" is no auditing again, on tables of
+# its own: its ratio to "none" is the noise of the run.
 #
 #   bash bench/capture.sh            (as root or as postgres)
 #
@@ -15,7 +15,16 @@
 # extension must be installed there), BENCH_PORT (5541), DURATION (seconds
 # per TPS run, 15), RUNS (rounds, 3: every figure is the median of its
 # rounds), CLIENTS (2), ROWS (200000), METHODS (default
-# "none floor audit_log plpgsql none2"), KEEP=1 keeps the cluster.
+# "none floor audit_log plpgsql none2"), KEEP=1 keeps the cluster,
+# TOUCH_GB (0): on a virtual machine whose RAM the host backs on first
+# touch, touch that many GB once before starting (see bench/README.md,
+# Method).
+#
+# Every timed run (TPS or statement) starts settled: no autovacuum worker
+# running, a checkpoint taken and synced, so that no method pays for the
+# write-back or the vacuum the one before it left.  The methods run in
+# the order given in round 1, and that order turns by one each round, so
+# that no method always follows the same one.
 #
 # Workloads: W1 single-row UPDATE per transaction (TPS); W2 INSERT + UPDATE
 # + DELETE per transaction (TPS); W3 one UPDATE of every row (seconds); W4
@@ -43,6 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+bench_touch_ram "${TOUCH_GB:-0}"
 echo "== cluster in $WORK (port $PORT, $("$PG_CONFIG" --version))"
 as_pg "$BIN/initdb" -D "$DATA" -A trust -U postgres --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 cat "$HERE/capture.conf" - >> "$DATA/postgresql.conf" <<CONF
@@ -64,17 +74,19 @@ quiet() {
     done
     echo "   (autovacuum still running after 5 minutes)"
 }
-# fresh_table METHOD NAME ROWS: a new table, filled, with METHOD attached;
-# then no autovacuum running, a checkpoint and sync, so that the statement
-# timed next starts with nothing left to write back or vacuum: no method
-# pays for the write-back or the vacuum of the methods (or the TPS runs)
-# before it.
-fresh_table() {
-    psql_ -c "SELECT bench_make_table('$2', $3, '$1')" >/dev/null
-    psql_ -c "VACUUM ANALYZE $2" >/dev/null
+# settle: no autovacuum running, then a checkpoint and sync: what is timed
+# next starts with nothing left to write back or vacuum.
+settle() {
     quiet
     psql_ -c "CHECKPOINT" >/dev/null
     sync
+}
+# fresh_table METHOD NAME ROWS: a new table, filled, with METHOD attached,
+# then settled.
+fresh_table() {
+    psql_ -c "SELECT bench_make_table('$2', $3, '$1')" >/dev/null
+    psql_ -c "VACUUM ANALYZE $2" >/dev/null
+    settle
 }
 audit_bytes() {
     psql_ -At -c "SELECT bench_audit_bytes('$1')"
@@ -109,24 +121,29 @@ for m in "${METHODS[@]}"; do
     fresh_table "$m" "w2_$m" "$ROWS"
 done
 for run in $(seq 1 "$RUNS"); do
-    echo "== round $run of $RUNS ($(uptime | sed 's/.*load/load/'))"
-    for m in "${METHODS[@]}"; do
+    # this round's order: METHODS turned by run - 1
+    k=$(( (run - 1) % ${#METHODS[@]} ))
+    ORDER=("${METHODS[@]:k}" "${METHODS[@]:0:k}")
+    echo "== round $run of $RUNS ($(uptime | sed 's/.*load/load/')), order: ${ORDER[*]}"
+    for m in "${ORDER[@]}"; do
+        settle
         b0=$(audit_bytes "$m"); r0=$(audit_rows "$m")
         t=$(tps capture_w1.sql "w1_$m"); add "w1_$m" "$t"
         b1=$(audit_bytes "$m"); r1=$(audit_rows "$m")
         if [ "$r1" -gt "$r0" ]; then add "bytes_$m" $(( (b1 - b0) / (r1 - r0) )); fi
         echo "   W1 $m: $t tps  (audit rows +$((r1 - r0)), bytes +$((b1 - b0)))"
     done
-    for m in "${METHODS[@]}"; do
+    for m in "${ORDER[@]}"; do
+        settle
         t=$(tps capture_w2.sql "w2_$m"); add "w2_$m" "$t"
         echo "   W2 $m: $t tps"
     done
-    for m in "${METHODS[@]}"; do
+    for m in "${ORDER[@]}"; do
         fresh_table "$m" "w3_$m" "$ROWS"
         t=$(seconds "UPDATE w3_$m SET qty = qty + 1"); add "w3_$m" "$t"
         echo "   W3 $m: $t s"
     done
-    for m in "${METHODS[@]}"; do
+    for m in "${ORDER[@]}"; do
         fresh_table "$m" "w4_$m" 0
         t=$(seconds "SELECT bench_fill('w4_$m', $ROWS)"); add "w4_$m" "$t"
         echo "   W4 $m: $t s"

@@ -2,7 +2,8 @@
 # by default Debian's PostgreSQL 15); bench_workdir PREFIX makes the
 # throwaway directory WORK (/tmp/PREFIX.XXXXXX); as_pg runs a command as
 # postgres when the benchmark runs as root (initdb refuses root) and as
-# the caller otherwise.
+# the caller otherwise; bench_touch_ram GB touches that much memory once
+# (nothing for 0).
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 BIN=$("$PG_CONFIG" --bindir)
 bench_workdir() {
@@ -14,3 +15,8 @@ bench_workdir() {
     fi
 }
 as_pg() { "${RUNAS[@]}" "$@"; }
+bench_touch_ram() {
+    [ "${1:-0}" -gt 0 ] || return 0
+    echo "== touching ${1} GB of RAM once (TOUCH_GB)"
+    perl -e 'my @b; push @b, "\1" x (1 << 30) for 1 .. $ARGV[0]' "$1"
+}
