@@ -16,6 +16,9 @@ bench_workdir() {
 }
 as_pg() { "${RUNAS[@]}" "$@"; }
 bench_touch_ram() {
+    case ${1:-0} in
+        '' | *[!0-9]*) echo "TOUCH_GB must be a whole number of GB, not \"$1\"" >&2; exit 2 ;;
+    esac
     [ "${1:-0}" -gt 0 ] || return 0
     echo "== touching ${1} GB of RAM once (TOUCH_GB)"
     perl -e 'my @b; push @b, "\1" x (1 << 30) for 1 .. $ARGV[0]' "$1"
