@@ -1104,6 +1104,16 @@ INSERT INTO @extschema@.alert_state (hwm, settled)
 SELECT coalesce(pg_catalog.pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0),
        coalesce(pg_catalog.pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0);
 
+-- Evaluation state of each source's events (header): one row a source.
+CREATE TABLE @extschema@.alert_source_state (
+    source      text PRIMARY KEY,
+    hwm         bigint NOT NULL,
+    holes       int8multirange NOT NULL DEFAULT '{}',
+    settled     bigint,
+    mark_at     timestamptz[] NOT NULL DEFAULT '{}',
+    mark_hwms   bigint[] NOT NULL DEFAULT '{}'
+);
+
 -- Recent matches of the rules whose threshold is above 1.
 CREATE TABLE @extschema@.alert_pending (
     rule        text NOT NULL,
@@ -1122,7 +1132,7 @@ CREATE TABLE @extschema@.alert_group (
 CREATE UNIQUE INDEX alert_group_key ON @extschema@.alert_group (rule, (coalesce(group_value, '')), (group_value IS NULL));
 
 REVOKE ALL ON @extschema@.alert_rule, @extschema@.alerts, @extschema@.alert_state,
-    @extschema@.alert_pending, @extschema@.alert_group FROM PUBLIC;
+    @extschema@.alert_source_state, @extschema@.alert_pending, @extschema@.alert_group FROM PUBLIC;
 
 -- The built-in rules: installed enabled, changeable with create_alert/drop_alert.
 INSERT INTO @extschema@.alert_rule (name, threshold, within, group_by, severity, event_types,
@@ -1389,7 +1399,8 @@ $$;
 
 /*
  * check_alerts(): one evaluation pass over the events not read yet;
- * returns the number of alerts raised.  Its steps: _alert_read() reads the
+ * returns the number of alerts raised.  Without JIT: the statements of a
+ * pass are generated, planned once and short; compiling them cost seconds.  Its steps: _alert_read() reads the
  * new events once for every rule into the hits; _alert_fire_rule() then
  * evaluates each rule that has hits, in name order.
  */
@@ -1397,6 +1408,7 @@ CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET audit_log.internal = on
+SET jit = off
 AS $$
 DECLARE
     rules @extschema@.alert_rule[];
@@ -1422,13 +1434,18 @@ $$;
  * the rules, numbered in name order (read after the lock: a pass never sees
  * half a replacement), and leaves their hits in pg_temp._alert_hits.
  *
- * One statement reads the new events (hwm and holes, through the event_id
- * index) and, in the same scan, tests every rule on each of them: the hits
- * (rule, group, time, id) go to the temp table _alert_hits, no copy of the
- * events is made; the same statement computes the new hwm and holes from
- * the ids it read (one snapshot, as the header requires).  Rules that share
- * their filters (all but details_contain) share one evaluation of them per
- * event, and a rule's event types are tested before the rest.
+ * One statement reads this database's new events (hwm and holes, through
+ * the event_id index) and, in the same scan, tests every rule on each of
+ * them: the hits (rule, group, time, id) go to the temp table _alert_hits,
+ * no copy of the events is made (what the statement keeps of an event that
+ * no rule matches is its id); the same statement computes the new hwm and
+ * holes from the ids it read (one snapshot, as the header requires), and
+ * spends nothing on holes when the ids it read have none.  A second
+ * statement does the same for the sources' events, each source from its
+ * own position (alert_source_state, see the header); _alert_sources()
+ * moves those positions.  Rules that share their filters (all but
+ * details_contain) share one evaluation of them per event, and a rule's
+ * event types are tested before the rest.
  */
 CREATE FUNCTION @extschema@._alert_read() RETURNS @extschema@.alert_rule[]
 LANGUAGE plpgsql
@@ -1449,6 +1466,8 @@ DECLARE
     cols text := '';
     tests text := '';
     groups text := '';
+    head text;
+    tail text;
 BEGIN
     -- The mark of this pass (header): A, then G, then the xmin X.  A is
     -- read before the row lock below, which gives this transaction its xid.
@@ -1491,25 +1510,51 @@ BEGIN
         DROP TABLE pg_temp._alert_hits;
     END IF;
     CREATE TEMP TABLE _alert_hits (rule_no integer, gv text, t timestamptz, id bigint) ON COMMIT DROP;
-    -- The read: hits, new hwm, holes (those above settled the read did not see).
-    EXECUTE format(
-        'WITH n AS MATERIALIZED ('
-        '  SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
-        '         e.resource_id, e.tenant, e.source,'
-        '         pg_catalog.array_remove(ARRAY[%s NULL]::integer[], NULL) AS rn'
+    -- What both reads compute of an event (the events read go between head
+    -- and tail, as e, with a column probe): its rules (rn, NULL for none)
+    -- and, for the events some rule matched only, what the hits need.
+    head := 'n AS MATERIALIZED ('
+        '  SELECT e.event_id, e.source, e.probe, e.rn,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.occurred_at END AS occurred_at,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.actor END AS actor,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.db_user END AS db_user,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.client_addr END AS client_addr,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.object_name END AS object_name,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.resource_id END AS resource_id,'
+        '         CASE WHEN e.rn IS NOT NULL THEN e.tenant END AS tenant'
         '    FROM (SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
-        '                 e.resource_id, e.tenant, e.source, e.details %s'
-        '            FROM @extschema@.events e'
-        '           WHERE e.event_id > $1 OR e.event_id = ANY ($2) OFFSET 0) e), '
+        '                 e.resource_id, e.tenant, e.source, e.probe,'
+        '                 NULLIF(pg_catalog.array_remove(ARRAY[' || tests || ' NULL]::integer[], NULL),'
+        '                                   ''{}''::integer[]) AS rn'
+        '            FROM (SELECT e.event_id, e.occurred_at, e.actor, e.db_user, e.client_addr, e.object_name,'
+        '                         e.resource_id, e.tenant, e.source, e.details, e.probe ' || cols ||
+        '                    FROM (';
+    tail := ') e OFFSET 0) e OFFSET 0) e), '
         'ins AS ('
         '  INSERT INTO pg_temp._alert_hits (rule_no, gv, t, id)'
-        '  SELECT m.rule_no, CASE m.rule_no WHEN 0 THEN NULL::text %s END, e.occurred_at, e.event_id'
-        '    FROM n e, pg_catalog.unnest(e.rn) AS m(rule_no)) '
-        'SELECT greatest($1, (SELECT max(n.event_id) FROM n)),'
+        '  SELECT m.rule_no, CASE m.rule_no WHEN 0 THEN NULL::text ' || groups || ' END, e.occurred_at, e.event_id'
+        '    FROM n e, pg_catalog.unnest(e.rn) AS m(rule_no) WHERE e.rn IS NOT NULL) ';
+
+    -- This database's events: hits, new hwm, holes (those above settled the
+    -- read did not see; none to look for when the ids above settled are as
+    -- many as the range they span).  lim: no local event visible to this
+    -- statement has an id above the sequence's last value read after its
+    -- snapshot, so a source's greater ids are never read here.
+    EXECUTE
+        'WITH lim AS MATERIALIZED ('
+        '  SELECT coalesce(pg_catalog.pg_sequence_last_value(''@extschema@.events_event_id_seq''::pg_catalog.regclass), 0) AS v), '
+        || head ||
+        'SELECT e.*, false AS probe FROM @extschema@.events e'
+        ' WHERE e.source IS NULL'
+        '   AND ((e.event_id > $1 AND e.event_id <= (SELECT l.v FROM lim l)) OR e.event_id = ANY ($2))'
+        || tail ||
+        'SELECT greatest($1, a.mx),'
         '       ARRAY(SELECT s.h FROM (SELECT pg_catalog.unnest($2) AS h'
-        '                              UNION ALL SELECT pg_catalog.generate_series($1 + 1, (SELECT max(n.event_id) FROM n))) s'
+        '                              UNION ALL SELECT pg_catalog.generate_series(greatest($1, $3) + 1, a.mx)'
+        '                                         WHERE a.c < a.mx - greatest($1, $3)) s'
         '              WHERE s.h > $3 AND NOT EXISTS (SELECT 1 FROM n WHERE n.event_id = s.h)'
-        '              ORDER BY s.h)', tests, cols, groups)
+        '              ORDER BY s.h)'
+        '  FROM (SELECT max(n.event_id) AS mx, count(*) FILTER (WHERE n.event_id > greatest($1, $3)) AS c FROM n) a'
       INTO hi, st.holes USING st.hwm, st.holes, st.settled;
 
     -- New state: marks, hwm.
@@ -1521,7 +1566,89 @@ BEGIN
        SET hwm = hi, settled = st.settled, holes = st.holes, mark_ids = st.mark_ids,
            mark_xids = st.mark_xids, passes = s.passes + 1;
 
+    -- The sources' events: each source's events above its hwm (at most
+    -- 100,000, in event_id order) and in its holes, through the
+    -- (source, event_id) index; the ids read go to _alert_src for
+    -- _alert_sources().
+    IF to_regclass('pg_temp._alert_src') IS NOT NULL THEN
+        DROP TABLE pg_temp._alert_src;
+    END IF;
+    CREATE TEMP TABLE _alert_src (source text, event_id bigint, probe boolean) ON COMMIT DROP;
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry) OR EXISTS (SELECT 1 FROM @extschema@.alert_source_state) THEN
+        EXECUTE
+            'WITH k AS MATERIALIZED ('
+            '  SELECT x.source, s.hwm, coalesce(s.holes, ''{}''::pg_catalog.int8multirange) AS holes'
+            '    FROM (SELECT r.source FROM @extschema@.source_registry r'
+            '          UNION SELECT t.source FROM @extschema@.alert_source_state t) x'
+            '    LEFT JOIN @extschema@.alert_source_state s ON s.source = x.source), '
+            || head ||
+            'SELECT e.*, false AS probe FROM k CROSS JOIN LATERAL ('
+            '  SELECT e.* FROM @extschema@.events e'
+            '   WHERE e.source = k.source AND e.event_id > coalesce(k.hwm, ''-9223372036854775808''::bigint)'
+            '   ORDER BY e.event_id LIMIT 100000) e'
+            ' UNION ALL '
+            'SELECT e.*, true AS probe FROM k CROSS JOIN LATERAL pg_catalog.unnest(k.holes) AS h(r) CROSS JOIN LATERAL ('
+            '  SELECT e.* FROM @extschema@.events e'
+            '   WHERE e.source = k.source AND e.event_id >= pg_catalog.lower(h.r)'
+            '     AND e.event_id < pg_catalog.upper(h.r) OFFSET 0) e'
+            || tail ||
+            ', src AS (INSERT INTO pg_temp._alert_src SELECT n.source, n.event_id, n.probe FROM n) '
+            'SELECT 1';
+        PERFORM @extschema@._alert_sources();
+    END IF;
+
     RETURN rules;
+END
+$$;
+
+/*
+ * _alert_sources(): move each source's read position (alert_source_state)
+ * past what _alert_read() read of it (pg_temp._alert_src): hwm to the
+ * greatest id read above it, the gaps between the ids read become holes,
+ * the holes read are filled, and the holes at or below the source's hwm of
+ * an hour ago (its settled mark, see the header) are forgotten.
+ */
+CREATE FUNCTION @extschema@._alert_sources() RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    src text;
+    ss @extschema@.alert_source_state;
+    mx bigint;
+    gaps pg_catalog.int8multirange;
+    found pg_catalog.int8multirange;
+BEGIN
+    FOR src IN SELECT x.source FROM (SELECT t.source FROM @extschema@.alert_source_state t
+                                     UNION SELECT a.source FROM pg_temp._alert_src a) x
+                ORDER BY x.source LOOP
+        SELECT * INTO ss FROM @extschema@.alert_source_state t WHERE t.source = src;
+        SELECT max(r.event_id),
+               range_agg(pg_catalog.int8range(r.prev + 1, r.event_id)) FILTER (WHERE r.prev + 1 < r.event_id)
+          INTO mx, gaps
+          FROM (SELECT a.event_id, coalesce(lag(a.event_id) OVER (ORDER BY a.event_id), ss.hwm) AS prev
+                  FROM pg_temp._alert_src a WHERE a.source = src AND NOT a.probe) r;
+        SELECT range_agg(pg_catalog.int8range(a.event_id, a.event_id, '[]')) INTO found
+          FROM pg_temp._alert_src a WHERE a.source = src AND a.probe;
+        ss.source := src;
+        ss.holes := coalesce(ss.holes, '{}') - coalesce(found, '{}') + coalesce(gaps, '{}');
+        ss.hwm := coalesce(greatest(ss.hwm, mx), mx);
+        IF mx IS NOT NULL THEN
+            ss.mark_at := coalesce(ss.mark_at, '{}') || now();
+            ss.mark_hwms := coalesce(ss.mark_hwms, '{}') || ss.hwm;
+        END IF;
+        ss.settled := greatest(ss.settled, (SELECT max(m.h) FROM unnest(ss.mark_at, ss.mark_hwms) AS m(t, h)
+                                             WHERE m.t <= now() - interval '1 hour'));
+        SELECT coalesce(array_agg(m.t ORDER BY m.t), '{}'), coalesce(array_agg(m.h ORDER BY m.t), '{}')
+          INTO ss.mark_at, ss.mark_hwms
+          FROM unnest(ss.mark_at, ss.mark_hwms) AS m(t, h) WHERE m.t > now() - interval '1 hour';
+        IF ss.settled IS NOT NULL THEN
+            ss.holes := ss.holes - pg_catalog.int8multirange(pg_catalog.int8range(NULL, ss.settled, '(]'));
+        END IF;
+        INSERT INTO @extschema@.alert_source_state AS t VALUES (ss.*)
+            ON CONFLICT (source) DO UPDATE
+            SET hwm = excluded.hwm, holes = excluded.holes, settled = excluded.settled,
+                mark_at = excluded.mark_at, mark_hwms = excluded.mark_hwms;
+    END LOOP;
 END
 $$;
 
@@ -1638,7 +1765,7 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._alert_group_expr(text), @extschema@._alert_where(@extschema@.alert_rule),
     @extschema@._alert_bad(text, text),
     @extschema@._alert_fire(@extschema@.alert_rule, text, integer, bigint, bigint),
-    @extschema@._alert_read(), @extschema@._alert_quiet(text, text, timestamptz),
+    @extschema@._alert_read(), @extschema@._alert_sources(), @extschema@._alert_quiet(text, text, timestamptz),
     @extschema@._alert_fire_rule(@extschema@.alert_rule, integer),
     @extschema@.create_alert(text, integer, interval, text, text, text[], text[], text[], text[], text[],
         cidr[], timestamptz, timestamptz, text, text[], text[], text[], jsonb),

@@ -31,6 +31,21 @@
  * entirely by the next, so a crash neither loses nor repeats a firing.
  * Passes are serialized by the row lock on alert_state.
  *
+ * Events of sources (a central database: source IS NOT NULL) carry the
+ * event_ids of their source, unrelated to this database's sequence, so the
+ * above covers this database's own events only (source IS NULL, and never
+ * above the sequence's last value: a source's ids are not read through the
+ * local range).  Each source has its own read position in
+ * alert_source_state, read through the (source, event_id) index: its
+ * events above its hwm, at most 100,000 a pass in event_id order, and its
+ * holes (ranges of ids below its hwm not seen yet: the source's own
+ * transactions commit, and so arrive, out of event_id order).  What a
+ * source never sends (its rollbacks, its sequence gaps) cannot be told
+ * from what it sends late, so a source's hole is kept for an hour of
+ * passes (settled = the source's hwm of the newest mark an hour old) and
+ * then forgotten: a source event that arrives more than an hour after a
+ * greater event_id of the same source is not alerted on.
+ *
  * Windows.  A rule fires for a group (the value of group_by) at a matching
  * event e when at least `threshold` matching events of the group occurred in
  * [e.occurred_at - within, e.occurred_at], and then stays quiet for that
@@ -116,6 +131,16 @@ INSERT INTO @extschema@.alert_state (hwm, settled)
 SELECT coalesce(pg_catalog.pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0),
        coalesce(pg_catalog.pg_sequence_last_value('@extschema@.events_event_id_seq'::regclass), 0);
 
+-- Evaluation state of each source's events (header): one row a source.
+CREATE TABLE @extschema@.alert_source_state (
+    source      text PRIMARY KEY,
+    hwm         bigint NOT NULL,
+    holes       int8multirange NOT NULL DEFAULT '{}',
+    settled     bigint,
+    mark_at     timestamptz[] NOT NULL DEFAULT '{}',
+    mark_hwms   bigint[] NOT NULL DEFAULT '{}'
+);
+
 -- Recent matches of the rules whose threshold is above 1.
 CREATE TABLE @extschema@.alert_pending (
     rule        text NOT NULL,
@@ -134,7 +159,7 @@ CREATE TABLE @extschema@.alert_group (
 CREATE UNIQUE INDEX alert_group_key ON @extschema@.alert_group (rule, (coalesce(group_value, '')), (group_value IS NULL));
 
 REVOKE ALL ON @extschema@.alert_rule, @extschema@.alerts, @extschema@.alert_state,
-    @extschema@.alert_pending, @extschema@.alert_group FROM PUBLIC;
+    @extschema@.alert_source_state, @extschema@.alert_pending, @extschema@.alert_group FROM PUBLIC;
 
 -- The built-in rules: installed enabled, changeable with create_alert/drop_alert.
 INSERT INTO @extschema@.alert_rule (name, threshold, within, group_by, severity, event_types,
