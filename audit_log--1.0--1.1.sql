@@ -1134,6 +1134,13 @@ CREATE UNIQUE INDEX alert_group_key ON @extschema@.alert_group (rule, (coalesce(
 REVOKE ALL ON @extschema@.alert_rule, @extschema@.alerts, @extschema@.alert_state,
     @extschema@.alert_source_state, @extschema@.alert_pending, @extschema@.alert_group FROM PUBLIC;
 
+-- pg_dump keeps the rules (all of them, so that a replaced or dropped
+-- built-in stays so: a restore starts without the built-ins, 70_restore)
+-- and the alerts raised.  The evaluation state is not kept: the passes of
+-- a restored database start after the restored events (_restore_close).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts', '');
+
 -- The built-in rules: installed enabled, changeable with create_alert/drop_alert.
 INSERT INTO @extschema@.alert_rule (name, threshold, within, group_by, severity, event_types,
                                     categories, statuses, details_contain, builtin) VALUES
@@ -1399,10 +1406,11 @@ $$;
 
 /*
  * check_alerts(): one evaluation pass over the events not read yet;
- * returns the number of alerts raised.  Without JIT: the statements of a
- * pass are generated, planned once and short; compiling them cost seconds.  Its steps: _alert_read() reads the
+ * returns the number of alerts raised.  Its steps: _alert_read() reads the
  * new events once for every rule into the hits; _alert_fire_rule() then
- * evaluates each rule that has hits, in name order.
+ * evaluates each rule that has hits, in name order.  Without JIT: the
+ * statements of a pass are generated and used once, and compiling them
+ * cost seconds a pass.
  */
 CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
@@ -1570,11 +1578,11 @@ BEGIN
     -- 100,000, in event_id order) and in its holes, through the
     -- (source, event_id) index; the ids read go to _alert_src for
     -- _alert_sources().
-    IF to_regclass('pg_temp._alert_src') IS NOT NULL THEN
-        DROP TABLE pg_temp._alert_src;
-    END IF;
-    CREATE TEMP TABLE _alert_src (source text, event_id bigint, probe boolean) ON COMMIT DROP;
     IF EXISTS (SELECT 1 FROM @extschema@.source_registry) OR EXISTS (SELECT 1 FROM @extschema@.alert_source_state) THEN
+        IF to_regclass('pg_temp._alert_src') IS NOT NULL THEN
+            DROP TABLE pg_temp._alert_src;
+        END IF;
+        CREATE TEMP TABLE _alert_src (source text, event_id bigint, probe boolean) ON COMMIT DROP;
         EXECUTE
             'WITH k AS MATERIALIZED ('
             '  SELECT x.source, s.hwm, coalesce(s.holes, ''{}''::pg_catalog.int8multirange) AS holes'
@@ -2162,7 +2170,8 @@ $$;
 /*
  * _restore_close(): record the restore that ended (audit.restored, with
  * what it brought back) and close it; the event id sequence is moved past
- * the highest restored id if it is behind.  One row for maintain().
+ * the highest restored id if it is behind, and the alert passes start after
+ * the restored events.  One row for maintain().
  */
 CREATE FUNCTION @extschema@._restore_close()
 RETURNS TABLE(action text, object text, detail text)
@@ -2189,6 +2198,19 @@ BEGIN
       FROM @extschema@.events_event_id_seq q;
     IF ev.last_id > last THEN
         PERFORM pg_catalog.setval('@extschema@.events_event_id_seq', ev.last_id);
+    END IF;
+    -- Alerts are about what happens from now on (70_alerts.sql): the passes
+    -- start after the restored events, this database's and each source's.
+    UPDATE @extschema@.alert_state s
+       SET hwm = greatest(s.hwm, l.id), settled = greatest(s.settled, l.id), holes = '{}'
+      FROM (SELECT coalesce(max(e.event_id), 0) AS id FROM @extschema@.events e WHERE e.source IS NULL) l;
+    INSERT INTO @extschema@.alert_source_state AS t (source, hwm)
+    SELECT e.source, max(e.event_id) FROM @extschema@.events e WHERE e.source IS NOT NULL GROUP BY e.source
+        ON CONFLICT (source) DO UPDATE SET hwm = greatest(t.hwm, excluded.hwm);
+    -- New alerts are numbered after the restored ones.
+    SELECT max(a.alert_id) INTO last FROM @extschema@.alerts a;
+    IF last IS NOT NULL THEN
+        PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('@extschema@.alerts', 'alert_id'), last);
     END IF;
     -- The event_id index of every partition (see restore.c).
     IF NOT EXISTS (SELECT 1 FROM pg_index i
@@ -3627,7 +3649,8 @@ REVOKE ALL ON FUNCTION @extschema@._index_closed(timestamptz) FROM PUBLIC;
 /*
  * _restore_close(): record the restore that ended (audit.restored, with
  * what it brought back) and close it; the event id sequence is moved past
- * the highest restored id if it is behind.  One row for maintain().
+ * the highest restored id if it is behind, and the alert passes start after
+ * the restored events.  One row for maintain().
  */
 
 /*

@@ -161,6 +161,13 @@ CREATE UNIQUE INDEX alert_group_key ON @extschema@.alert_group (rule, (coalesce(
 REVOKE ALL ON @extschema@.alert_rule, @extschema@.alerts, @extschema@.alert_state,
     @extschema@.alert_source_state, @extschema@.alert_pending, @extschema@.alert_group FROM PUBLIC;
 
+-- pg_dump keeps the rules (all of them, so that a replaced or dropped
+-- built-in stays so: a restore starts without the built-ins, 70_restore)
+-- and the alerts raised.  The evaluation state is not kept: the passes of
+-- a restored database start after the restored events (_restore_close).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts', '');
+
 -- The built-in rules: installed enabled, changeable with create_alert/drop_alert.
 INSERT INTO @extschema@.alert_rule (name, threshold, within, group_by, severity, event_types,
                                     categories, statuses, details_contain, builtin) VALUES

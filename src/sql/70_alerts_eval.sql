@@ -7,10 +7,11 @@
 
 /*
  * check_alerts(): one evaluation pass over the events not read yet;
- * returns the number of alerts raised.  Without JIT: the statements of a
- * pass are generated, planned once and short; compiling them cost seconds.  Its steps: _alert_read() reads the
+ * returns the number of alerts raised.  Its steps: _alert_read() reads the
  * new events once for every rule into the hits; _alert_fire_rule() then
- * evaluates each rule that has hits, in name order.
+ * evaluates each rule that has hits, in name order.  Without JIT: the
+ * statements of a pass are generated and used once, and compiling them
+ * cost seconds a pass.
  */
 CREATE FUNCTION @extschema@.check_alerts() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
@@ -178,11 +179,11 @@ BEGIN
     -- 100,000, in event_id order) and in its holes, through the
     -- (source, event_id) index; the ids read go to _alert_src for
     -- _alert_sources().
-    IF to_regclass('pg_temp._alert_src') IS NOT NULL THEN
-        DROP TABLE pg_temp._alert_src;
-    END IF;
-    CREATE TEMP TABLE _alert_src (source text, event_id bigint, probe boolean) ON COMMIT DROP;
     IF EXISTS (SELECT 1 FROM @extschema@.source_registry) OR EXISTS (SELECT 1 FROM @extschema@.alert_source_state) THEN
+        IF to_regclass('pg_temp._alert_src') IS NOT NULL THEN
+            DROP TABLE pg_temp._alert_src;
+        END IF;
+        CREATE TEMP TABLE _alert_src (source text, event_id bigint, probe boolean) ON COMMIT DROP;
         EXECUTE
             'WITH k AS MATERIALIZED ('
             '  SELECT x.source, s.hwm, coalesce(s.holes, ''{}''::pg_catalog.int8multirange) AS holes'

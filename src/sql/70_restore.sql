@@ -10,7 +10,8 @@
  * event id sequence is configuration, so its value is dumped, like the
  * configuration tables of the other parts (table_config,
  * event_type_catalog, retention_policy, legal_hold, purge_log,
- * leaf_categories, seal).
+ * leaf_categories, seal, alert_rule, alerts, source_registry,
+ * source_seals).
  *
  * Restoring.  pg_restore (or psql) into a new database, in a session with
  * audit_log.restore = on (superuser): its CREATE EXTENSION creates no
@@ -73,7 +74,8 @@ $$;
 /*
  * _restore_close(): record the restore that ended (audit.restored, with
  * what it brought back) and close it; the event id sequence is moved past
- * the highest restored id if it is behind.  One row for maintain().
+ * the highest restored id if it is behind, and the alert passes start after
+ * the restored events.  One row for maintain().
  */
 CREATE FUNCTION @extschema@._restore_close()
 RETURNS TABLE(action text, object text, detail text)
@@ -100,6 +102,19 @@ BEGIN
       FROM @extschema@.events_event_id_seq q;
     IF ev.last_id > last THEN
         PERFORM pg_catalog.setval('@extschema@.events_event_id_seq', ev.last_id);
+    END IF;
+    -- Alerts are about what happens from now on (70_alerts.sql): the passes
+    -- start after the restored events, this database's and each source's.
+    UPDATE @extschema@.alert_state s
+       SET hwm = greatest(s.hwm, l.id), settled = greatest(s.settled, l.id), holes = '{}'
+      FROM (SELECT coalesce(max(e.event_id), 0) AS id FROM @extschema@.events e WHERE e.source IS NULL) l;
+    INSERT INTO @extschema@.alert_source_state AS t (source, hwm)
+    SELECT e.source, max(e.event_id) FROM @extschema@.events e WHERE e.source IS NOT NULL GROUP BY e.source
+        ON CONFLICT (source) DO UPDATE SET hwm = greatest(t.hwm, excluded.hwm);
+    -- New alerts are numbered after the restored ones.
+    SELECT max(a.alert_id) INTO last FROM @extschema@.alerts a;
+    IF last IS NOT NULL THEN
+        PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('@extschema@.alerts', 'alert_id'), last);
     END IF;
     -- The event_id index of every partition (see restore.c).
     IF NOT EXISTS (SELECT 1 FROM pg_index i
@@ -156,6 +171,8 @@ BEGIN
         DROP INDEX @extschema@.events_event_id_idx;
         DROP INDEX @extschema@.events_source_event_id_key;
         DROP TABLE @extschema@.events_default;
+        -- The dump brings every rule, the built-in ones as they were.
+        DELETE FROM @extschema@.alert_rule;
         INSERT INTO @extschema@.restore_state (pid, backend_start, began_at, began_by)
         SELECT pg_backend_pid(), a.backend_start, now(), session_user
           FROM pg_stat_get_activity(pg_backend_pid()) a;

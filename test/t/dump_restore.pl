@@ -57,6 +57,20 @@ $src->safe_psql($db, q{
 	                                  'auth', 'auth.login_failed', 'h' || h))
 	  FROM generate_series(1, 12) h;
 });
+# Alert rules: one of the user's, a built-in replaced, one dropped; an
+# alert raised.
+$src->safe_psql($db, q{
+	SELECT audit_log.create_alert('key_rotation', group_by => 'resource_id', severity => 'low',
+		event_types => '{app.key_rotated}');
+	SELECT audit_log.create_alert('login_brute_force', threshold => 20, within => '10 minutes',
+		group_by => 'client_addr', event_types => '{auth.login_failed}');
+	SELECT audit_log.drop_alert('tamper_attempt');
+	SELECT audit_log.log('app.key_rotated', object_type => 'api_key', resource_id => '9');
+});
+$src->poll_query_until($db, q{
+	SELECT audit_log.check_alerts() >= 0
+	   AND EXISTS (SELECT 1 FROM audit_log.alerts WHERE rule = 'key_rotation' AND group_value = '9')})
+  or die 'no alert raised';
 # A failed command travels through the worker.
 $src->psql($db, 'SET ROLE dump_alice; CREATE ROLE dump_nope;');
 wait_for_events($src, q{status = 'failure' AND object_name = 'dump_nope'}, 1, $db)
@@ -116,6 +130,10 @@ sub snapshot
 		                                ORDER BY t.tgrelid::regclass::text, t.tgname)
 		                FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgname LIKE 'audit_log%'},
 		app => q{SELECT string_agg(u::text, ',' ORDER BY id) FROM app.users u},
+		rules => q{SELECT string_agg(concat_ws(' ', name, threshold, within, group_by, severity, event_types,
+		                                       builtin, changed_at, changed_by), E'\n' ORDER BY name)
+		             FROM audit_log.alert_rule},
+		alerts => q{SELECT string_agg(a::text, E'\n' ORDER BY alert_id) FROM audit_log.alerts a},
 	);
 	my %s;
 	$s{$_} = $node->safe_psql($dbname, "SET TimeZone = 'UTC'; $q{$_}") for keys %q;
@@ -127,6 +145,9 @@ like($want->{verify}, qr/\|mismatch\|\d+\|event \d+ altered/, 'and a window with
 like($want->{partitions}, qr/events_p(\d{8})_long\|.*\n.*events_p\1_short\|/, 'and days with a leaf per policy');
 like($want->{indexes}, qr/_keys_idx/, 'and search indexes');
 like($want->{events}, qr/app\.future/, 'and an event in the safety net');
+like($want->{rules}, qr/^key_rotation .*\nlogin_brute_force 20 .* f /m, 'and alert rules of the user, a built-in replaced');
+unlike($want->{rules}, qr/tamper_attempt/, 'and a built-in dropped');
+like($want->{alerts}, qr/key_rotation/, 'and an alert raised');
 
 sub compare
 {
@@ -168,6 +189,22 @@ sub after_restore
 	ok($id > $last && $last >= $max, "$what: audit.restored ($id) comes after the restored ids");
 	is($n, $node->safe_psql($dbname, "SELECT count(*) FROM audit_log.events WHERE event_id < $id"),
 		"$what: audit.restored counts the events before it");
+	# The restored events are history: the alert passes start after them
+	# (before, the first pass read the whole restored trail as new), and a
+	# new alert is numbered after the restored ones.
+	is($node->safe_psql($dbname, "SELECT hwm >= $last AND settled >= $last AND holes = '{}' FROM audit_log.alert_state"),
+		't', "$what: the alert passes start after the restored events");
+	my $alerts = $node->safe_psql($dbname, 'SELECT count(*) || \' \' || max(alert_id) FROM audit_log.alerts');
+	my ($nalerts, $maxalert) = split / /, $alerts;
+	$node->safe_psql($dbname, q{SELECT audit_log.log('app.key_rotated', object_type => 'api_key', resource_id => '77')});
+	$node->poll_query_until($dbname, q{
+		SELECT audit_log.check_alerts() >= 0
+		   AND EXISTS (SELECT 1 FROM audit_log.alerts WHERE rule = 'key_rotation' AND group_value = '77')})
+	  or die "$what: no alert after the restore";
+	is($node->safe_psql($dbname, "SELECT count(*) || ' ' || bool_and(alert_id > $maxalert) FROM audit_log.alerts WHERE alert_id > $maxalert OR group_value = '77'"),
+		'1 true', "$what: one new alert, for the new event only, numbered after the restored ones");
+	is($node->safe_psql($dbname, 'SELECT count(*) FROM audit_log.alerts'), $nalerts + 1,
+		"$what: the restored events raised nothing again");
 	my $new = $node->safe_psql($dbname, q{SELECT audit_log.log('app.after_restore')});
 	ok($new > $id, "$what: new event ids continue ($new)");
 	$node->safe_psql($dbname, q{INSERT INTO app.users VALUES (7, 'g@example.com', 'secret')});

@@ -141,6 +141,19 @@ diag(sprintf('commit on a source to visible on the central: median %.2f s, max %
 	$delays[2], $delays[4]));
 ok($delays[4] < 60, 'events arrive within seconds');
 
+# Alerts see the sources' events as they arrive: a rule on the central
+# fires for an event of each source (their event_ids are the sources',
+# unrelated to the central's own) and for one of the central's own.
+$central->safe_psql('postgres',
+	q{SELECT audit_log.create_alert('relayed', group_by => 'source', event_types => '{app.relay}')});
+$node{$_}->safe_psql('postgres', "SELECT audit_log.log('app.relay')") for ('s1', 's2');
+$central->safe_psql('postgres', "SELECT audit_log.log('app.relay')");
+ok($central->poll_query_until('postgres', q{
+	SELECT audit_log.check_alerts() >= 0
+	   AND (SELECT string_agg(group_value, ',' ORDER BY group_value) FROM audit_log.alerts
+	         WHERE rule = 'relayed') = 'local,s1,s2'}),
+	"alerts: a rule fires for the events of each source and for the central's own");
+
 ok($central->poll_query_until('postgres',
 	"SELECT string_agg(source || '=' || state, ',' ORDER BY source) = 's1=streaming,s2=streaming' FROM audit_log.sources"),
 	'sources: both streaming');
