@@ -240,7 +240,7 @@ BEGIN
           FROM pg_temp._alert_src a WHERE a.source = src AND a.probe;
         ss.source := src;
         ss.holes := coalesce(ss.holes, '{}') - coalesce(found, '{}') + coalesce(gaps, '{}');
-        ss.hwm := coalesce(greatest(ss.hwm, mx), mx);
+        ss.hwm := greatest(ss.hwm, mx);          -- greatest() skips NULLs
         IF mx IS NOT NULL THEN
             ss.mark_at := coalesce(ss.mark_at, '{}') || now();
             ss.mark_hwms := coalesce(ss.mark_hwms, '{}') || ss.hwm;
