@@ -1622,6 +1622,7 @@ AS $$
 DECLARE
     src text;
     ss @extschema@.alert_source_state;
+    was @extschema@.alert_source_state;
     mx bigint;
     gaps pg_catalog.int8multirange;
     found pg_catalog.int8multirange;
@@ -1630,6 +1631,7 @@ BEGIN
                                      UNION SELECT a.source FROM pg_temp._alert_src a) x
                 ORDER BY x.source LOOP
         SELECT * INTO ss FROM @extschema@.alert_source_state t WHERE t.source = src;
+        was := ss;
         SELECT max(r.event_id),
                range_agg(pg_catalog.int8range(r.prev + 1, r.event_id)) FILTER (WHERE r.prev + 1 < r.event_id)
           INTO mx, gaps
@@ -1652,6 +1654,8 @@ BEGIN
         IF ss.settled IS NOT NULL THEN
             ss.holes := ss.holes - pg_catalog.int8multirange(pg_catalog.int8range(NULL, ss.settled, '(]'));
         END IF;
+        -- A pass that moved nothing leaves the row as it is (no dead tuple).
+        CONTINUE WHEN was.source IS NOT NULL AND ss IS NOT DISTINCT FROM was;
         INSERT INTO @extschema@.alert_source_state AS t VALUES (ss.*)
             ON CONFLICT (source) DO UPDATE
             SET hwm = excluded.hwm, holes = excluded.holes, settled = excluded.settled,

@@ -52,9 +52,14 @@ SELECT source, hwm, holes FROM audit_log.alert_source_state ORDER BY source;
 SELECT rule, group_value, events, first_event_id, last_event_id
   FROM audit_log.alerts WHERE group_value <> 'local' ORDER BY alert_id;
 
--- Pass 4: nothing new is nothing read: no alert, positions unchanged.
+-- Pass 4: nothing new is nothing read: no alert, positions unchanged, and
+-- the state rows are not rewritten (a central's passes leave no dead rows).
+CREATE TEMP TABLE state_before AS
+    SELECT source, xmin::text AS row_version FROM audit_log.alert_source_state;
 SELECT audit_log.check_alerts() AS fired;
 SELECT source, hwm, holes FROM audit_log.alert_source_state ORDER BY source;
+SELECT s.source, s.xmin::text = b.row_version AS row_not_rewritten
+  FROM audit_log.alert_source_state s JOIN state_before b USING (source) ORDER BY s.source;
 
 -- A hole is kept for an hour of passes, then forgotten: age the marks.
 UPDATE audit_log.alert_source_state SET mark_at = ARRAY(SELECT t - interval '2 hours' FROM unnest(mark_at) t);
