@@ -910,11 +910,14 @@ DECLARE
     news text[] := '{}';
     newcats text[] := '{}';
 BEGIN
-    IF pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NULL THEN
-        CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz)
-            ON COMMIT DROP;
+    -- Never an object found in pg_temp: the caller may have planted it
+    -- (a view or a trigger would run its code with the owner's rights).
+    -- DROP TABLE fails on anything but a plain table without dependents.
+    IF pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NOT NULL THEN
+        DROP TABLE pg_temp.audit_log_groups;
     END IF;
-    TRUNCATE pg_temp.audit_log_groups;
+    CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz)
+        ON COMMIT DROP;
     INSERT INTO pg_temp.audit_log_groups
     SELECT p.policy, p.keep,
            ARRAY(SELECT c FROM unnest(p.categories) c WHERE c = ANY (_split_leaf.categories) ORDER BY c),
@@ -1921,6 +1924,14 @@ BEGIN
         RAISE EXCEPTION 'as_of must be a finite time, not %', t
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave it NULL for now, or give a time such as now() + interval ''1 day''.';
+    END IF;
+    -- A later "now" would purge partitions still inside their window, with
+    -- no policy change recorded: only a superuser may (tests, drills).
+    IF t > now() AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user) THEN
+        RAISE EXCEPTION 'as_of later than now() is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A later as_of would remove partitions whose events are still inside their retention window.',
+                  HINT = 'Leave as_of NULL. To keep events for less time, change the policy with audit_log.set_retention(), which is recorded.';
     END IF;
     -- Short lock waits: the session's lock_timeout if it has one, else 250ms.
     IF old_lock_timeout = '0' THEN
@@ -3415,10 +3426,11 @@ BEGIN
         END IF;
         BEGIN
             LOCK TABLE @extschema@.events_default IN ACCESS EXCLUSIVE MODE;
-            IF pg_catalog.to_regclass('pg_temp.audit_log_strays') IS NULL THEN
-                CREATE TEMP TABLE audit_log_strays (LIKE @extschema@.events) ON COMMIT DROP;
+            -- A new table, never one found in pg_temp (see _split_leaf()).
+            IF pg_catalog.to_regclass('pg_temp.audit_log_strays') IS NOT NULL THEN
+                DROP TABLE pg_temp.audit_log_strays;
             END IF;
-            TRUNCATE pg_temp.audit_log_strays;
+            CREATE TEMP TABLE audit_log_strays (LIKE @extschema@.events) ON COMMIT DROP;
             WITH m AS (DELETE FROM @extschema@.events_default e
                         WHERE e.occurred_at >= @extschema@._day_lo(d) AND e.occurred_at < @extschema@._day_lo(d + 1)
                         RETURNING e.*)
@@ -3490,6 +3502,8 @@ DECLARE
     split_list oid[];
     whole boolean;
 BEGIN
+    -- A new table, never one found in pg_temp (see _split_leaf()): when
+    -- it cannot be made, nothing is purged this run.
     BEGIN
         IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
             DROP TABLE pg_temp.audit_log_leaves;
@@ -3499,8 +3513,7 @@ BEGIN
               FROM @extschema@._leaf_state() s;
     EXCEPTION WHEN OTHERS THEN
         action := 'error'; object := '@extschema@.partitions'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
-        CREATE TEMP TABLE IF NOT EXISTS audit_log_leaves ON COMMIT DROP AS
-            SELECT s.*, false AS expired, false AS all_expired FROM @extschema@._leaf_state() s LIMIT 0;
+        RETURN;
     END;
     FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
                FROM pg_temp.audit_log_leaves s

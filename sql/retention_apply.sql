@@ -71,6 +71,17 @@ SELECT window_start, status, events FROM audit_log.verify('2025-02-28', '2025-03
 SELECT coalesce(sum(n_tup_del), 0) AS deleted_rows FROM pg_stat_user_tables
  WHERE schemaname = 'audit_log' AND relname LIKE 'events_p2025%';
 
+-- The attack on the split: a table planted in pg_temp under the name of the
+-- split's work table, with triggers.  maintain() runs as the extension's
+-- owner, so a trigger it fired would run the planter's code with the
+-- owner's rights.  The planted table is dropped, never used: no trigger runs.
+CREATE TEMP TABLE planted_ran (what text);
+CREATE FUNCTION pg_temp.planted() RETURNS trigger LANGUAGE plpgsql
+    AS $$BEGIN INSERT INTO pg_temp.planted_ran VALUES (TG_OP); RETURN NULL; END$$;
+CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz);
+CREATE TRIGGER planted BEFORE TRUNCATE ON audit_log_groups EXECUTE FUNCTION pg_temp.planted();
+CREATE TRIGGER planted_ins BEFORE INSERT ON audit_log_groups EXECUTE FUNCTION pg_temp.planted();
+
 -- 2025-06-02: the 90-day rows go; in 03-03 the privilege row moves to a leaf
 -- of policy long next to the one of role (a name of its own), data goes.
 SELECT action, object, detail FROM audit_log.maintain('2025-06-02 00:00+00')
@@ -81,6 +92,8 @@ SELECT partition, rows, policy, expires, categories FROM audit_log.partitions
 SELECT category, count(*) FROM audit_log.events WHERE occurred_at < '2025-03-04' GROUP BY category ORDER BY category;
 SELECT count(*) AS purge_events, sum((details->>'rows')::int) AS rows_purged
   FROM audit_log.events WHERE event_type = 'audit.purged';
+SELECT count(*) AS planted_triggers_ran FROM pg_temp.planted_ran;
+SELECT pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NULL AS planted_table_gone;
 
 -- The days CREATE EXTENSION made are data like any other day: no members
 -- of the extension (a member cannot be dropped: maintain() failed on them

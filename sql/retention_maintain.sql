@@ -81,3 +81,48 @@ SELECT audit_log._record_at('2031-07-04 01:02:03+00', 'app', 'app.stray') > 0 AS
 SELECT tableoid::regclass FROM audit_log.events WHERE event_type = 'app.stray';
 SELECT action, object, detail FROM audit_log.maintain('2025-06-12 00:00+00') WHERE action IN ('created', 'moved') ORDER BY action, object;
 SELECT tableoid::regclass FROM audit_log.events WHERE event_type = 'app.stray';
+
+-- The attack: an admin that is not a superuser asks maintain() to act as if
+-- it were 1,000 days later, to purge the partitions still inside their
+-- window without changing a policy.  Refused (42501); nothing is removed.
+CREATE ROLE rm_admin IN ROLE audit_log_admin;
+CREATE TEMP TABLE parts_before AS SELECT partition FROM audit_log.partitions;
+GRANT SELECT ON parts_before TO rm_admin;
+SET SESSION AUTHORIZATION rm_admin;
+SELECT count(*) FROM audit_log.maintain(now() + interval '1000 days');
+RESET SESSION AUTHORIZATION;
+SELECT (SELECT count(*) FROM audit_log.partitions) = (SELECT count(*) FROM parts_before) AS same_partitions,
+       NOT EXISTS (SELECT 1 FROM parts_before b
+                    WHERE NOT EXISTS (SELECT 1 FROM audit_log.partitions p WHERE p.partition = b.partition)) AS none_dropped;
+DROP TABLE parts_before;
+
+-- The attack on maintain()'s work tables: an admin plants, in its own
+-- pg_temp, a view named like the purge's work table and a table named like
+-- the strays' work table, with a trigger.  maintain() runs as the
+-- extension's owner: if it used them, the admin's function would run with
+-- the owner's rights and make the admin a superuser.  A stray row makes
+-- maintain() move rows.  The planted table is dropped, the view cannot be
+-- (the purge step reports an error and purges nothing): nothing planted runs.
+SELECT audit_log._record_at('2031-07-09 01:02:03+00', 'app', 'app.stray2') > 0 AS written;
+SET SESSION AUTHORIZATION rm_admin;
+CREATE FUNCTION pg_temp.own() RETURNS oid LANGUAGE plpgsql
+    AS $$BEGIN ALTER ROLE rm_admin SUPERUSER; RETURN 0; END$$;
+CREATE FUNCTION pg_temp.own_trigger() RETURNS trigger LANGUAGE plpgsql
+    AS $$BEGIN PERFORM pg_temp.own(); RETURN NULL; END$$;
+CREATE TEMP TABLE audit_log_strays (x int);
+CREATE TRIGGER own BEFORE TRUNCATE ON audit_log_strays EXECUTE FUNCTION pg_temp.own_trigger();
+CREATE TRIGGER own_ins BEFORE INSERT ON audit_log_strays EXECUTE FUNCTION pg_temp.own_trigger();
+CREATE TEMP VIEW audit_log_leaves AS
+    SELECT pg_temp.own() AS leaf, 'x'::text AS leaf_name, 0::oid AS day_oid, 'x'::text AS day_name,
+           now() AS lo, now() AS hi, '{}'::text[] AS categories, 'd'::text AS policy,
+           '1 day'::interval AS keep, now() AS expires, true AS sealed, '{}'::text[] AS holds,
+           1 AS policies, 'd'::text AS last_policy, '1 day'::interval AS last_keep,
+           now() AS last_expires, true AS expired, true AS all_expired;
+SELECT action, object, detail FROM audit_log.maintain('2025-06-12 00:00+00')
+ WHERE action IN ('moved', 'error') ORDER BY action, object;
+RESET SESSION AUTHORIZATION;
+SELECT rolsuper AS attacker_is_superuser FROM pg_roles WHERE rolname = 'rm_admin';
+SELECT tableoid::regclass FROM audit_log.events WHERE event_type = 'app.stray2';
+DROP VIEW pg_temp.audit_log_leaves;
+DROP FUNCTION pg_temp.own_trigger(), pg_temp.own();
+DROP ROLE rm_admin;

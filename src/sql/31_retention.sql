@@ -228,11 +228,14 @@ DECLARE
     news text[] := '{}';
     newcats text[] := '{}';
 BEGIN
-    IF pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NULL THEN
-        CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz)
-            ON COMMIT DROP;
+    -- Never an object found in pg_temp: the caller may have planted it
+    -- (a view or a trigger would run its code with the owner's rights).
+    -- DROP TABLE fails on anything but a plain table without dependents.
+    IF pg_catalog.to_regclass('pg_temp.audit_log_groups') IS NOT NULL THEN
+        DROP TABLE pg_temp.audit_log_groups;
     END IF;
-    TRUNCATE pg_temp.audit_log_groups;
+    CREATE TEMP TABLE audit_log_groups (policy text, keep interval, cats text[], expires timestamptz)
+        ON COMMIT DROP;
     INSERT INTO pg_temp.audit_log_groups
     SELECT p.policy, p.keep,
            ARRAY(SELECT c FROM unnest(p.categories) c WHERE c = ANY (_split_leaf.categories) ORDER BY c),
