@@ -2,7 +2,8 @@
  *
  * capture_ddl_et.c
  *		The event trigger functions (ddl_command_end, sql_drop) that record
- *		schema changes and GRANT/REVOKE when audit_log is not preloaded.
+ *		schema changes, GRANT/REVOKE and capture turned off
+ *		(audit.capture_disabled) when audit_log is not preloaded.
  *		With the preload they return at once: the ProcessUtility hook
  *		records the same commands, nothing is recorded twice.
  *
@@ -51,6 +52,7 @@
 #include "object_names.h"
 #include "redact.h"
 #include "util.h"
+#include "utility_classify.h"
 
 PG_FUNCTION_INFO_V1(audit_et_ddl_end);
 PG_FUNCTION_INFO_V1(audit_et_sql_drop);
@@ -60,7 +62,7 @@ PG_FUNCTION_INFO_V1(audit_et_sql_drop);
  * query; columns: command tag, object type, object identity.
  */
 static void
-et_capture(FunctionCallInfo fcinfo, const char *query)
+et_capture(FunctionCallInfo fcinfo, const char *query, bool drops)
 {
 	EventTriggerData *trig;
 	const char *tag;
@@ -69,6 +71,8 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	uint64		i;
 	int			n = 0;
 	int			pin;
+	Classify	c = {NIL, NULL, NULL};
+	ListCell   *lc;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "not fired by event trigger manager");
@@ -81,11 +85,21 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 	tag = GetCommandTagName(trig->tag);
 	statement = audit_redact_statement(debug_query_string);
 
+	/*
+	 * Capture turned off (DISABLE TRIGGER, CREATE OR REPLACE TRIGGER at
+	 * ddl_command_end; DROP TRIGGER at sql_drop): classified from the
+	 * statement as the hook would (utility_classify.c).
+	 */
+	c.command = tag;
+	c.statement = statement;
+	if (trig->parsetree && IsA(trig->parsetree, DropStmt) == drops)
+		audit_classify_capture_off(trig->parsetree, &c);
+
 	pin = audit_pin_search_path();
 	SPI_connect();
 	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "audit_log: event trigger query failed");
-	evs = palloc0(sizeof(AuditEvent) * (SPI_processed + 1));
+	evs = palloc0(sizeof(AuditEvent) * (SPI_processed + list_length(c.events) + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -134,6 +148,14 @@ et_capture(FunctionCallInfo fcinfo, const char *query)
 		evs[n].statement = statement;
 		evs[n].details = audit_text_to_jsonb("{\"source\": \"event trigger\"}");
 		n++;
+	}
+	foreach(lc, c.events)
+	{
+		UEvent	   *u = lfirst(lc);
+
+		u->ev.details = audit_jsonb_merge(audit_text_to_jsonb(u->details),
+										  audit_text_to_jsonb("{\"source\": \"event trigger\"}"));
+		evs[n++] = u->ev;
 	}
 	audit_write_events(evs, n);
 	SPI_finish();
@@ -365,7 +387,7 @@ audit_et_ddl_end(PG_FUNCTION_ARGS)
 		sync_partitions((EventTriggerData *) fcinfo->context);
 	et_capture(fcinfo,
 			   "SELECT command_tag, object_type, object_identity "
-			   "FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE NOT in_extension");
+			   "FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE NOT in_extension", false);
 	PG_RETURN_NULL();
 }
 
@@ -378,6 +400,6 @@ audit_et_sql_drop(PG_FUNCTION_ARGS)
 {
 	et_capture(fcinfo,
 			   "SELECT NULL::text, object_type, object_identity "
-			   "FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original");
+			   "FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original", true);
 	PG_RETURN_NULL();
 }

@@ -121,6 +121,72 @@ classify_alter_table(Classify *c, AlterTableStmt *a)
 }
 
 /*
+ * classify_drop_trigger: DROP TRIGGER of a capture trigger (obj is the
+ * name list of one trigger: [schema,] table, trigger).
+ */
+static void
+classify_drop_trigger(Classify *c, Node *obj)
+{
+	List	   *l;
+	const char *trig;
+
+	if (!IsA(obj, List))
+		return;
+	l = (List *) obj;
+	trig = strVal(llast(l));
+	if (audit_is_audit_trigger(trig))
+	{
+		List	   *rel = list_truncate(list_copy(l), list_length(l) - 1);
+
+		capture_disabled(c, audit_node_name((Node *) rel), trig, "drop trigger");
+	}
+}
+
+/*
+ * classify_create_trigger: CREATE OR REPLACE TRIGGER under the name of a
+ * capture trigger replaces the capture with whatever the statement names
+ * (a table owner cannot name audit_log.capture(): it is granted to nobody).
+ */
+static void
+classify_create_trigger(Classify *c, CreateTrigStmt *t)
+{
+	if (t->replace && audit_is_audit_trigger(t->trigname))
+		capture_disabled(c, audit_rv_name(t->relation), t->trigname, "replace trigger");
+}
+
+/*
+ * audit_classify_capture_off: only the events of a statement that turns a
+ * table's capture off (ALTER TABLE ... DISABLE TRIGGER, DROP TRIGGER,
+ * CREATE OR REPLACE TRIGGER): the event triggers' share of the
+ * classification when the hooks are not loaded (capture_ddl_et.c).
+ */
+List *
+audit_classify_capture_off(Node *n, Classify *c)
+{
+	switch (nodeTag(n))
+	{
+		case T_AlterTableStmt:
+			classify_alter_table(c, (AlterTableStmt *) n);
+			break;
+		case T_CreateTrigStmt:
+			classify_create_trigger(c, (CreateTrigStmt *) n);
+			break;
+		case T_DropStmt:
+			if (((DropStmt *) n)->removeType == OBJECT_TRIGGER)
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((DropStmt *) n)->objects)
+					classify_drop_trigger(c, lfirst(lc));
+			}
+			break;
+		default:
+			break;
+	}
+	return c->events;
+}
+
+/*
  * classify_drop: DROP of one or more objects: one event per object;
  * extension.dropped for extensions; capture_disabled for our triggers.
  */
@@ -147,18 +213,8 @@ classify_drop(Classify *c, DropStmt *d)
 		}
 		audit_classify_add_event(c, "ddl", audit_tag_code(tag), audit_objtype_name(d->removeType) ?
 				  audit_objtype_name(d->removeType) : audit_tag_object_type(tag), name, false);
-		if (d->removeType == OBJECT_TRIGGER && IsA(obj, List))
-		{
-			List	   *l = (List *) obj;
-			const char *trig = strVal(llast(l));
-
-			if (audit_is_audit_trigger(trig))
-			{
-				List	   *rel = list_truncate(list_copy(l), list_length(l) - 1);
-
-				capture_disabled(c, audit_node_name((Node *) rel), trig, "drop trigger");
-			}
-		}
+		if (d->removeType == OBJECT_TRIGGER)
+			classify_drop_trigger(c, obj);
 		if (d->removeType == OBJECT_EVENT_TRIGGER && name && strncmp(name, "audit_log_", 10) == 0)
 			capture_disabled(c, NULL, name, "drop event trigger");
 	}
@@ -346,6 +402,10 @@ audit_classify(Node *n, Classify *c)
 			break;
 		case T_AlterEventTrigStmt:
 			classify_alter_event_trigger(c, (AlterEventTrigStmt *) n);
+			break;
+		case T_CreateTrigStmt:
+			classify_create_trigger(c, (CreateTrigStmt *) n);
+			classify_generic_ddl(c, n);
 			break;
 		default:
 			classify_generic_ddl(c, n);

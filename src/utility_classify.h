@@ -4,7 +4,8 @@
  *		What a utility statement records (utility_classify.c): the events
  *		it produces, built before it runs (utility_classify.c and
  *		classify_access.c).  Used by capture_utility.c (the ProcessUtility
- *		hook).
+ *		hook) and, for capture turned off, by capture_ddl_et.c (the event
+ *		triggers, without the preload).
  *
  *-------------------------------------------------------------------------
  */
@@ -34,6 +35,7 @@ typedef struct Classify
 
 /* utility_classify.c */
 extern List *audit_classify(Node *n, Classify *c);
+extern List *audit_classify_capture_off(Node *n, Classify *c);
 extern UEvent *audit_classify_add_event(Classify *c, const char *category,
 										const char *code, const char *object_type,
 										const char *object_name, bool cluster);

@@ -91,12 +91,44 @@ SELECT string_agg(event_type || ':' || object_name || ':' || coalesce(resource_i
 		'audit.partition_detached:public.np_parted:::public.np_parted_2'),
 	'without the preload, new and attached partitions are audited at once, a detached one no more');
 
+# Capture turned off by the table's owner without the preload (the event
+# triggers see it): DISABLE TRIGGER, a capture trigger replaced by the
+# owner's own, DROP TRIGGER; each is audit.capture_disabled, once.
+$node->safe_psql('postgres', q{
+SET ROLE np_user;
+CREATE TABLE public.np_off (id int PRIMARY KEY);
+RESET ROLE;
+SELECT audit_log.enable('public.np_off');
+SET ROLE np_user;
+ALTER TABLE public.np_off DISABLE TRIGGER audit_log_insert;
+CREATE FUNCTION public.np_nop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE OR REPLACE TRIGGER audit_log_update AFTER UPDATE ON public.np_off
+    FOR EACH STATEMENT EXECUTE FUNCTION public.np_nop();
+DROP TRIGGER audit_log_delete ON public.np_off;
+RESET ROLE;
+});
+is($node->safe_psql('postgres', q{
+SELECT string_agg(event_type || ':' || object_name || ':' || (details->>'trigger') || ':' ||
+                  (details->>'action') || ':' || effective_role, E'\n' ORDER BY event_id)
+  FROM audit_log.events WHERE event_type = 'audit.capture_disabled'}),
+	join("\n",
+		'audit.capture_disabled:public.np_off:audit_log_insert:disable trigger:np_user',
+		'audit.capture_disabled:public.np_off:audit_log_update:replace trigger:np_user',
+		'audit.capture_disabled:public.np_off:audit_log_delete:drop trigger:np_user'),
+	'without the preload, capture turned off by its owner is recorded');
+
 # with the preload added, nothing is recorded twice
 add_preload($node);
 $node->restart;
-$node->safe_psql('postgres', 'CREATE TABLE np.after (id int)');
+$node->safe_psql('postgres', q{
+CREATE TABLE np.after (id int);
+ALTER TABLE public.np_off DISABLE TRIGGER audit_log_truncate;
+});
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'ddl.create_table' AND object_name = 'np.after'"),
 	'1', 'with the preload, the hook records it and the event trigger steps aside');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM audit_log.events WHERE event_type = 'audit.capture_disabled' AND details->>'trigger' = 'audit_log_truncate'"),
+	'1', 'and capture turned off is recorded once');
 $node->stop;
 done_testing();
