@@ -143,6 +143,17 @@ classify_drop_trigger(Classify *c, Node *obj)
 }
 
 /*
+ * classify_rename_trigger: ALTER TRIGGER ... RENAME of a capture trigger.
+ */
+static void
+classify_rename_trigger(Classify *c, RenameStmt *r)
+{
+	if (r->renameType == OBJECT_TRIGGER && audit_is_audit_trigger(r->subname))
+		capture_disabled(c, r->relation ? audit_rv_name(r->relation) : NULL, r->subname,
+						 "rename trigger");
+}
+
+/*
  * classify_create_trigger: CREATE OR REPLACE TRIGGER under the name of a
  * capture trigger replaces the capture with whatever the statement names
  * (a table owner cannot name audit_log.capture(): it is granted to nobody).
@@ -157,7 +168,7 @@ classify_create_trigger(Classify *c, CreateTrigStmt *t)
 /*
  * audit_classify_capture_off: only the events of a statement that turns a
  * table's capture off (ALTER TABLE ... DISABLE TRIGGER, DROP TRIGGER,
- * CREATE OR REPLACE TRIGGER): the event triggers' share of the
+ * ALTER TRIGGER ... RENAME, CREATE OR REPLACE TRIGGER): the event triggers' share of the
  * classification when the hooks are not loaded (capture_ddl_et.c).
  */
 List *
@@ -170,6 +181,9 @@ audit_classify_capture_off(Node *n, Classify *c)
 			break;
 		case T_CreateTrigStmt:
 			classify_create_trigger(c, (CreateTrigStmt *) n);
+			break;
+		case T_RenameStmt:
+			classify_rename_trigger(c, (RenameStmt *) n);
 			break;
 		case T_DropStmt:
 			if (((DropStmt *) n)->removeType == OBJECT_TRIGGER)
@@ -336,9 +350,7 @@ classify_rename(Classify *c, RenameStmt *r)
 		u->details = j_end(&j);
 		return;
 	}
-	if (r->renameType == OBJECT_TRIGGER && audit_is_audit_trigger(r->subname))
-		capture_disabled(c, r->relation ? audit_rv_name(r->relation) : NULL, r->subname,
-						 "rename trigger");
+	classify_rename_trigger(c, r);
 	classify_generic_ddl(c, (Node *) r);
 }
 

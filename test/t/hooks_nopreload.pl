@@ -93,7 +93,7 @@ SELECT string_agg(event_type || ':' || object_name || ':' || coalesce(resource_i
 
 # Capture turned off by the table's owner without the preload (the event
 # triggers see it): DISABLE TRIGGER, a capture trigger replaced by the
-# owner's own, DROP TRIGGER; each is audit.capture_disabled, once.
+# owner's own, DROP TRIGGER, RENAME; each is audit.capture_disabled, once.
 $node->safe_psql('postgres', q{
 SET ROLE np_user;
 CREATE TABLE public.np_off (id int PRIMARY KEY);
@@ -105,6 +105,7 @@ CREATE FUNCTION public.np_nop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETU
 CREATE OR REPLACE TRIGGER audit_log_update AFTER UPDATE ON public.np_off
     FOR EACH STATEMENT EXECUTE FUNCTION public.np_nop();
 DROP TRIGGER audit_log_delete ON public.np_off;
+ALTER TRIGGER audit_log_truncate ON public.np_off RENAME TO np_renamed;
 RESET ROLE;
 });
 is($node->safe_psql('postgres', q{
@@ -114,7 +115,8 @@ SELECT string_agg(event_type || ':' || object_name || ':' || (details->>'trigger
 	join("\n",
 		'audit.capture_disabled:public.np_off:audit_log_insert:disable trigger:np_user',
 		'audit.capture_disabled:public.np_off:audit_log_update:replace trigger:np_user',
-		'audit.capture_disabled:public.np_off:audit_log_delete:drop trigger:np_user'),
+		'audit.capture_disabled:public.np_off:audit_log_delete:drop trigger:np_user',
+		'audit.capture_disabled:public.np_off:audit_log_truncate:rename trigger:np_user'),
 	'without the preload, capture turned off by its owner is recorded');
 
 # with the preload added, nothing is recorded twice
@@ -122,13 +124,13 @@ add_preload($node);
 $node->restart;
 $node->safe_psql('postgres', q{
 CREATE TABLE np.after (id int);
-ALTER TABLE public.np_off DISABLE TRIGGER audit_log_truncate;
+ALTER TABLE public.np_off ENABLE TRIGGER audit_log_insert;
 });
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'ddl.create_table' AND object_name = 'np.after'"),
 	'1', 'with the preload, the hook records it and the event trigger steps aside');
 is($node->safe_psql('postgres',
-	"SELECT count(*) FROM audit_log.events WHERE event_type = 'audit.capture_disabled' AND details->>'trigger' = 'audit_log_truncate'"),
+	"SELECT count(*) FROM audit_log.events WHERE event_type = 'audit.capture_disabled' AND details->>'action' LIKE 'enable trigger%'"),
 	'1', 'and capture turned off is recorded once');
 $node->stop;
 done_testing();
