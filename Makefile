@@ -13,7 +13,9 @@ SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
 EXTRA_CLEAN = audit_log--$(EXTVERSION).sql results output_iso tmp_check tmp_check_iso log regression.diffs regression.out pg_regress_compare
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
+# libpq: sources.c asks it whether a source asked for a password.
+SHLIB_LINK_INTERNAL = $(libpq)
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AUDIT_CFLAGS)
 
 # Regression suite (sql/, expected/), isolation specs (test/specs,

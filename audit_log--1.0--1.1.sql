@@ -2846,8 +2846,10 @@ BEGIN
     END IF;
     -- The server connects with its own identity: a role that is not a
     -- superuser must not borrow it (trust, peer, .pgpass) on the source.
+    -- An empty password is none (libpq reads .pgpass); _source_remote()
+    -- then checks that the source asked for it.
     IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
-       AND @extschema@._conninfo_part(conninfo, 'password') IS NULL THEN
+       AND coalesce(@extschema@._conninfo_part(conninfo, 'password'), '') IN ('', '''''') THEN
         RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';

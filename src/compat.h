@@ -295,6 +295,16 @@ audit_string_token(int tok)
 #endif
 
 /*
+ * audit_walrcv_pgconn: the libpq connection of a libpqwalreceiver
+ * connection.  WalReceiverConn is private to libpqwalreceiver; in 15 to
+ * 18 it begins with it (PGconn *streamConn).  Used only to ask libpq
+ * whether the server asked for a password (PQconnectionUsedPassword(),
+ * which 16's must_use_password also asks, with a hint about subscription
+ * parameters that do not apply here).
+ */
+#define audit_walrcv_pgconn(conn) (*(PGconn **) (conn))
+
+/*
  * audit_index_beginscan: index_beginscan() gained its instrumentation
  * argument in 18 (EXPLAIN's index searches, commit 0fbceae8).
  */

@@ -18,6 +18,13 @@
  * audit_log._apply_source()).  An event the source sends again (its
  * maintain() moved it between partitions) is skipped, not stored twice.
  *
+ * Identity.  The subscription belongs to the extension's owner, so
+ * PostgreSQL asks no password of its connection; subscribe() by a role
+ * that is not a superuser is refused unless the source asked for the
+ * conninfo's password (PQconnectionUsedPassword(), as postgres_fdw and
+ * 16's subscriptions do): trust, peer or .pgpass never lend this server's
+ * identity to such a role.
+ *
  * Slots.  CREATE SUBSCRIPTION may create its slot, and DROP SUBSCRIPTION
  * drop it, only outside a transaction block, so not in a function:
  * subscribe() creates the subscription without a slot and then the slot
@@ -50,6 +57,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "libpq-fe.h"
 #include "replication/walreceiver.h"
 #include "replication/worker_internal.h"
 #include "utils/builtins.h"
@@ -216,7 +224,7 @@ audit_source_fill(PG_FUNCTION_ARGS)
  * error.
  */
 static WalReceiverConn *
-remote_connect(const char *conninfo)
+remote_connect(const char *conninfo, bool need_password)
 {
 	WalReceiverConn *conn;
 	char	   *err = NULL;
@@ -228,6 +236,15 @@ remote_connect(const char *conninfo)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not connect to the source: %s", err ? err : "unknown error"),
 				 errhint("Check the conninfo, that the source server runs, and that its pg_hba.conf admits replication connections to the database.")));
+	if (need_password && !PQconnectionUsedPassword(audit_walrcv_pgconn(conn)))
+	{
+		walrcv_disconnect(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the source did not ask for the password of the conninfo"),
+				 errdetail("The source let this server in without a password (trust, peer or a certificate): a role that is not a superuser must not borrow this server's identity."),
+				 errhint("Have the source's pg_hba.conf ask this connection for a password (scram-sha-256), or let a superuser subscribe.")));
+	}
 	return conn;
 }
 
@@ -256,7 +273,11 @@ audit_source_remote(PG_FUNCTION_ARGS)
 	slot = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	action = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
-	conn = remote_connect(conninfo);
+	/* subscribe(): a caller that is not a superuser must be asked for the
+	 * conninfo's password (the session user: subscribe() runs as owner) */
+	conn = remote_connect(conninfo,
+						  (strcmp(action, "check") == 0 || strcmp(action, "create") == 0) &&
+						  !superuser_arg(GetSessionUserId()));
 	PG_TRY();
 	{
 		if (strcmp(action, "check") == 0)

@@ -62,8 +62,14 @@ sub central_left
 }
 my $c1 = 'host=' . $node{s1}->host . ' port=' . $node{s1}->port . ' dbname=postgres';
 # s2 is reached as a role that is no superuser: REPLICATION and audit_log_reader.
-$node{s2}->safe_psql('postgres', 'CREATE ROLE replicator LOGIN REPLICATION IN ROLE audit_log_reader');
-my $c2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres user=replicator';
+# Its server asks it for a password (scram), as a central's admin that is
+# not a superuser needs (below).
+$node{s2}->safe_psql('postgres', q{
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE replicator LOGIN REPLICATION PASSWORD 'rep-secret' IN ROLE audit_log_reader;
+});
+set_hba($node{s2}, 'local all replicator scram-sha-256', 'local all all trust');
+my $c2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres user=replicator password=rep-secret';
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('Bad-Name', '$c1')");
 like($err, qr/invalid source name "Bad-Name"/, 'subscribe: bad name');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('local', '$c1')");
@@ -76,6 +82,16 @@ $central->safe_psql('postgres', 'CREATE ROLE central_admin LOGIN IN ROLE audit_l
 	extra_params => [ '-U', 'central_admin' ]);
 like($err, qr/a conninfo without a password is refused for a role that is not a superuser/,
 	'subscribe by an admin: the server identity is not lent');
+# The attack: a password the source never asks for (trust, peer, .pgpass)
+# lends the server's identity all the same.  An empty one reads .pgpass.
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=unused')",
+	extra_params => [ '-U', 'central_admin' ]);
+like($err, qr/ERROR:  the source did not ask for the password of the conninfo/,
+	'subscribe by an admin: a password the source does not ask for is refused');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=''''')",
+	extra_params => [ '-U', 'central_admin' ]);
+like($err, qr/a conninfo without a password is refused for a role that is not a superuser/,
+	'subscribe by an admin: an empty password is no password');
 $central->safe_psql('postgres', 'CREATE ROLE central_reader LOGIN IN ROLE audit_log_reader');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=x')",
 	extra_params => [ '-U', 'central_reader' ]);
@@ -84,7 +100,9 @@ is(central_left(), '0/0', 'failed subscribes leave nothing');
 
 # 1. Both sources arrive with the right source.
 $central->safe_psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')");
-$central->safe_psql('postgres', "SELECT audit_log.subscribe('s2', '$c2', copy_history => true)");
+# s2 by the admin: its source asks for the password.
+$central->safe_psql('postgres', "SELECT audit_log.subscribe('s2', '$c2', copy_history => true)",
+	extra_params => [ '-U', 'central_admin' ]);
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c2')");
 like($err, qr/source "s1" already exists/, 'subscribe: a used name');
 is(central_left(), '2/2', 'the failed subscribe left nothing');
