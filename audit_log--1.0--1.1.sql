@@ -283,7 +283,25 @@ REVOKE ALL ON FUNCTION @extschema@._partition_changed(regclass, regclass, boolea
 
 INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
     ('audit.partition_attached', 'audit', 'Partition created in or attached to an audited table: captured with its options', true),
-    ('audit.partition_detached', 'audit', 'Partition detached from an audited table: no longer captured with its options', true);
+    ('audit.partition_detached', 'audit', 'Partition detached from an audited table: no longer captured with its options', true)
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
+
+-- Schema changes 1.0 recorded without a code in the catalogue (no
+-- description in event_log).  A code a 1.0 application registered through
+-- log() (the ON CONFLICT above and here) becomes the extension's.
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+SELECT 'ddl.' || lower(replace(c, ' ', '_')), 'ddl', 'Schema change: ' || c, true
+FROM pg_catalog.unnest(ARRAY[
+    'CREATE OPERATOR CLASS', 'ALTER OPERATOR CLASS', 'DROP OPERATOR CLASS',
+    'CREATE OPERATOR FAMILY', 'ALTER OPERATOR FAMILY', 'DROP OPERATOR FAMILY',
+    'ALTER TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY',
+    'ALTER TEXT SEARCH DICTIONARY', 'DROP TEXT SEARCH DICTIONARY', 'CREATE TEXT SEARCH PARSER',
+    'ALTER TEXT SEARCH PARSER', 'DROP TEXT SEARCH PARSER', 'CREATE TEXT SEARCH TEMPLATE',
+    'ALTER TEXT SEARCH TEMPLATE', 'DROP TEXT SEARCH TEMPLATE'
+]) AS c
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
 
 CREATE OR REPLACE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data',
     event_types jsonb DEFAULT NULL, exclude_columns text[] DEFAULT NULL,
@@ -1039,7 +1057,9 @@ REVOKE ALL ON FUNCTION @extschema@._layout(), @extschema@._lock_down(text), @ext
 INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
     ('audit.alert_raised', 'audit', 'An alert rule fired', true),
     ('audit.alert_acknowledged', 'audit', 'An alert was acknowledged', true),
-    ('audit.alert_rule_changed', 'audit', 'An alert rule was created, replaced or dropped', true);
+    ('audit.alert_rule_changed', 'audit', 'An alert rule was created, replaced or dropped', true)
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
 
 CREATE TABLE @extschema@.alert_rule (
     name            text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
@@ -2151,7 +2171,9 @@ COMMENT ON TABLE @extschema@.restore_state IS
 REVOKE ALL ON TABLE @extschema@.restore_state FROM PUBLIC;
 
 INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
-    ('audit.restored', 'audit', 'Audit trail restored from a dump (pg_restore or psql)', true);
+    ('audit.restored', 'audit', 'Audit trail restored from a dump (pg_restore or psql)', true)
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
 
 /*
  * _restore_begin(): in CREATE EXTENSION with audit_log.restore = on, this

@@ -36,6 +36,34 @@ SELECT event_type, status, object_type, object_name, command, details
   FROM audit_log.events
  WHERE event_id > :start AND category = 'ddl'
  ORDER BY status DESC, event_id;
+-- Every schema change has its code in audit_log.event_types, so event_log
+-- describes it (operator classes and families and the text search objects
+-- had none).
+SELECT coalesce(max(event_id), 0) AS catalogue_start FROM audit_log.events \gset
+CREATE OPERATOR FAMILY ud.opf USING btree;
+ALTER OPERATOR FAMILY ud.opf USING btree RENAME TO opf2;
+DROP OPERATOR FAMILY ud.opf2 USING btree;
+CREATE OPERATOR CLASS ud.opc FOR TYPE int4 USING hash AS OPERATOR 1 =, FUNCTION 1 hashint4(int4);
+ALTER OPERATOR CLASS ud.opc USING hash RENAME TO opc2;
+DROP OPERATOR CLASS ud.opc2 USING hash;
+DROP OPERATOR FAMILY ud.opc USING hash;
+CREATE TEXT SEARCH DICTIONARY ud.dict (TEMPLATE = simple);
+ALTER TEXT SEARCH DICTIONARY ud.dict (STOPWORDS = english);
+DROP TEXT SEARCH DICTIONARY ud.dict;
+CREATE TEXT SEARCH CONFIGURATION ud.cfg (COPY = simple);
+ALTER TEXT SEARCH CONFIGURATION ud.cfg RENAME TO cfg2;
+DROP TEXT SEARCH CONFIGURATION ud.cfg2;
+CREATE TEXT SEARCH TEMPLATE ud.tmpl (LEXIZE = dsimple_lexize);
+ALTER TEXT SEARCH TEMPLATE ud.tmpl RENAME TO tmpl2;
+DROP TEXT SEARCH TEMPLATE ud.tmpl2;
+CREATE TEXT SEARCH PARSER ud.prs (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end,
+                                  LEXTYPES = prsd_lextype);
+ALTER TEXT SEARCH PARSER ud.prs RENAME TO prs2;
+DROP TEXT SEARCH PARSER ud.prs2;
+SELECT event_type, count(*) AS events, bool_and(description IS NOT NULL) AS described
+  FROM audit_log.event_log WHERE event_id > :catalogue_start GROUP BY event_type ORDER BY event_type;
+SELECT DISTINCT event_type AS undescribed FROM audit_log.event_log
+ WHERE event_id > :start AND description IS NULL ORDER BY 1;
 -- nothing is recorded twice: with the preload the event triggers step aside
 SELECT event_type, object_name, status, count(*) FROM audit_log.events
  WHERE event_id > :start AND category = 'ddl'

@@ -48,6 +48,9 @@ $node->safe_psql($db, q{
 	ALTER ROLE upg_alice SET work_mem = '8MB';
 	REVOKE SELECT ON app.users FROM upg_alice;
 	SELECT audit_log.log('app.key_rotated', object_type => 'api_key', resource_id => '1');
+	-- An application takes, on 1.0, codes that 1.1 reserves for itself.
+	SELECT audit_log.log('audit.alert_raised');
+	SELECT audit_log.log('ddl.create_operator_family');
 	SELECT audit_log.set_retention('short', '30 days', '{auth}');
 	SELECT audit_log.hold('case-1', now() - interval '1 day', now() + interval '1 day', 'legal');
 });
@@ -123,6 +126,16 @@ is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'a
 is($node->safe_psql($db, snapshot_sql($upto)), $before,
 	'every event, seal, policy, hold and audited table is kept');
 is($node->safe_psql($db, $verify_sql), 'ok', 'verify() says ok after the update');
+# Codes an application registered on 1.0 that 1.1 reserves did not stop the
+# update; they are the extension's now, and log() may not use them again.
+is($node->safe_psql($db, q{
+	SELECT string_agg(event_type || ':' || category || ':' || builtin, ',' ORDER BY event_type)
+	  FROM audit_log.event_type_catalog WHERE event_type IN ('audit.alert_raised', 'ddl.create_operator_family')}),
+	'audit.alert_raised:audit:true,ddl.create_operator_family:ddl:true',
+	'codes taken on 1.0 that 1.1 reserves are reserved after the update');
+my ($lrc, $lout, $lerr) = $node->psql($db, "SELECT audit_log.log('audit.alert_raised')");
+like($lerr, qr/event type "audit.alert_raised" is reserved for audit_log's own capture/,
+	'and log() may not forge them any more');
 # The days the 1.0 install script created were extension members (maintain()
 # could not drop them, pg_dump left out their rows): the update releases them.
 is($node->safe_psql($db, q{
