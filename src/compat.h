@@ -295,6 +295,17 @@ audit_string_token(int tok)
 #endif
 
 /*
+ * audit_interval_special: the text of an infinite interval ("infinity",
+ * "-infinity"; 17 added them), or NULL for a finite one.
+ */
+#if PG_VERSION_NUM >= 170000
+#define audit_interval_special(span) \
+	(INTERVAL_IS_NOBEGIN(span) ? "-infinity" : INTERVAL_IS_NOEND(span) ? "infinity" : (const char *) NULL)
+#else
+#define audit_interval_special(span) ((const char *) NULL)
+#endif
+
+/*
  * audit_walrcv_pgconn: the libpq connection of a libpqwalreceiver
  * connection.  WalReceiverConn is private to libpqwalreceiver; in 15 to
  * 18 it begins with it (PGconn *streamConn).  Used only to ask libpq

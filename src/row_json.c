@@ -20,6 +20,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -31,8 +32,10 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "compat.h"
 #include "util.h"
 
 /*
@@ -387,17 +390,16 @@ audit_value_to_jsonb(JsonField *col, Datum value, bool isnull, JsonbValue *v)
 				{
 					/*
 					 * The shortest text that reads back as the same float
-					 * (extra_float_digits 1, PostgreSQL's default, whatever
-					 * the writer's), as a JSON number.
+					 * (what float4out/float8out write with extra_float_digits
+					 * 1, PostgreSQL's default, whatever the writer's; no
+					 * setting is touched), as a JSON number.
 					 */
-					int			save = extra_float_digits;
-					char	   *text;
+					char		text[DOUBLE_SHORTEST_DECIMAL_LEN];
 
-					extra_float_digits = 1;
-					text = col->typid == FLOAT4OID ?
-						DatumGetCString(DirectFunctionCall1(float4out, value)) :
-						float8out_internal(d);
-					extra_float_digits = save;
+					if (col->typid == FLOAT4OID)
+						float_to_shortest_decimal_buf(DatumGetFloat4(value), text);
+					else
+						double_to_shortest_decimal_buf(d, text);
 					v->type = jbvNumeric;
 					v->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
 																		 CStringGetDatum(text),
@@ -427,23 +429,43 @@ audit_value_to_jsonb(JsonField *col, Datum value, bool isnull, JsonbValue *v)
 				return;
 			}
 		case INTERVALOID:
-		case BYTEAOID:
 			{
 				/*
-				 * In one style whatever the writer's IntervalStyle and
-				 * bytea_output (PostgreSQL's defaults): the same value reads
-				 * the same in every event.  The output functions cannot fail.
+				 * In one style whatever the writer's IntervalStyle
+				 * (PostgreSQL's default, postgres), as interval_out writes
+				 * it: the same value reads the same in every event.  No
+				 * setting is touched, so none can outlive an error.
 				 */
-				int			save_interval = IntervalStyle;
-				int			save_bytea = bytea_output;
+				Interval   *span = DatumGetIntervalP(value);
+				const char *special = audit_interval_special(span);
+				char		ibuf[MAXDATELEN + 1];
+				struct pg_itm itm;
 
-				IntervalStyle = INTSTYLE_POSTGRES;
-				bytea_output = BYTEA_OUTPUT_HEX;
-				v->val.string.val = OutputFunctionCall(&col->out, value);
-				IntervalStyle = save_interval;
-				bytea_output = save_bytea;
+				if (special == NULL)
+				{
+					interval2itm(*span, &itm);
+					EncodeInterval(&itm, INTSTYLE_POSTGRES, ibuf);
+					special = ibuf;
+				}
 				v->type = jbvString;
-				v->val.string.len = strlen(v->val.string.val);
+				v->val.string.val = pstrdup(special);
+				v->val.string.len = strlen(special);
+				return;
+			}
+		case BYTEAOID:
+			{
+				/* hex whatever the writer's bytea_output, as byteaout writes it */
+				bytea	   *b = DatumGetByteaPP(value);
+				size_t		len = VARSIZE_ANY_EXHDR(b);
+				char	   *hex = palloc((Size) len * 2 + 3);
+
+				hex[0] = '\\';
+				hex[1] = 'x';
+				hex_encode(VARDATA_ANY(b), len, hex + 2);
+				hex[len * 2 + 2] = '\0';
+				v->type = jbvString;
+				v->val.string.val = hex;
+				v->val.string.len = len * 2 + 2;
 				return;
 			}
 		case JSONBOID:
