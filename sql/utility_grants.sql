@@ -38,6 +38,39 @@ SELECT event_type, status, effective_role, object_type, object_name, command, de
 -- the statement is kept as written
 SELECT statement FROM audit_log.events
  WHERE event_id > :start AND category = 'privilege' AND status = 'failure';
+-- A failure caught inside a statement does not hide that statement's own
+-- failure: a function that CREATE TABLE AS runs catches a denied GRANT,
+-- then fails (division by zero): both are recorded.  When the handler does
+-- not catch it, the GRANT's error fails the CREATE TABLE AS too: recorded
+-- once, by the GRANT.  A last denied statement marks the end of the queue.
+SELECT coalesce(max(event_id), 0) AS nested_start FROM audit_log.events \gset
+CREATE FUNCTION ug.caught() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        EXECUTE 'GRANT SELECT ON ug.accounts TO ug_nobody';
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+    RETURN 1 / 0;
+END $$;
+CREATE FUNCTION ug.not_caught() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        EXECUTE 'GRANT SELECT ON ug.accounts TO ug_nobody';
+    EXCEPTION WHEN division_by_zero THEN NULL;
+    END;
+    RETURN 1;
+END $$;
+GRANT USAGE, CREATE ON SCHEMA ug TO ug_nobody;
+SET ROLE ug_nobody;
+CREATE TABLE ug.nested1 AS SELECT ug.caught();
+CREATE TABLE ug.nested2 AS SELECT ug.not_caught();
+CREATE TABLE pg_catalog.ug_marker (x int);
+RESET ROLE;
+SELECT pg_temp.wait_for('ddl.create_table', :nested_start, 1) AS marker_there;
+SELECT event_type, status, object_name, details->>'error' AS error
+  FROM audit_log.events
+ WHERE event_id > :nested_start AND event_type IN ('privilege.granted', 'ddl.create_table_as', 'ddl.create_table')
+ ORDER BY event_id;
 DROP SCHEMA ug CASCADE;
 ALTER DEFAULT PRIVILEGES FOR ROLE ug_owner GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
 DROP ROLE ug_reader, ug_owner, ug_nobody;

@@ -49,6 +49,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/event_trigger.h"
+#include "common/hashfn.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -84,7 +85,14 @@ typedef struct PendingEvent
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 static List *pending = NIL;		/* of PendingEvent, in TopTransactionContext */
+/*
+ * The error the innermost failed statement recorded, by a hash of its
+ * code, text and origin: an outer statement that fails with the same error
+ * (propagated or re-raised) does not record it again, while one that fails
+ * with another (after a handler caught the first) does.
+ */
 static bool error_recorded = false;
+static uint32 error_recorded_hash = 0;
 
 /*
  * pend: keep a cluster-wide event until its transaction ends.
@@ -246,16 +254,21 @@ emit_success(List *events)
 
 /*
  * record_failure: the statement failed: queue its events as failures
- * with the error, unless a nested statement recorded this error already.
+ * with the error, unless a nested statement recorded this same error
+ * already.
  */
 static void
 record_failure(List *events, ErrorData *edata)
 {
 	ListCell   *lc;
+	char	   *id = psprintf("%d|%s|%s|%d", edata->sqlerrcode, edata->message ? edata->message : "",
+							  edata->filename ? edata->filename : "", edata->lineno);
+	uint32		h = hash_bytes((const unsigned char *) id, strlen(id));
 
-	if (error_recorded)
+	if (error_recorded && h == error_recorded_hash)
 		return;
 	error_recorded = true;
+	error_recorded_hash = h;
 	foreach(lc, events)
 	{
 		UEvent	   *u = lfirst(lc);
