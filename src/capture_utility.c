@@ -200,10 +200,11 @@ utility_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
- * emit_success: the statement ran; store or queue its events.
+ * emit_success: the statement ran; store or queue its events (was_here:
+ * the extension existed before it ran).
  */
 static void
-emit_success(List *events)
+emit_success(List *events, bool was_here)
 {
 	ListCell   *lc;
 	AuditEvent *batch = palloc(sizeof(AuditEvent) * list_length(events));
@@ -234,9 +235,15 @@ emit_success(List *events)
 			if (u->cluster)
 				batch_cluster = lappend_int(batch_cluster, n - 1);
 		}
-		else if (strcmp(u->ev.event_type, "extension.dropped") == 0 && u->ev.object_name &&
-				 strcmp(u->ev.object_name, "audit_log") == 0)
+		else if (was_here)
+		{
+			/*
+			 * The statement took the extension away (DROP EXTENSION, DROP
+			 * SCHEMA ... CASCADE, DROP OWNED): its events go, through the
+			 * queue, to audit_log.database.
+			 */
 			audit_queue_event(&u->ev, false);
+		}
 	}
 	if (n == 0)
 		return;
@@ -304,6 +311,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	MemoryContext volatile cxt = NULL;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	volatile bool executed = false;
+	volatile bool was_here = false; /* the extension existed before */
 
 	error_recorded = false;
 	audit_registry_utility(parsetree, false);	/* DROP DATABASE: stop its writer */
@@ -342,6 +350,8 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			MemoryContextDelete(cxt);
 			cxt = NULL;
 		}
+		else
+			was_here = OidIsValid(audit_events_relid(true));
 	}
 
 	PG_TRY();
@@ -358,7 +368,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		if (events != NIL && !audit_restoring())
 		{
 			MemoryContextSwitchTo(cxt);
-			emit_success(events);
+			emit_success(events, was_here);
 			MemoryContextSwitchTo(oldcxt);
 		}
 	}

@@ -72,5 +72,18 @@ $node->safe_psql('postgres', 'SELECT 1');
 ok($node->poll_query_until('postgres', "SELECT ($logins) > 0"),
 	'the worker stores events in the last extension created');
 
+# --- DROP SCHEMA audit_log CASCADE takes the extension, and the trail, of
+# a database with it: the statement itself is recorded all the same, in
+# audit_log.database, as DROP EXTENSION is.
+$node->safe_psql('postgres', 'CREATE DATABASE appdb');
+$node->safe_psql('appdb', 'CREATE EXTENSION audit_log CASCADE');
+$node->safe_psql('appdb', 'DROP SCHEMA audit_log CASCADE');
+is($node->safe_psql('appdb', "SELECT count(*) FROM pg_extension WHERE extname = 'audit_log'"),
+	'0', 'DROP SCHEMA audit_log CASCADE dropped the extension');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM audit_log.events
+	 WHERE event_type = 'ddl.drop_schema' AND database = 'appdb' AND object_name = 'audit_log'}),
+	'and is recorded in audit_log.database');
+
 $node->stop;
 done_testing();
