@@ -20,8 +20,10 @@
  * only.  A writer that exits before its commit (terminated, an error)
  * gives its taken slots back (audit_queue_release), so an event waits in
  * the ring until a writer for its database has stored it: nothing is lost
- * while a writer starts or restarts.  A slot another writer's database
- * holds up at the tail keeps the ring that much fuller meanwhile.
+ * while a writer starts or restarts.  An event queued while no writer that
+ * stores it runs is also written to the server log at once (a crash would
+ * lose the ring).  A slot another writer's database holds up at the tail
+ * keeps the ring that much fuller meanwhile.
  *
  *-------------------------------------------------------------------------
  */
@@ -182,8 +184,15 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 
 	if (full)
 		audit_log_event_line(ev, "queue full");
-	else
-		audit_registry_wake(target);
+	else if (!audit_registry_wake(target))
+	{
+		/*
+		 * No writer runs to store it (down, restarting, not started yet):
+		 * it waits in the ring, and the server log has it now, so a crash
+		 * before a writer is back loses nothing silently.
+		 */
+		audit_log_event_line(ev, "no writer running: queued until one stores it");
+	}
 	pfree(buf);
 }
 

@@ -186,26 +186,27 @@ audit_registry_wake_launcher(void)
  * audit_registry_wake: an event for target (InvalidOid: cluster-wide) was
  * queued: wake the writer that stores it, or the launcher when there is
  * none yet (it starts one, or sends the event to the server log).
+ * Returns whether a writer that stores it is running.
  */
-void
+bool
 audit_registry_wake(Oid target)
 {
 	AuditWriterEntry *e;
 	Latch	   *latch;
+	bool		running;
 
 	if (audit_registry == NULL)
-		return;
+		return false;
 	LWLockAcquire(audit_registry->lock, LW_SHARED);
 	e = audit_registry_find(OidIsValid(target) ? target : audit_registry->cluster_db);
 	if (e && AW_ORPHAN(e->state) && e->paused_by == 0)
 		e = audit_registry_find(audit_registry->cluster_db);
-	if (e && e->state == AW_RUNNING && e->latch)
-		latch = e->latch;
-	else
-		latch = audit_registry->launcher_latch;
+	running = e && e->state == AW_RUNNING && e->latch;
+	latch = running ? e->latch : audit_registry->launcher_latch;
 	LWLockRelease(audit_registry->lock);
 	if (latch)
 		SetLatch(latch);
+	return running;
 }
 
 /*

@@ -80,7 +80,7 @@ extern AuditRegistry *audit_registry;
 extern void audit_registry_init(void);
 extern AuditWriterEntry *audit_registry_find(Oid dboid);
 extern AuditWriterEntry *audit_registry_add(Oid dboid);
-extern void audit_registry_wake(Oid target);
+extern bool audit_registry_wake(Oid target);
 extern void audit_registry_wake_launcher(void);
 extern int	audit_registry_routing(Oid dboid, bool *cluster, Oid *orphans, int max);
 extern int	audit_registry_cluster_pid(void);

@@ -64,13 +64,25 @@ $node->safe_psql('elsewhere', 'CREATE ROLE after_kill');
 ok(wait_for_events($node, q{object_name = 'after_kill'}, 1),
 	'the restarted worker stores events');
 
-# --- SIGTERM: events queued while the worker is down are drained when it is back
+# --- SIGTERM: events queued while the worker is down are drained when it is
+# back, and the server log has them at once (a crash meanwhile would lose the
+# queue).  The launcher, which starts writers, is stopped meanwhile: the
+# writer stays down for as long as the test needs.
+my $launcher = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'audit_log launcher'");
+ok($launcher > 0, 'launcher running');
+kill 'STOP', $launcher;
 $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
 kill 'TERM', $pid;
-$node->poll_query_until('postgres', 'SELECT worker_pid IS NULL FROM audit_log.status');
+ok($node->poll_query_until('postgres', 'SELECT worker_pid IS NULL FROM audit_log.status'),
+	'the worker is down');
+my $down_offset = -s $node->logfile;
 $node->safe_psql('elsewhere', 'CREATE ROLE while_down');
+ok($node->wait_for_log(qr/audit_log event: \{[^\n]*"while_down"[^\n]*"reason":"no writer running: queued until one stores it"/,
+	$down_offset), 'an event queued while the worker is down is in the server log at once');
+kill 'CONT', $launcher;
 ok(wait_for_events($node, q{object_name = 'while_down'}, 1),
-	'event queued while the worker was down is drained after its restart');
+	'and is drained after its restart');
 
 $node->stop;
 
