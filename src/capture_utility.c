@@ -130,7 +130,8 @@ queue_as_failure(PendingEvent *p)
 
 /*
  * utility_xact_callback: at commit, queue the pending cluster-wide events
- * not yet stored; at abort, queue them all as failures.
+ * not yet stored; at PREPARE TRANSACTION the same, marked "prepared": true
+ * (their outcome comes later); at abort, queue them all as failures.
  */
 static void
 utility_xact_callback(XactEvent event, void *arg)
@@ -149,6 +150,18 @@ utility_xact_callback(XactEvent event, void *arg)
 			if (p->written)
 				continue;
 			audit_event_deserialize(p->buf, &ev);
+			if (event == XACT_EVENT_PREPARE)
+			{
+				/*
+				 * Two-phase commit: the outcome (COMMIT or ROLLBACK
+				 * PREPARED, from any session) is not known here.
+				 */
+				Json		j;
+
+				j_begin(&j);
+				j_bool(&j, "prepared", true);
+				ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(j_end(&j)));
+			}
 			audit_queue_event(&ev, true);
 		}
 		pending = NIL;

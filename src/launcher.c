@@ -79,7 +79,9 @@ audit_launcher_init(void)
 }
 
 /*
- * launcher_exit: no launcher to wake any more.
+ * launcher_exit: no launcher to wake any more; the queue slots it had
+ * taken to send to the server log (drain_unroutable(), ended by a signal
+ * or an error halfway) are ready again for the next launcher.
  */
 static void
 launcher_exit(int code, Datum arg)
@@ -91,6 +93,7 @@ launcher_exit(int code, Datum arg)
 		audit_registry->launcher_latch = NULL;
 	}
 	LWLockRelease(audit_registry->lock);
+	audit_queue_release(MyProcPid);
 }
 
 typedef struct DbRow
@@ -525,8 +528,11 @@ audit_launcher_main(Datum arg)
 				if (strcmp(now, old_values[i]) != 0)
 				{
 					setting_changed(watched_settings[i], old_values[i], now);
+					pfree(old_values[i]);
 					old_values[i] = now;
 				}
+				else
+					pfree(now);
 			}
 			scan = true;		/* audit_log.database may have changed */
 		}

@@ -12,6 +12,7 @@ use AuditLogNode;
 my $node = audit_node('queue', conf => qq{
 restart_after_crash = on
 listen_addresses = '127.0.0.1'
+max_prepared_transactions = 2
 });
 $node->safe_psql('postgres', 'CREATE DATABASE elsewhere');
 
@@ -52,6 +53,20 @@ is($node->safe_psql('postgres', q{
 SELECT details->>'error' FROM audit_log.events
  WHERE event_type = 'privilege.granted' AND status = 'failure'}),
 	'permission denied for table payroll', 'with the error message');
+
+# --- two-phase commit: a cluster-wide change is queued at PREPARE
+# TRANSACTION, before its outcome is known: marked "prepared"
+$node->safe_psql('elsewhere', q{
+BEGIN;
+CREATE ROLE prepared_role;
+PREPARE TRANSACTION 'q1';
+ROLLBACK PREPARED 'q1';
+});
+ok(wait_for_events($node, q{object_name = 'prepared_role'}, 1), 'a prepared change is recorded');
+is($node->safe_psql('postgres', q{
+	SELECT event_type || ':' || status || ':' || (details->>'prepared') FROM audit_log.events
+	 WHERE object_name = 'prepared_role'}),
+	'role.created:success:true', 'marked prepared: its outcome is not known when it is queued');
 
 # --- the worker killed with SIGKILL: the server restarts, so does the worker
 my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
