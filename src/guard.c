@@ -134,8 +134,15 @@ audit_internal(PG_FUNCTION_ARGS)
 		RegisterSubXactCallback(internal_subxact_callback, NULL);
 		callbacks_registered = true;
 	}
-	internal_subid = PG_GETARG_BOOL(0) ? GetCurrentSubTransactionId() :
-		InvalidSubTransactionId;
+	/*
+	 * A nested _internal(true) keeps the outer mark's (sub)transaction: an
+	 * error caught inside it must not clear the mark the caller still runs
+	 * under.
+	 */
+	if (!PG_GETARG_BOOL(0))
+		internal_subid = InvalidSubTransactionId;
+	else if (!prev)
+		internal_subid = GetCurrentSubTransactionId();
 	PG_RETURN_BOOL(prev);
 }
 

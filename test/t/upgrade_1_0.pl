@@ -117,6 +117,18 @@ $node->safe_psql($db, q{
 is($node->safe_psql($db, q{
 	SELECT count(*) FROM audit_log.events WHERE event_type = 'privilege.granted' AND object_name = 'app.t3'}),
 	'1', 'on 1.0, a GRANT after a failed enable() in an EXCEPTION block is recorded');
+# A mark set again inside a subtransaction that fails and is caught keeps
+# the outer one (1.0's maintain() marks itself, then its per-day blocks):
+# the caller goes on marked, its own writes are not refused as tampering.
+my ($mrc, $mout, $merr) = $node->psql($db, q{
+	BEGIN;
+	SELECT audit_log._internal(true);
+	DO $$ BEGIN PERFORM audit_log._internal(true); RAISE EXCEPTION 'day failed'; EXCEPTION WHEN others THEN NULL; END $$;
+	DELETE FROM audit_log.events WHERE event_id < 0;
+	SELECT audit_log._internal(false);
+	ROLLBACK;
+});
+is($mrc, 0, 'on 1.0, a nested mark cleared by a caught error leaves the outer mark on');
 my $upto = $node->safe_psql($db, 'SELECT max(event_id) FROM audit_log.events');
 my $before = $node->safe_psql($db, snapshot_sql($upto));
 
