@@ -18,6 +18,26 @@ SELECT event_type, details->>'member' AS member, details->'admin_option' AS admi
   FROM audit_log.events
  WHERE event_id > :start AND event_type LIKE 'role.membership_%' ORDER BY event_id;
 
+-- REVOKE ... OPTION FOR revokes one option, not the membership: 16 added
+-- INHERIT and SET (REVOKE SET OPTION FOR there; REVOKE ADMIN OPTION FOR on
+-- 15): role.membership_revoked says which option, and the member stays.
+SELECT coalesce(max(event_id), 0) AS opt_start FROM audit_log.events \gset
+DO $$
+BEGIN
+    IF current_setting('server_version_num')::int >= 160000 THEN
+        EXECUTE 'REVOKE SET OPTION FOR ver_group FROM ver_member';
+    ELSE
+        EXECUTE 'REVOKE ADMIN OPTION FOR ver_group FROM ver_member';
+    END IF;
+END $$;
+SELECT pg_temp.wait_for('role.membership_revoked', :opt_start, 1) AS arrived;
+SELECT e.event_type, e.details->>'member' AS member,
+       e.details->>'option_revoked' = CASE WHEN current_setting('server_version_num')::int >= 160000
+                                         THEN 'set' ELSE 'admin' END AS option_named,
+       pg_has_role('ver_member', 'ver_group', 'MEMBER') AS still_member
+  FROM audit_log.events e
+ WHERE e.event_id > :opt_start AND e.event_type = 'role.membership_revoked' ORDER BY e.event_id;
+
 -- A DEFERRABLE primary key identifies no row (RelationGetPrimaryKeyIndex of
 -- 15, deferrable_ok = false on 18): resource_id stays NULL; an immediate
 -- one gives it.

@@ -62,9 +62,11 @@ BEGIN
 END $$;
 GRANT USAGE, CREATE ON SCHEMA ug TO ug_nobody;
 SET ROLE ug_nobody;
+\set SHOW_CONTEXT never
 CREATE TABLE ug.nested1 AS SELECT ug.caught();
 CREATE TABLE ug.nested2 AS SELECT ug.not_caught();
 CREATE TABLE pg_catalog.ug_marker (x int);
+\set SHOW_CONTEXT errors
 RESET ROLE;
 SELECT pg_temp.wait_for('ddl.create_table', :nested_start, 1) AS marker_there;
 SELECT event_type, status, object_name, details->>'error' AS error

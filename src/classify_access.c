@@ -139,11 +139,33 @@ audit_classify_grant(Classify *c, GrantStmt *g)
 }
 
 /*
- * classify_membership: one event per role and member granted or revoked.
+ * membership_options: GRANT's options beyond ADMIN ("inherit", "set": 16
+ * and later), and the option a REVOKE ... OPTION FOR revokes
+ * ("option_revoked": the membership stays).
+ */
+static void
+membership_options(GrantRoleStmt *g, Json *j)
+{
+	ListCell   *lc;
+
+	foreach(lc, audit_grant_role_opts(g))
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (!g->is_grant)
+			j_str(j, "option_revoked", d->defname);
+		else if (strcmp(d->defname, "admin") != 0)
+			j_bool(j, d->defname, defGetBoolean(d));
+	}
+}
+
+/*
+ * classify_membership: one event per role and member granted or revoked
+ * (stmt: the GRANT/REVOKE with its options, NULL for CREATE/ALTER ROLE).
  */
 static void
 classify_membership(Classify *c, bool grant, List *roles, List *members,
-					bool admin, RoleSpec *grantor)
+					bool admin, RoleSpec *grantor, GrantRoleStmt *stmt)
 {
 	ListCell   *lr;
 	ListCell   *lm;
@@ -164,6 +186,8 @@ classify_membership(Classify *c, bool grant, List *roles, List *members,
 			j_str(&j, "role", role);
 			j_str(&j, "member", audit_rolespec_name(lfirst(lm)));
 			j_bool(&j, "admin_option", admin);
+			if (stmt)
+				membership_options(stmt, &j);
 			if (grantor)
 				j_str(&j, "grantor", audit_rolespec_name(grantor));
 			u->details = j_end(&j);
@@ -200,13 +224,13 @@ classify_create_role(Classify *c, CreateRoleStmt *s)
 		self->rolename = s->role;
 		if (strcmp(d->defname, "rolemembers") == 0 || strcmp(d->defname, "adminmembers") == 0)
 			classify_membership(c, true, list_make1(self), (List *) d->arg,
-								strcmp(d->defname, "adminmembers") == 0, NULL);
+								strcmp(d->defname, "adminmembers") == 0, NULL, NULL);
 		else if (strcmp(d->defname, "addroleto") == 0)
 		{
 			ListCell   *lr;
 
 			foreach(lr, (List *) d->arg)
-				classify_membership(c, true, list_make1(lfirst(lr)), list_make1(self), false, NULL);
+				classify_membership(c, true, list_make1(lfirst(lr)), list_make1(self), false, NULL, NULL);
 		}
 	}
 }
@@ -234,7 +258,7 @@ classify_alter_role(Classify *c, AlterRoleStmt *s)
 		DefElem    *d = lfirst_node(DefElem, lc);
 
 		if (strcmp(d->defname, "rolemembers") == 0)
-			classify_membership(c, s->action > 0, list_make1(s->role), (List *) d->arg, false, NULL);
+			classify_membership(c, s->action > 0, list_make1(s->role), (List *) d->arg, false, NULL, NULL);
 	}
 }
 
@@ -263,7 +287,7 @@ audit_classify_role(Classify *c, Node *n)
 				GrantRoleStmt *g = (GrantRoleStmt *) n;
 
 				classify_membership(c, g->is_grant, g->granted_roles, g->grantee_roles,
-									audit_grant_role_admin(g), g->grantor);
+									audit_grant_role_admin(g), g->grantor, g);
 				break;
 			}
 		default:

@@ -74,6 +74,7 @@
 #include "postgres.h"
 
 #include "executor/executor.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "nodes/plannodes.h"
@@ -186,6 +187,21 @@ audit_grant_role_admin(GrantRoleStmt *g)
 	return false;
 #else
 	return g->admin_opt;
+#endif
+}
+
+/*
+ * audit_grant_role_opts: the options of GRANT/REVOKE role as DefElems: 16
+ * made them a list (admin, inherit, set; REVOKE ... OPTION FOR names the
+ * one it revokes), 15 has admin_opt only.
+ */
+static inline List *
+audit_grant_role_opts(GrantRoleStmt *g)
+{
+#if PG_VERSION_NUM >= 160000
+	return g->opt;
+#else
+	return g->admin_opt ? list_make1(makeDefElem("admin", (Node *) makeBoolean(true), -1)) : NIL;
 #endif
 }
 
