@@ -2953,6 +2953,7 @@ DECLARE
     known record;
     k text;
     base bigint;
+    dup bigint;
     -- The keys an element may have: the columns of events, source excepted.
     cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
                                    WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
@@ -2994,7 +2995,7 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = format('Choose an application code, such as "app.%s".', code);
         END IF;
-        cat := coalesce(el ->> 'category', known.category, 'app');
+        cat := coalesce(el ->> 'category', known.category, @extschema@._category_of(code));
         IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
             RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
                 USING ERRCODE = 'invalid_parameter_value',
@@ -3012,9 +3013,27 @@ BEGIN
         END;
     END LOOP;
     INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
-    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type', coalesce(x ->> 'category', 'app'), 'Application event', false
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type',
+           coalesce(x ->> 'category', @extschema@._category_of(x ->> 'event_type')), 'Application event', false
       FROM jsonb_array_elements(events) x
     ON CONFLICT DO NOTHING;
+    -- (source, event_id) is an event's key: one ingest() of a source at a
+    -- time (ids numbered after the last, duplicates looked for, without a
+    -- race), and an id is refused when the source has it already, whatever
+    -- its time or category (the unique index also holds those, below).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    SELECT min(d.i) INTO dup
+      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id
+              FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+             WHERE a.x ? 'event_id' AND pg_catalog.jsonb_typeof(a.x -> 'event_id') <> 'null') d
+     WHERE EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id)
+        OR (SELECT count(*) FROM pg_catalog.jsonb_array_elements(events) y
+             WHERE (y ->> 'event_id')::bigint = d.id) > 1;
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'element % of events: its event_id is already stored for source "%", or given twice', dup, source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END IF;
     -- Elements without an event_id are numbered after the source's last one.
     SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
     BEGIN
@@ -3144,6 +3163,10 @@ AS 'MODULE_PATHNAME', 'audit_is_event_code_sql'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 REVOKE ALL ON FUNCTION @extschema@._is_event_code(text) FROM PUBLIC;
+CREATE FUNCTION @extschema@._category_of(code text) RETURNS text
+AS 'MODULE_PATHNAME', 'audit_category_of_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION @extschema@._category_of(text) FROM PUBLIC;
 ALTER TABLE @extschema@.event_type_catalog
     DROP CONSTRAINT event_type_catalog_event_type_check,
     DROP CONSTRAINT event_type_catalog_category_check,

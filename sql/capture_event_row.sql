@@ -69,6 +69,24 @@ SELECT event_id, occurred_at > now() - interval '1 hour' AS recent, category, st
 SELECT event_id, occurred_at AT TIME ZONE 'UTC' AS occurred_utc, category, status, tenant, actor,
        client_addr, old_data, txid, source
   FROM audit_log.events WHERE source = 'structure_feed' AND event_type = 'app.x' ORDER BY event_id;
+-- (source, event_id) is the key: an id the source has, at another time or
+-- in another category, or one given twice, is refused; nothing is stored.
+\set VERBOSITY terse
+SAVEPOINT dup;
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z"}, {"event_type": "app.x", "event_id": 7, "occurred_at": "2026-01-09T00:00:00Z"}]');
+ROLLBACK TO dup;
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z", "event_id": 100}, {"event_type": "app.z", "event_id": 100, "category": "auth"}]');
+ROLLBACK TO dup;
+-- A code's category is its prefix when that names a category, as log()
+-- gives it; the audit category is the central's own.
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "auth.sso_failed", "status": "failure"}]');
+SAVEPOINT audit_code;
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "audit.forged"}]');
+ROLLBACK TO audit_code;
+\set VERBOSITY default
+SELECT event_type, category, count(*) FROM audit_log.events
+ WHERE source = 'structure_feed' GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT event_type, category FROM audit_log.event_types WHERE event_type = 'auth.sso_failed';
 ROLLBACK;
 
 -- The library checks the table against its own list before it writes: a

@@ -36,6 +36,7 @@
 PG_FUNCTION_INFO_V1(audit_set_context);
 PG_FUNCTION_INFO_V1(audit_categories_sql);
 PG_FUNCTION_INFO_V1(audit_is_event_code_sql);
+PG_FUNCTION_INFO_V1(audit_category_of_sql);
 
 /*
  * The event categories of DESIGN.md, sorted: the one list.  SQL reads it
@@ -169,6 +170,17 @@ audit_category_of(const char *event_type)
 			return audit_categories[i];
 	}
 	return "app";
+}
+
+/*
+ * audit_category_of_sql: audit_log._category_of(code), the category of an
+ * application code as log() gives it (ingest() uses it for the codes of a
+ * feed).
+ */
+Datum
+audit_category_of_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(audit_category_of(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 }
 
 /*

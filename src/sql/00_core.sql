@@ -101,8 +101,10 @@ REVOKE ALL ON FUNCTION @extschema@._partition_name(date) FROM PUBLIC;
 /*
  * _categories(): the event categories of DESIGN.md, sorted.
  * _is_event_code(code): is code a lowercase dotted identifier such as
- * "user.role_added" (any length)?  Both are the C side's own (context.c),
- * so that SQL and C never disagree; see doc/internals.md.
+ * "user.role_added" (any length)?  _category_of(code): the category log()
+ * gives an application code (its prefix when that names a category, else
+ * app).  All three are the C side's own (context.c), so that SQL and C
+ * never disagree; see doc/internals.md.
  */
 CREATE FUNCTION @extschema@._categories() RETURNS text[]
 AS 'MODULE_PATHNAME', 'audit_categories_sql'
@@ -111,6 +113,10 @@ CREATE FUNCTION @extschema@._is_event_code(code text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'audit_is_event_code_sql'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 REVOKE ALL ON FUNCTION @extschema@._categories(), @extschema@._is_event_code(text) FROM PUBLIC;
+CREATE FUNCTION @extschema@._category_of(code text) RETURNS text
+AS 'MODULE_PATHNAME', 'audit_category_of_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION @extschema@._category_of(text) FROM PUBLIC;
 
 -- The event type catalogue.  builtin codes are recorded by the extension
 -- itself and cannot be forged through audit_log.log().
