@@ -5,6 +5,41 @@
  */
 \echo Use "CREATE EXTENSION audit_log CASCADE" to load this file. \quit
 
+-- Objects made ready beforehand by a role that is not a superuser are not
+-- trusted: the owner of a schema named audit_log could drop the trail with
+-- it, and a role that administers one of the extension's roles (16 and
+-- later give it to the CREATEROLE role that created it) could grant it to
+-- itself.  Roles are cluster-wide: a second database's CREATE EXTENSION
+-- reuses them, and they pass this check.
+DO $trust$
+DECLARE
+    who text;
+BEGIN
+    SELECT r.rolname INTO who
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+     WHERE n.nspname = '@extschema@' AND NOT r.rolsuper;
+    IF who IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "@extschema@" is owned by "%", a role that is not a superuser', who
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The owner of the schema could drop the audit trail with it.',
+                  HINT = 'Drop the schema, or make a superuser its owner, then create the extension.';
+    END IF;
+    SELECT m.rolname || ' administers ' || g.rolname INTO who
+      FROM pg_catalog.pg_auth_members a
+      JOIN pg_catalog.pg_roles g ON g.oid = a.roleid
+      JOIN pg_catalog.pg_roles m ON m.oid = a.member
+     WHERE g.rolname IN ('audit_log_reader', 'audit_log_admin', 'audit_log_writer')
+       AND a.admin_option AND NOT m.rolsuper
+     ORDER BY 1 LIMIT 1;
+    IF who IS NOT NULL THEN
+        RAISE EXCEPTION 'a role of the extension is administered by a role that is not a superuser: %', who
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Such a role can grant itself the rights of the audit_log roles.',
+                  HINT = 'Revoke the ADMIN OPTION, or drop the role made beforehand, then create the extension.';
+    END IF;
+END
+$trust$;
+
 -- Roles are cluster-wide: a second database's CREATE EXTENSION reuses them.
 DO $roles$
 BEGIN

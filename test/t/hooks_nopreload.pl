@@ -9,7 +9,31 @@ use AuditLogNode;
 
 # CREATE EXTENSION is the first thing tested: audit_node() does not create it.
 my $node = audit_node('nopreload', preload => 0);
+
+# The attack on the install: a role that is no superuser (CREATEROLE, CREATE
+# on the database) makes the extension's schema, or one of its roles, its
+# own beforehand.  Refused: nothing is created over them.
+$node->safe_psql('postgres', q{
+CREATE ROLE mallory LOGIN CREATEROLE;
+GRANT CREATE ON DATABASE postgres TO mallory;
+});
+$node->safe_psql('postgres', 'CREATE SCHEMA audit_log', extra_params => [ '-U', 'mallory' ]);
 my ($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+like($err, qr/schema "audit_log" is owned by "mallory", a role that is not a superuser/,
+	'CREATE EXTENSION refuses a schema made beforehand by a role that is not a superuser');
+$node->safe_psql('postgres', 'DROP SCHEMA audit_log', extra_params => [ '-U', 'mallory' ]);
+$node->safe_psql('postgres', q{
+CREATE ROLE audit_log_admin;
+GRANT audit_log_admin TO mallory WITH ADMIN OPTION;
+}, extra_params => [ '-U', 'mallory' ]);
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+like($err, qr/a role of the extension is administered by a role that is not a superuser: mallory administers audit_log_admin/,
+	'CREATE EXTENSION refuses a role administered by a role that is not a superuser');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname = 'audit_log'"), '0',
+	'nothing was created');
+$node->safe_psql('postgres', 'DROP ROLE audit_log_admin');
+
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 is($ret, 0, 'CREATE EXTENSION works without the preload');
 like($err, qr/WARNING:  audit_log is not in shared_preload_libraries/, 'and warns');
 is($node->safe_psql('postgres',
