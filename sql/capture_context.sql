@@ -122,6 +122,20 @@ SELECT pg_temp.try($$SELECT audit_log.log('audit.purged')$$);
 SELECT count(*) - :before AS new_events FROM table_events;
 SELECT count(*) AS new_codes FROM audit_log.event_types WHERE event_type IN ('user.x', 'user');
 
+-- The attack on the seal chain: an event too large for its seal digest
+-- (one JSON array of its columns, which PostgreSQL cannot build past 256 MB)
+-- would stop every later window from being sealed.  Refused (54000) past
+-- 64 MB, whether logged or captured from a table; nothing is stored.
+SELECT regexp_replace(pg_temp.try($$SELECT audit_log.log('user.huge', object_name => repeat('x', 65 * 1024 * 1024))$$),
+                      '[0-9]+ bytes', 'N bytes') AS refused;
+CREATE TABLE ctx_big (id int PRIMARY KEY, blob text);
+SELECT count(*) AS enabled FROM (SELECT audit_log.enable('ctx_big')) e;
+SELECT regexp_replace(pg_temp.try($$INSERT INTO ctx_big VALUES (1, repeat('y', 40 * 1024 * 1024) || repeat('z', 30 * 1024 * 1024))$$),
+                      '[0-9]+ bytes', 'N bytes') AS refused;
+SELECT count(*) AS big_rows FROM ctx_big;
+SELECT count(*) AS disabled FROM (SELECT audit_log.disable('ctx_big')) d;
+DROP TABLE ctx_big;
+
 -- Who may call log() and set_context(): audit_log_writer, not PUBLIC.
 CREATE ROLE ctx_plain NOLOGIN;
 CREATE ROLE ctx_writer NOLOGIN IN ROLE audit_log_writer;

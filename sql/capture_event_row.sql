@@ -83,6 +83,9 @@ SELECT audit_log.ingest('structure_feed', '[{"event_type": "auth.sso_failed", "s
 SAVEPOINT audit_code;
 SELECT audit_log.ingest('structure_feed', '[{"event_type": "audit.forged"}]');
 ROLLBACK TO audit_code;
+-- An event from the future would hold its alert group quiet until then.
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z", "occurred_at": "2999-01-01T00:00:00Z"}]');
+ROLLBACK TO audit_code;
 \set VERBOSITY default
 SELECT event_type, category, count(*) FROM audit_log.events
  WHERE source = 'structure_feed' GROUP BY 1, 2 ORDER BY 1, 2;

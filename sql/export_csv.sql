@@ -44,6 +44,8 @@ SET audit_log.export_max_rows = 100001;
 SELECT count(*) FROM audit_log.export(event_types => '{app.bulk}');
 SET audit_log.export_max_rows = 5;
 SELECT count(*) FROM audit_log.export(event_types => '{app.bulk}', since => '2025-04-02', until => '2025-04-03');
+-- max_rows at the cap is the cap: the same WARNING
+SELECT count(*) FROM audit_log.export(event_types => '{app.bulk}', since => '2025-04-02', until => '2025-04-03', max_rows => 5);
 RESET audit_log.export_max_rows;
 
 -- Cells: UTC ISO 8601, compact JSON, formula neutralisation.

@@ -322,6 +322,16 @@ audit_string_token(int tok)
 #endif
 
 /*
+ * audit_database_owner: does the current user own database dboid (16
+ * replaced pg_database_ownercheck with object_ownercheck)?
+ */
+#if PG_VERSION_NUM >= 160000
+#define audit_database_owner(dboid) object_ownercheck(DatabaseRelationId, (dboid), GetUserId())
+#else
+#define audit_database_owner(dboid) pg_database_ownercheck((dboid), GetUserId())
+#endif
+
+/*
  * audit_walrcv_pgconn: the libpq connection of a libpqwalreceiver
  * connection.  WalReceiverConn is private to libpqwalreceiver; in 15 to
  * 18 it begins with it (PGconn *streamConn).  Used only to ask libpq

@@ -330,6 +330,9 @@ export_limit(FunctionCallInfo fcinfo, ExportRun *run)
 				 errmsg("max_rows %d is above the export cap of %d rows", run->limit, run->cap),
 				 errdetail("The setting audit_log.export_max_rows caps every export."),
 				 errhint("Export in pieces with after_event_id, or ask a superuser to raise audit_log.export_max_rows.")));
+	/* max_rows at the cap: a truncation is the cap's, with its WARNING */
+	if (run->limit == run->cap)
+		run->explicit_limit = false;
 }
 
 /*

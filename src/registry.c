@@ -24,10 +24,13 @@
  *-------------------------------------------------------------------------
  */
 #include "workers.h"
+#include "compat.h"
 
 #include <signal.h>
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -40,7 +43,9 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
+#include "utils/acl.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #define PAUSE_TERMINATE_MS	2000	/* then SIGTERM the writer */
@@ -404,11 +409,41 @@ registry_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * may_pause: could the current user run the statement that needs the
+ * writer of dboid gone?  DROP/ALTER DATABASE need its owner; CREATE
+ * DATABASE ... TEMPLATE (as_template) CREATEDB and a template or its owner.
+ * Anyone else's attempt fails anyway: it must not stop the writer first.
+ */
+static bool
+may_pause(Oid dboid, bool as_template)
+{
+	HeapTuple	tup;
+	bool		ok;
+
+	if (superuser() || audit_database_owner(dboid))
+		return true;
+	if (!as_template)
+		return false;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(GetUserId()));
+	ok = HeapTupleIsValid(tup) && ((Form_pg_authid) GETSTRUCT(tup))->rolcreatedb;
+	if (HeapTupleIsValid(tup))
+		ReleaseSysCache(tup);
+	if (!ok)
+		return false;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	ok = HeapTupleIsValid(tup) && ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+	if (HeapTupleIsValid(tup))
+		ReleaseSysCache(tup);
+	return ok;
+}
+
+/*
  * pause_writer: stop the writer of a database and keep the launcher from
- * starting one until this transaction ends.
+ * starting one until this transaction ends (only for a user who may run
+ * the statement: may_pause()).
  */
 static void
-pause_writer(const char *dbname)
+pause_writer(const char *dbname, bool as_template)
 {
 	Oid			dboid = get_database_oid(dbname, true);
 	AuditWriterEntry *e;
@@ -417,7 +452,8 @@ pause_writer(const char *dbname)
 	bool		terminated = false;
 	pid_t		last_pid = 0;
 
-	if (!OidIsValid(dboid) || list_member_oid(paused_dbs, dboid))
+	if (!OidIsValid(dboid) || list_member_oid(paused_dbs, dboid) ||
+		!may_pause(dboid, as_template))
 		return;
 	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
 	e = audit_registry_find(dboid);
@@ -553,5 +589,5 @@ audit_registry_utility(Node *parsetree, bool done)
 			break;
 	}
 	if (!done && db != NULL)
-		pause_writer(db);
+		pause_writer(db, IsA(parsetree, CreatedbStmt));
 }

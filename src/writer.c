@@ -169,6 +169,27 @@ text_value(int i, const char *s, AuditFieldKind kind)
 }
 
 /*
+ * check_event_size: an event whose texts and JSON take more than
+ * AUDIT_EVENT_MAX_BYTES is refused: its seal digest is one JSON array of
+ * its columns (part 40_integrity), which PostgreSQL cannot build past 256 MB
+ * of JSON (and 1 GB of its text), and a window that cannot be sealed stops
+ * the chain.  The statement that made it fails: nothing is lost.
+ */
+#define AUDIT_EVENT_MAX_BYTES (64 * 1024 * 1024)
+
+static void
+check_event_size(AuditEvent *ev, Size bytes)
+{
+	if (bytes > AUDIT_EVENT_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit event %s is too large to be sealed: %zu bytes", ev->event_type, bytes),
+				 errdetail("An event's texts and JSON (row images, details) may take at most %d MB together.",
+						   AUDIT_EVENT_MAX_BYTES / (1024 * 1024)),
+				 errhint("Exclude the large columns from capture (audit_log.enable(..., exclude_columns => ...)), or log less.")));
+}
+
+/*
  * fill_row: the natts columns of audit_log.events for one event, in table
  * order, through the field table (event.h).  Sets event_id to id, and
  * occurred_at/txid/backend_pid when unset.  natts is AUDIT_NCOLUMNS, or
@@ -177,6 +198,8 @@ text_value(int i, const char *s, AuditFieldKind kind)
 static void
 fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 {
+	Size		bytes = 0;
+
 	Assert(natts <= AUDIT_NCOLUMNS);
 	ev->event_id = id;
 	audit_event_complete(ev, true);
@@ -205,17 +228,24 @@ fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 				if (text == NULL)
 					nulls[i] = true;
 				else
+				{
 					values[i] = text_value(i, text, (AuditFieldKind) f->kind);
+					bytes += VARSIZE_ANY_EXHDR(DatumGetPointer(values[i]));
+				}
 				break;
 			case AF_JSON:
 				j = *AUDIT_FIELD_PTR(ev, f, Jsonb *);
 				if (j == NULL)
 					nulls[i] = true;
 				else
+				{
+					bytes += VARSIZE_ANY_EXHDR(j);
 					values[i] = audit_compress_image(j);
+				}
 				break;
 		}
 	}
+	check_event_size(ev, bytes);
 }
 
 /*

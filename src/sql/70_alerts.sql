@@ -427,6 +427,16 @@ BEGIN
                                   'group_value', gv, 'events', n,
                                   'first_event_id', first_id, 'last_event_id', last_id);
     PERFORM @extschema@._record('audit', 'audit.alert_raised', 'success', 'alert', r.name, 'ALERT', payload);
-    PERFORM pg_notify('audit_log_alerts', payload::text);
+    -- A full NOTIFY queue (a listener that never reads, held in a
+    -- transaction, lets anyone fill it) fails the commit: the alert, its
+    -- event and the pass would all roll back, pass after pass.  Past 90%
+    -- the alert is kept and only its notification is left out.
+    IF pg_catalog.pg_notification_queue_usage() < 0.9 THEN
+        PERFORM pg_notify('audit_log_alerts', payload::text);
+    ELSE
+        RAISE WARNING 'alert % (%) raised without a notification: the NOTIFY queue is % full', id, r.name,
+            pg_catalog.round((pg_catalog.pg_notification_queue_usage() * 100)::numeric) || '%'
+            USING HINT = 'Listeners read audit_log.alerts; find the session that holds the queue (LISTEN in a long transaction).';
+    END IF;
 END
 $$;

@@ -322,6 +322,7 @@ DECLARE
     k text;
     base bigint;
     dup bigint;
+    erow @extschema@.events;
     -- The keys an element may have: the columns of events, source excepted.
     cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
                                    WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
@@ -375,10 +376,23 @@ BEGIN
         END IF;
         BEGIN
             -- every value must read as its column's type
-            PERFORM pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
+            erow := pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
         EXCEPTION WHEN data_exception THEN
             RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
         END;
+        -- An event from the future would hold alert windows shut until then.
+        IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
+                pg_catalog.to_char(erow.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed may run at most 5 minutes ahead of this server''s clock.';
+        END IF;
+        -- A seal digests an event as one JSON array (part 40_integrity).
+        IF pg_catalog.octet_length(el::text) > 64 * 1024 * 1024 THEN
+            RAISE EXCEPTION 'element % of events is too large to be sealed', i
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = 'An event may take at most 64 MB of JSON.';
+        END IF;
     END LOOP;
     INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
     SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type',

@@ -125,6 +125,19 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', q{SELECT count(*) FROM audit_log.events WHERE statement LIKE '%/* wait %'}),
 	'0', 'none of them in audit_log.database');
 
+# --- The attack: a login that may not drop, rename or copy a database
+# tries, in a loop: each attempt fails, and must not stop the database's
+# writer first (its maintenance, alerts and queued events would stall).
+my $writer_of = q{SELECT w->>'pid' FROM audit_log.status, jsonb_array_elements(writers) w WHERE w->>'database' = 'app2'};
+my $app2_pid = $node->safe_psql('postgres', $writer_of);
+for my $attempt ('DROP DATABASE app2', 'ALTER DATABASE app2 RENAME TO app2x', 'CREATE DATABASE copy2 TEMPLATE app2')
+{
+	my ($arc, $aout, $aerr) = $node->psql('postgres', "SET ROLE mallory; $attempt");
+	like($aerr, qr/permission denied|must be owner/, "mallory: $attempt fails");
+}
+is($node->safe_psql('postgres', $writer_of), $app2_pid,
+	'and the writer of app2 kept running through the attempts');
+
 # --- DROP DATABASE and DROP EXTENSION while app1 writes
 my $psql = $node->installed_command('psql');
 my ($host, $port) = ($node->host, $node->port);
