@@ -2095,14 +2095,23 @@ BEGIN
     IF @extschema@._restore_running() THEN
         RETURN;
     END IF;
+    -- A snapshot older than this call would not see events committed
+    -- since it was taken, in windows this call would seal.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'seal() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
     lim := least(coalesce(as_of, now()), clock_timestamp())
            - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';
     -- No transaction that began before a window's end may still add to it.
+    -- A prepared transaction's start is not known (pg_prepared_xacts has
+    -- the time of its PREPARE): while one exists, no window closes.
     lim := least(lim,
                  (SELECT min(a.xact_start) FROM pg_stat_activity a
                    WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()),
-                 (SELECT min(p.prepared) FROM pg_prepared_xacts p));
+                 (SELECT '-infinity'::timestamptz FROM pg_prepared_xacts p LIMIT 1));
 
     SELECT s.window_end, s.digest INTO start, prev FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
     IF start IS NULL THEN
@@ -2832,7 +2841,9 @@ BEGIN
           FROM pg_attribute a
          WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
            AND NOT a.attisdropped AND a.attname <> 'source';
-        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s), %I.seal'
+        -- Only the events captured here (source NULL): a feed ingest()ed
+        -- here must not reach the central database as this source's events.
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s) WHERE (source IS NULL), %I.seal'
                        ' WITH (publish = ''insert'', publish_via_partition_root = true)',
                        '@extschema@', cols, '@extschema@');
     END IF;

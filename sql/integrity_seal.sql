@@ -49,3 +49,10 @@ SELECT status, count(*) > 0 AS windows, regexp_replace(detail, '[0-9]+', 'N', 'g
 SELECT count(*) FROM audit_log.verify(date_trunc('hour', now()) - interval '10 hours', date_trunc('hour', now()) - interval '8 hours');
 \set VERBOSITY sqlstate
 SELECT * FROM audit_log.verify(now(), now() - interval '1 hour');
+
+-- seal() under an older snapshot (REPEATABLE READ, SERIALIZABLE) would miss
+-- events committed since it was taken, in the windows it seals: refused.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT 1 AS snapshot_taken;
+SELECT audit_log.seal();
+ROLLBACK;

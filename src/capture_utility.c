@@ -225,12 +225,20 @@ emit_success(List *events, bool was_here)
 	int			n = 0;
 	bool		here = OidIsValid(audit_events_relid(true));
 	bool		snap = false;
+	TimestampTz done = GetCurrentTimestamp();
 
 	foreach(lc, events)
 	{
 		UEvent	   *u = lfirst(lc);
 		bool		audit_db = u->ev.database && audit_database &&
 			strcmp(u->ev.database, audit_database) == 0;
+
+		/*
+		 * Stamped when the statement is done, not when it was classified: a
+		 * statement that waited for a lock (without an xid, unseen by
+		 * seal()) must not land in a window sealed meanwhile.
+		 */
+		u->ev.occurred_at = done;
 
 		if (u->rv)
 		{

@@ -20,7 +20,8 @@
  * caller waits); it only reads audit_log.events and inserts into the seal
  * table.  A window is sealed only when it ended seal_delay ago and no
  * transaction that began before its end and has written anything (holds
- * an xid) is still running, nor any prepared transaction from before it.
+ * an xid) is still running, and no prepared transaction is waiting (its
+ * start is not known).  seal() runs at READ COMMITTED only.
  */
 
 -- SHA-256 through pgcrypto, wherever CASCADE installed it.
@@ -150,14 +151,23 @@ BEGIN
     IF @extschema@._restore_running() THEN
         RETURN;
     END IF;
+    -- A snapshot older than this call would not see events committed
+    -- since it was taken, in windows this call would seal.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'seal() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
     lim := least(coalesce(as_of, now()), clock_timestamp())
            - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';
     -- No transaction that began before a window's end may still add to it.
+    -- A prepared transaction's start is not known (pg_prepared_xacts has
+    -- the time of its PREPARE): while one exists, no window closes.
     lim := least(lim,
                  (SELECT min(a.xact_start) FROM pg_stat_activity a
                    WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()),
-                 (SELECT min(p.prepared) FROM pg_prepared_xacts p));
+                 (SELECT '-infinity'::timestamptz FROM pg_prepared_xacts p LIMIT 1));
 
     SELECT s.window_end, s.digest INTO start, prev FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
     IF start IS NULL THEN

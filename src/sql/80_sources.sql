@@ -190,7 +190,9 @@ BEGIN
           FROM pg_attribute a
          WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
            AND NOT a.attisdropped AND a.attname <> 'source';
-        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s), %I.seal'
+        -- Only the events captured here (source NULL): a feed ingest()ed
+        -- here must not reach the central database as this source's events.
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s) WHERE (source IS NULL), %I.seal'
                        ' WITH (publish = ''insert'', publish_via_partition_root = true)',
                        '@extschema@', cols, '@extschema@');
     END IF;

@@ -1,5 +1,8 @@
 # A window is sealed only when no transaction that began before its end is
-# still running: a late commit never lands in a sealed window.
+# still running: a late commit never lands in a sealed window.  Nor does a
+# prepared transaction's (two-phase commit): its PREPARE may come after the
+# window of its events ended, and PostgreSQL does not say when it began, so
+# while one waits no window is sealed.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -11,6 +14,7 @@ my $node = audit_node('horizon', conf => qq{
 audit_log.seal_window = 60
 audit_log.seal_delay = 0
 audit_log.maintenance_interval = 3600
+max_prepared_transactions = 2
 });
 $node->safe_psql('postgres', q{SELECT audit_log.log('app.first')});
 
@@ -21,6 +25,10 @@ $slow->query_safe(q{SELECT audit_log.log('app.late_commit')});
 my $started = $node->safe_psql('postgres',
 	q{SELECT extract(epoch FROM xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND query LIKE '%late_commit%'});
 ok($started > 0, 'the open transaction holds an xid');
+# Another writes an event too; it will be prepared windows later.
+my $twophase = $node->background_psql('postgres');
+$twophase->query_safe('BEGIN');
+$twophase->query_safe(q{SELECT audit_log.log('app.prepared_late')});
 
 # Meanwhile other events keep coming, for more than two windows.
 for my $i (1 .. 13)
@@ -35,14 +43,23 @@ my $closed_before = $node->safe_psql('postgres',
 	q{SELECT floor(extract(epoch FROM now()) / 60) * 60 - 60});
 ok($closed_before > $started, 'windows that ended since would be closed but for the open transaction');
 
+$twophase->query_safe(q{PREPARE TRANSACTION 'late'});
+$twophase->quit;
 $slow->query_safe('COMMIT');
 $slow->quit;
+is($node->safe_psql('postgres', 'SELECT audit_log.seal()'), '0',
+	'while a prepared transaction waits, no window is sealed');
+$node->safe_psql('postgres', q{COMMIT PREPARED 'late'});
 my $n = $node->safe_psql('postgres', 'SELECT audit_log.seal()');
 ok($n >= 2, "after the commit the held-back windows are sealed ($n)");
 is($node->safe_psql('postgres',
 	q{SELECT count(*) FROM audit_log.seals s JOIN audit_log.events e
 	    ON e.occurred_at >= s.window_start AND e.occurred_at < s.window_end
 	   WHERE e.event_type = 'app.late_commit'}), '1', 'the late commit is inside a sealed window');
+is($node->safe_psql('postgres',
+	q{SELECT count(*) FROM audit_log.seals s JOIN audit_log.events e
+	    ON e.occurred_at >= s.window_start AND e.occurred_at < s.window_end
+	   WHERE e.event_type = 'app.prepared_late'}), '1', 'so is the prepared one, committed late');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM audit_log.verify() WHERE status <> 'ok'}),
 	'0', 'and everything verifies');
 

@@ -112,9 +112,9 @@ is(central_left(), '2/2', 'the failed subscribe left nothing');
 sub caught_up
 {
 	my ($s) = @_;
-	my $max = $node{$s}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events');
+	my $max = $node{$s}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events WHERE source IS NULL');
 	my $want = $node{$s}->safe_psql('postgres',
-		"SELECT count(*) || ':' || sum(event_id) FROM audit_log.events WHERE event_id <= $max");
+		"SELECT count(*) || ':' || sum(event_id) FROM audit_log.events WHERE source IS NULL AND event_id <= $max");
 	$central->poll_query_until('postgres', qq{
 		SELECT count(*) || ':' || sum(event_id) = '$want'
 		  FROM audit_log.events WHERE source = '$s' AND event_id <= $max})
@@ -124,6 +124,21 @@ sub caught_up
 }
 ok(caught_up('s1'), 's1: every event arrived once');
 ok(caught_up('s2'), 's2: every event arrived once');
+
+# The attack: an admin of source s1 ingests there events of a feed of its
+# own making, with any user, time and id.  They stay in s1's trail under
+# that feed; the central receives only what s1 captured itself, never a
+# forged "s1" event.
+$node{s1}->safe_psql('postgres', q{
+	SELECT audit_log.ingest('foo', '[{"event_type": "app.forged_on_source", "db_user": "alice", "event_id": 5}]');
+	SELECT audit_log.log('app.after_forgery');
+});
+ok(caught_up('s1'), 's1: caught up after the ingest on the source');
+is($central->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE event_type = 'app.forged_on_source') || ':' ||
+	       count(*) FILTER (WHERE event_type = 'app.after_forgery' AND source = 's1')
+	  FROM audit_log.events}),
+	'0:1', 'an event ingested on a source does not reach the central as that source\'s');
 for my $s ('s1', 's2')
 {
 	is($central->safe_psql('postgres', qq{
@@ -248,13 +263,13 @@ ok(caught_up('s1'), 's1: after a restart and a crash of the source, every event 
 # the central says ok for every window it has whole.  (Only events of the
 # last 30 days are compared: the central's own retention may purge the
 # 2025 ones, and the window of app.late holds an event its seal has not.)
-my $premax = $node{s1}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events');
+my $premax = $node{s1}->safe_psql('postgres', 'SELECT max(event_id) FROM audit_log.events WHERE source IS NULL');
 ok(caught_up('s1'), 's1: every event up to the purge arrived');
 my $recent = "occurred_at > now() - interval '30 days' AND event_id <= $premax";
 my $before = $central->safe_psql('postgres',
 	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE source = 's1' AND $recent");
 my $s1_recent = $node{s1}->safe_psql('postgres',
-	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE $recent");
+	"SELECT count(*) || ':' || md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM audit_log.events WHERE source IS NULL AND $recent");
 is($before, $s1_recent, 's1 and the central hold the same events of the last 30 days before the purge');
 my $purged = 0;
 for my $try (1 .. 60)
