@@ -298,7 +298,7 @@ FROM pg_catalog.unnest(ARRAY[
     'ALTER TEXT SEARCH CONFIGURATION', 'CREATE TEXT SEARCH DICTIONARY',
     'ALTER TEXT SEARCH DICTIONARY', 'DROP TEXT SEARCH DICTIONARY', 'CREATE TEXT SEARCH PARSER',
     'ALTER TEXT SEARCH PARSER', 'DROP TEXT SEARCH PARSER', 'CREATE TEXT SEARCH TEMPLATE',
-    'ALTER TEXT SEARCH TEMPLATE', 'DROP TEXT SEARCH TEMPLATE'
+    'ALTER TEXT SEARCH TEMPLATE', 'DROP TEXT SEARCH TEMPLATE', 'CLUSTER'
 ]) AS c
 ON CONFLICT (event_type) DO UPDATE
     SET category = excluded.category, description = excluded.description, builtin = true;
@@ -2571,7 +2571,7 @@ END
 $$;
 
 CREATE FUNCTION @extschema@._first_bad_event(ws timestamptz, we timestamptz, ids int8multirange, hashes bytea,
-    src text DEFAULT NULL)
+    src text DEFAULT NULL, kept_only boolean DEFAULT false)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -2593,7 +2593,7 @@ AS $$
                 WHEN act.copies > 1 THEN 'duplicated'
                 ELSE 'altered' END
       FROM sh FULL JOIN act ON sh.id = act.id
-     WHERE sh.id IS NULL OR act.id IS NULL OR sh.h <> act.h OR act.copies > 1
+     WHERE sh.id IS NULL OR (act.id IS NULL AND NOT kept_only) OR sh.h <> act.h OR act.copies > 1
      ORDER BY coalesce(sh.id, act.id)
      LIMIT 1
 $$;
@@ -2649,9 +2649,21 @@ BEGIN
             status := 'mismatch'; events := s.events;
             detail := 'seal chain broken: the previous digest does not match the previous seal';
         ELSIF pg.parts IS NOT NULL THEN
-            status := 'purged'; events := s.events;
-            detail := s.events || ' events sealed, purged by retention (' || pg.parts || ') at '
-                      || @extschema@._ts(pg.at) || '; anchor digest ' || encode(s.digest, 'hex');
+            -- What retention left of the window (a category of a longer
+            -- policy, say) is still checked, event by event, against the
+            -- ids and digest prefixes of the seal: a purge of one category
+            -- does not blind verify() to the others.
+            bad := @extschema@._first_bad_event(s.window_start, s.window_end, s.event_ids, s.event_hashes,
+                                                verify.source, true);
+            events := s.events;
+            IF bad IS NOT NULL THEN
+                status := 'mismatch';
+                detail := bad || ' (a window partly purged by retention: ' || pg.parts || ')';
+            ELSE
+                status := 'purged';
+                detail := s.events || ' events sealed, purged by retention (' || pg.parts || ') at '
+                          || @extschema@._ts(pg.at) || '; anchor digest ' || encode(s.digest, 'hex');
+            END IF;
         ELSE
             SELECT count(*), @extschema@._sha256(coalesce(string_agg(x.h, ''::bytea ORDER BY x.event_id), ''::bytea))
               INTO n, content
@@ -2677,7 +2689,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text),
+REVOKE ALL ON FUNCTION @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text, boolean),
     @extschema@.verify(timestamptz, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.verify(timestamptz, timestamptz, text) TO audit_log_admin;
 

@@ -67,6 +67,18 @@ SELECT object_name, details->>'rows' AS rows, details->>'moved_rows' AS moved_ro
   FROM audit_log.events WHERE event_type = 'audit.purged' ORDER BY event_id;
 SELECT partition, rows, policy, categories FROM audit_log.purge_log ORDER BY purged_at;
 SELECT window_start, status, events FROM audit_log.verify('2025-02-28', '2025-03-02') ORDER BY window_start;
+-- The attack on a partly purged window: an admin gives one category a short
+-- policy so that verify() calls the window "purged" and checks it no more.
+-- What retention left is still checked against the seal: an event kept
+-- there and altered (a superuser past the guard) is a mismatch.
+BEGIN;
+SET LOCAL audit_log.internal = on;
+UPDATE audit_log.events SET actor = 'forger'
+ WHERE event_id = (SELECT min(event_id) FROM audit_log.events
+                    WHERE occurred_at >= '2025-03-01' AND occurred_at < '2025-03-02');
+SELECT window_start, status, events, regexp_replace(detail, '^event [0-9]+', 'event N') AS detail
+  FROM audit_log.verify('2025-03-01', '2025-03-02') ORDER BY window_start;
+ROLLBACK;
 -- Rows were copied and leaves dropped: nothing was DELETEd.
 SELECT coalesce(sum(n_tup_del), 0) AS deleted_rows FROM pg_stat_user_tables
  WHERE schemaname = 'audit_log' AND relname LIKE 'events_p2025%';

@@ -37,8 +37,9 @@ SELECT event_type, status, object_type, object_name, command, details
  WHERE event_id > :start AND category = 'ddl'
  ORDER BY status DESC, event_id;
 -- Every schema change has its code in audit_log.event_types, so event_log
--- describes it (operator classes and families and the text search objects
--- had none).
+-- describes it (operator classes and families, the text search objects
+-- and CLUSTER had none).
+CREATE TABLE ud.clustered (id int PRIMARY KEY);
 SELECT coalesce(max(event_id), 0) AS catalogue_start FROM audit_log.events \gset
 CREATE OPERATOR FAMILY ud.opf USING btree;
 ALTER OPERATOR FAMILY ud.opf USING btree RENAME TO opf2;
@@ -60,6 +61,7 @@ CREATE TEXT SEARCH PARSER ud.prs (START = prsd_start, GETTOKEN = prsd_nexttoken,
                                   LEXTYPES = prsd_lextype);
 ALTER TEXT SEARCH PARSER ud.prs RENAME TO prs2;
 DROP TEXT SEARCH PARSER ud.prs2;
+CLUSTER ud.clustered USING clustered_pkey;
 SELECT event_type, count(*) AS events, bool_and(description IS NOT NULL) AS described
   FROM audit_log.event_log WHERE event_id > :catalogue_start GROUP BY event_type ORDER BY event_type;
 SELECT DISTINCT event_type AS undescribed FROM audit_log.event_log

@@ -259,7 +259,7 @@ $$;
  * between a window's seal and its rows.
  */
 CREATE FUNCTION @extschema@._first_bad_event(ws timestamptz, we timestamptz, ids int8multirange, hashes bytea,
-    src text DEFAULT NULL)
+    src text DEFAULT NULL, kept_only boolean DEFAULT false)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -281,7 +281,7 @@ AS $$
                 WHEN act.copies > 1 THEN 'duplicated'
                 ELSE 'altered' END
       FROM sh FULL JOIN act ON sh.id = act.id
-     WHERE sh.id IS NULL OR act.id IS NULL OR sh.h <> act.h OR act.copies > 1
+     WHERE sh.id IS NULL OR (act.id IS NULL AND NOT kept_only) OR sh.h <> act.h OR act.copies > 1
      ORDER BY coalesce(sh.id, act.id)
      LIMIT 1
 $$;
@@ -343,9 +343,21 @@ BEGIN
             status := 'mismatch'; events := s.events;
             detail := 'seal chain broken: the previous digest does not match the previous seal';
         ELSIF pg.parts IS NOT NULL THEN
-            status := 'purged'; events := s.events;
-            detail := s.events || ' events sealed, purged by retention (' || pg.parts || ') at '
-                      || @extschema@._ts(pg.at) || '; anchor digest ' || encode(s.digest, 'hex');
+            -- What retention left of the window (a category of a longer
+            -- policy, say) is still checked, event by event, against the
+            -- ids and digest prefixes of the seal: a purge of one category
+            -- does not blind verify() to the others.
+            bad := @extschema@._first_bad_event(s.window_start, s.window_end, s.event_ids, s.event_hashes,
+                                                verify.source, true);
+            events := s.events;
+            IF bad IS NOT NULL THEN
+                status := 'mismatch';
+                detail := bad || ' (a window partly purged by retention: ' || pg.parts || ')';
+            ELSE
+                status := 'purged';
+                detail := s.events || ' events sealed, purged by retention (' || pg.parts || ') at '
+                          || @extschema@._ts(pg.at) || '; anchor digest ' || encode(s.digest, 'hex');
+            END IF;
         ELSE
             SELECT count(*), @extschema@._sha256(coalesce(string_agg(x.h, ''::bytea ORDER BY x.event_id), ''::bytea))
               INTO n, content
@@ -394,7 +406,7 @@ REVOKE ALL ON FUNCTION @extschema@._sha256(bytea), @extschema@._canonical(text),
     @extschema@._seal_digest(bytea, timestamptz, timestamptz, bigint, bytea),
     @extschema@._setting_seconds(text), @extschema@._chain_origin(bigint),
     @extschema@._seal(timestamptz), @extschema@.seal(timestamptz), @extschema@.chain_head(),
-    @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text),
+    @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text, boolean),
     @extschema@.verify(timestamptz, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.seal(timestamptz), @extschema@.chain_head(),
     @extschema@.verify(timestamptz, timestamptz, text) TO audit_log_admin;
