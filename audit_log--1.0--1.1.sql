@@ -3070,12 +3070,12 @@ BEGIN
     -- its time or category (the unique index also holds those, below).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
     SELECT min(d.i) INTO dup
-      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id
+      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id,
+                   count(*) OVER (PARTITION BY (a.x ->> 'event_id')::bigint) AS copies
               FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
              WHERE a.x ? 'event_id' AND pg_catalog.jsonb_typeof(a.x -> 'event_id') <> 'null') d
-     WHERE EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id)
-        OR (SELECT count(*) FROM pg_catalog.jsonb_array_elements(events) y
-             WHERE (y ->> 'event_id')::bigint = d.id) > 1;
+     WHERE d.copies > 1
+        OR EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id);
     IF dup IS NOT NULL THEN
         RAISE EXCEPTION 'element % of events: its event_id is already stored for source "%", or given twice', dup, source
             USING ERRCODE = 'unique_violation',

@@ -139,6 +139,25 @@ audit_classify_grant(Classify *c, GrantStmt *g)
 }
 
 /*
+ * grant_role_admin: whether GRANT role TO member names WITH ADMIN OPTION
+ * (true), or REVOKE names ADMIN OPTION FOR (only that option is revoked).
+ */
+static bool
+grant_role_admin(GrantRoleStmt *g)
+{
+	ListCell   *lc;
+
+	foreach(lc, audit_grant_role_opts(g))
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "admin") == 0)
+			return g->is_grant ? defGetBoolean(d) : true;
+	}
+	return false;
+}
+
+/*
  * membership_options: GRANT's options beyond ADMIN ("inherit", "set": 16
  * and later), and the option a REVOKE ... OPTION FOR revokes
  * ("option_revoked": the membership stays).
@@ -287,7 +306,7 @@ audit_classify_role(Classify *c, Node *n)
 				GrantRoleStmt *g = (GrantRoleStmt *) n;
 
 				classify_membership(c, g->is_grant, g->granted_roles, g->grantee_roles,
-									audit_grant_role_admin(g), g->grantor, g);
+									grant_role_admin(g), g->grantor, g);
 				break;
 			}
 		default:

@@ -168,29 +168,6 @@ audit_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot,
 }
 
 /*
- * audit_grant_role_admin: whether GRANT role TO member names WITH ADMIN
- * OPTION, or REVOKE names ADMIN OPTION FOR (only that option is revoked).
- */
-static inline bool
-audit_grant_role_admin(GrantRoleStmt *g)
-{
-#if PG_VERSION_NUM >= 160000
-	ListCell   *lc;
-
-	foreach(lc, g->opt)
-	{
-		DefElem    *d = lfirst_node(DefElem, lc);
-
-		if (strcmp(d->defname, "admin") == 0)
-			return g->is_grant ? defGetBoolean(d) : true;
-	}
-	return false;
-#else
-	return g->admin_opt;
-#endif
-}
-
-/*
  * audit_grant_role_opts: the options of GRANT/REVOKE role as DefElems: 16
  * made them a list (admin, inherit, set; REVOKE ... OPTION FOR names the
  * one it revokes), 15 has admin_opt only.
