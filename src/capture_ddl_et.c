@@ -86,9 +86,10 @@ et_capture(FunctionCallInfo fcinfo, const char *query, bool drops)
 	statement = audit_redact_statement(debug_query_string);
 
 	/*
-	 * Capture turned off (DISABLE TRIGGER, CREATE OR REPLACE TRIGGER at
-	 * ddl_command_end; DROP TRIGGER at sql_drop): classified from the
-	 * statement as the hook would (utility_classify.c).
+	 * Capture turned off (DISABLE TRIGGER, ALTER TRIGGER ... RENAME,
+	 * CREATE OR REPLACE TRIGGER at ddl_command_end; DROP TRIGGER at
+	 * sql_drop): classified from the statement as the hook would
+	 * (utility_classify.c).
 	 */
 	c.command = tag;
 	c.statement = statement;
