@@ -3772,6 +3772,216 @@ REVOKE ALL ON FUNCTION @extschema@._index_closed(timestamptz) FROM PUBLIC;
 SELECT @extschema@._fill_leaf_categories();
 
 
+-- ==== seals: events waiting in the queue keep their windows open; what keeps a due window open ====
+/*
+ * _queue_oldest(): the capture time of the oldest event still waiting in
+ * the shared queue for this database's writer (queue.c); NULL when none
+ * waits or without the preload.  Once stored, such an event lands in the
+ * window of its capture time, so no window from there on is sealed.
+ */
+CREATE FUNCTION @extschema@._queue_oldest() RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'audit_queue_oldest_sql'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+REVOKE ALL ON FUNCTION @extschema@._queue_oldest() FROM PUBLIC;
+
+-- _seal() says what keeps a due window open (a new OUT column: dropped and
+-- made again; seal() and _seal_closed() report it).
+DROP FUNCTION @extschema@._seal(timestamptz);
+/*
+ * _seal(as_of): seal every closed window after the last seal; how many
+ * windows it sealed, why it stopped early (error, NULL when it did not),
+ * and what keeps a window that is due (ended seal_delay ago) open
+ * (waiting: a running transaction that began before its end, a prepared
+ * transaction, events of its time still waiting for the writer; NULL when
+ * nothing does).  A
+ * window that cannot be sealed stops the chain there (a chain has no
+ * holes): the windows before it are sealed, one at a time once a batch of
+ * windows failed.  Nothing is sealed while a dump is being restored into
+ * the database by another session (restore.c).  as_of stands for "now"
+ * (never later than the clock: the future is never sealed).
+ */
+CREATE FUNCTION @extschema@._seal(as_of timestamptz, OUT sealed integer, OUT error text, OUT waiting text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    loaded boolean := @extschema@._load();   -- the library's settings, without the preload
+    wsec bigint := @extschema@._setting_seconds('audit_log.seal_window');
+    w interval := @extschema@._setting_seconds('audit_log.seal_window') * interval '1 second';
+    lim timestamptz;
+    due timestamptz;
+    held_start timestamptz;
+    held_pid int;
+    held_gid text;
+    queued timestamptz;
+    start timestamptz;
+    prev bytea;
+    prev0 bytea;
+    nwin int;
+    one boolean := false;
+    r record;
+    ws timestamptz;
+    dg bytea;
+    total int := 0;
+    total0 int;
+BEGIN
+    IF as_of IS NOT NULL AND NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for now.';
+    END IF;
+    sealed := 0;
+    IF @extschema@._restore_running() THEN
+        RETURN;
+    END IF;
+    -- A snapshot older than this call would not see events committed
+    -- since it was taken, in windows this call would seal.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'seal() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
+    due := least(coalesce(as_of, now()), clock_timestamp())
+           - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';
+    -- No transaction that began before a window's end may still add to it.
+    -- A prepared transaction's start is not known (pg_prepared_xacts has
+    -- the time of its PREPARE): while one exists, no window closes.  An
+    -- event waiting in the queue for the writer lands in the window of its
+    -- capture time.
+    SELECT a.xact_start, a.pid INTO held_start, held_pid FROM pg_stat_activity a
+     WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+     ORDER BY a.xact_start LIMIT 1;
+    SELECT p.gid INTO held_gid FROM pg_prepared_xacts p ORDER BY p.prepared LIMIT 1;
+    queued := @extschema@._queue_oldest();
+    lim := least(due, held_start, queued,
+                 CASE WHEN held_gid IS NOT NULL THEN '-infinity'::timestamptz END);
+
+    SELECT s.window_end, s.digest INTO start, prev FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
+    IF start IS NULL THEN
+        start := @extschema@._chain_origin(wsec);
+    END IF;
+    IF start + w <= due AND start + w > lim THEN
+        waiting := 'windows from ' || @extschema@._ts(start) || ' are due and wait for '
+            || CASE WHEN held_gid IS NOT NULL THEN
+                        'the prepared transaction ' || quote_literal(held_gid) || ' (its start is not known)'
+                    WHEN queued IS NOT NULL AND queued <= lim THEN
+                        'events captured since ' || @extschema@._ts(queued) || ' that the writer has not stored yet'
+                    ELSE 'the transaction of process ' || held_pid || ', begun at ' || @extschema@._ts(held_start)
+               END;
+    END IF;
+    WHILE start IS NOT NULL AND start + w <= lim LOOP
+        nwin := CASE WHEN one THEN 1
+                     ELSE least(floor(EXTRACT(epoch FROM (lim - start)) / wsec)::int, greatest(1, 604800 / wsec)::int) END;
+        total0 := total;
+        prev0 := prev;
+        BEGIN
+            FOR r IN
+                SELECT g.i, coalesce(a.n, 0) AS n, coalesce(a.ids, '{}'::int8multirange) AS ids,
+                       coalesce(a.hashes, ''::bytea) AS hashes,
+                       @extschema@._sha256(coalesce(a.cat, ''::bytea)) AS content
+                  FROM generate_series(0, nwin - 1) g(i)
+                  LEFT JOIN (
+                      SELECT floor((EXTRACT(epoch FROM x.occurred_at) - EXTRACT(epoch FROM start)) / wsec)::int AS i,
+                             count(*) AS n,
+                             range_agg(int8range(x.event_id, x.event_id, '[]')) AS ids,
+                             string_agg(substring(x.h FROM 1 FOR 4), ''::bytea ORDER BY x.event_id) AS hashes,
+                             string_agg(x.h, ''::bytea ORDER BY x.event_id) AS cat
+                        FROM (SELECT e.event_id, e.occurred_at, @extschema@._event_digest(e) AS h
+                                FROM @extschema@.events e
+                               WHERE e.occurred_at >= start AND e.occurred_at < start + nwin * w
+                                 AND e.source IS NULL) x
+                       GROUP BY 1) a ON a.i = g.i
+                 ORDER BY g.i
+            LOOP
+                ws := start + r.i * w;
+                dg := @extschema@._seal_digest(prev, ws, ws + w, r.n, r.content);
+                INSERT INTO @extschema@.seal (window_start, window_end, events, event_ids, event_hashes,
+                                              content_digest, prev_digest, digest)
+                VALUES (ws, ws + w, r.n, r.ids, r.hashes, r.content, prev, dg);
+                prev := dg;
+                total := total + 1;
+            END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- The block's inserts are undone; so are its windows here.
+            total := total0;
+            prev := prev0;
+            IF nwin > 1 THEN
+                one := true;
+                CONTINUE;
+            END IF;
+            error := 'window [' || @extschema@._ts(start) || ', ' || @extschema@._ts(start + w)
+                     || ') cannot be sealed: ' || SQLERRM;
+            EXIT;
+        END;
+        start := start + nwin * w;
+    END LOOP;
+    sealed := total;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._seal(timestamptz) FROM PUBLIC;
+
+/*
+ * seal(as_of): seal every closed window after the last seal; returns how
+ * many windows it sealed.  A window that cannot be sealed is a WARNING and
+ * the windows before it are sealed (see _seal()); so is a window that is
+ * due and kept open (what keeps it).
+ */
+CREATE OR REPLACE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM @extschema@._seal(as_of);
+    IF r.error IS NOT NULL THEN
+        RAISE WARNING 'audit_log: %', r.error
+            USING HINT = 'The windows before it are sealed; sealing goes on from there once the cause is fixed.';
+    END IF;
+    IF r.waiting IS NOT NULL THEN
+        RAISE WARNING 'audit_log: %', r.waiting
+            USING HINT = 'They are sealed once it is over: end a transaction left open, or start the writer.';
+    END IF;
+    RETURN r.sealed;
+END
+$$;
+
+/*
+ * _seal_closed(as_of): step 3, seal the closed windows (before anything is
+ * dropped): "sealed", "error" when the chain stopped early, and "waiting"
+ * with what keeps a window that is due open.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._seal_closed(as_of timestamptz)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sealed record;
+BEGIN
+    SELECT * INTO sealed FROM @extschema@._seal(as_of);
+    IF sealed.sealed > 0 THEN
+        action := 'sealed'; object := '@extschema@.seals';
+        detail := sealed.sealed || ' windows up to ' ||
+                  @extschema@._ts((SELECT max(s.window_end) FROM @extschema@.seal s));
+        RETURN NEXT;
+    END IF;
+    IF sealed.error IS NOT NULL THEN
+        action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
+    END IF;
+    IF sealed.waiting IS NOT NULL THEN
+        action := 'waiting'; object := '@extschema@.seals'; detail := sealed.waiting; RETURN NEXT;
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+END
+$$;
+
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

@@ -117,6 +117,7 @@ extern void audit_queue_stats(AuditQueueStats *stats);
 #define AUDIT_QUEUE_SLOT	4096
 extern uint32 audit_event_serialize(const AuditEvent *ev, char *buf);
 extern uint32 audit_event_slot_len(const char *buf);
+extern TimestampTz audit_event_slot_time(const char *buf);
 extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
 
 /* queue.c: the ring of serialized events (see workers.h) */

@@ -206,6 +206,16 @@ audit_event_slot_len(const char *buf)
 }
 
 /*
+ * audit_event_slot_time: the occurred_at of a slot that
+ * audit_event_serialize() wrote.
+ */
+TimestampTz
+audit_event_slot_time(const char *buf)
+{
+	return (TimestampTz) ((const SlotHeader *) buf)->fixed[AUDIT_COL_occurred_at];
+}
+
+/*
  * audit_event_deserialize: the event of a slot buffer; strings point into
  * buf, JSON is parsed (palloc'd in the current memory context).
  */

@@ -23,7 +23,10 @@
  * while a writer starts or restarts.  An event queued while no writer that
  * stores it runs is also written to the server log at once (a crash would
  * lose the ring).  A slot another writer's database holds up at the tail
- * keeps the ring that much fuller meanwhile.
+ * keeps the ring that much fuller meanwhile.  seal() reads the capture
+ * time of the oldest event still waiting for its database's writer
+ * (audit_queue_oldest_sql, under the shared lock) and leaves the windows
+ * from there on open.
  *
  *-------------------------------------------------------------------------
  */
@@ -63,6 +66,8 @@ typedef struct AuditQueue
 #define Q_STATE(q)	((uint8 *) (Q_OWNER(q) + (q)->capacity))
 
 static AuditQueue *queue = NULL;
+
+PG_FUNCTION_INFO_V1(audit_queue_oldest_sql);
 static int64 local_logged = 0;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -197,6 +202,19 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 }
 
 /*
+ * slot_is_mine: whether the writer of dboid stores an event for target
+ * (cluster: it is the writer of audit_log.database; orphans sorted).
+ */
+static bool
+slot_is_mine(Oid target, Oid dboid, bool cluster, const Oid *orphans, int norphans)
+{
+	if (target == dboid && OidIsValid(dboid))
+		return true;
+	return cluster && (!OidIsValid(target) ||
+					   bsearch(&target, orphans, norphans, sizeof(Oid), oid_cmp) != NULL);
+}
+
+/*
  * audit_queue_take: copy up to max ready events that the writer of dboid
  * stores (cluster: also the cluster-wide ones and those of the orphans,
  * sorted)
@@ -218,15 +236,10 @@ audit_queue_take(Oid dboid, bool cluster, const Oid *orphans, int norphans,
 	{
 		int			i = p % queue->capacity;
 		Oid			t = Q_TARGET(queue)[i];
-		bool		mine = (t == dboid && OidIsValid(dboid));
 		const char *slot;
 
-		if (Q_STATE(queue)[i] != SLOT_READY)
-			continue;
-		if (!mine && cluster)
-			mine = !OidIsValid(t) ||
-				bsearch(&t, orphans, norphans, sizeof(Oid), oid_cmp) != NULL;
-		if (!mine)
+		if (Q_STATE(queue)[i] != SLOT_READY ||
+			!slot_is_mine(t, dboid, cluster, orphans, norphans))
 			continue;
 		slot = queue->slots + (Size) i * AUDIT_QUEUE_SLOT;
 		memcpy(bufs + (Size) n * AUDIT_QUEUE_SLOT, slot, audit_event_slot_len(slot));
@@ -324,6 +337,48 @@ audit_queue_targets(Oid *targets, int64 *counts, int max)
 	}
 	LWLockRelease(queue->lock);
 	return n;
+}
+
+/*
+ * audit_queue_oldest_sql: the earliest occurred_at of the events waiting
+ * in the ring (ready, or taken by a writer that has not committed them)
+ * that this database's writer stores; NULL when none waits.  seal() keeps
+ * every window from there on open: such an event lands in the window of
+ * its capture time once it is stored.
+ */
+Datum
+audit_queue_oldest_sql(PG_FUNCTION_ARGS)
+{
+	Oid		   *orphans;
+	int			norphans;
+	bool		cluster;
+	bool		found = false;
+	TimestampTz oldest = 0;
+	uint64		p;
+
+	if (queue == NULL || audit_registry == NULL)
+		PG_RETURN_NULL();
+	orphans = palloc(sizeof(Oid) * (audit_registry->capacity + 1));
+	norphans = audit_registry_routing(MyDatabaseId, &cluster, orphans, audit_registry->capacity);
+	LWLockAcquire(queue->lock, LW_SHARED);
+	for (p = queue->tail; p < queue->head; p++)
+	{
+		int			i = p % queue->capacity;
+		TimestampTz t;
+
+		if (Q_STATE(queue)[i] == SLOT_DONE ||
+			!slot_is_mine(Q_TARGET(queue)[i], MyDatabaseId, cluster, orphans, norphans))
+			continue;
+		t = audit_event_slot_time(queue->slots + (Size) i * AUDIT_QUEUE_SLOT);
+		if (!found || t < oldest)
+			oldest = t;
+		found = true;
+	}
+	LWLockRelease(queue->lock);
+	pfree(orphans);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(oldest);
 }
 
 /*

@@ -13,8 +13,9 @@
  * transaction of its own and marked done in the queue after the commit;
  * when a batch fails, its events are retried one by one and an event that
  * still cannot be stored goes to the server log (never lost silently).
- * maintain() runs in its own transaction; its errors are reported and the
- * loop goes on.
+ * maintain() runs in its own transaction; its errors, and the rows where
+ * it says a step failed or a window is kept open, go to the server log and
+ * the loop goes on.
  *
  * Locking: every transaction of the writer first takes a share lock on the
  * audit_log extension object (lock_extension), the lock DROP EXTENSION takes
@@ -487,15 +488,40 @@ drain_queue(void)
 }
 
 /*
- * run_periodic: run query (SELECT * FROM audit_log.maintain(), SELECT
+ * report_rows: put the rows (action, object, detail) that a maintain() run
+ * by the writer returned in the server log, where the DBA who relies on
+ * the writer sees them: an "error" (a step failed, the seal chain stopped)
+ * as a WARNING, anything else (a window kept open) as a LOG line.
+ */
+static void
+report_rows(const char *proname)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *action = SPI_getvalue(tup, desc, 1);
+		char	   *object = SPI_getvalue(tup, desc, 2);
+		char	   *detail = SPI_getvalue(tup, desc, 3);
+
+		ereport(action && strcmp(action, "error") == 0 ? WARNING : LOG,
+				(errmsg("audit_log: %s(): %s: %s: %s", proname, action ? action : "",
+						object ? object : "", detail ? detail : "")));
+	}
+}
+
+/*
+ * run_periodic: run query (SELECT ... FROM audit_log.maintain(), SELECT
  * audit_log.check_alerts()) in a transaction of its own when the function
  * proname exists (a database still on the 1.0 SQL has no check_alerts());
- * errors are reported, never fatal.  The state of check_alerts() commits
+ * errors are reported, never fatal; with report, the rows the query
+ * returns (action, object, detail) go to the server log (report_rows).
+ * The state of check_alerts() commits
  * with its alerts, so a writer killed mid-pass neither loses nor repeats
  * one.
  */
 static void
-run_periodic(const char *proname, const char *query)
+run_periodic(const char *proname, const char *query, bool report)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -524,8 +550,8 @@ run_periodic(const char *proname, const char *query)
 			exists = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
 		}
-		if (exists)
-			SPI_execute(query, false, 0);
+		if (exists && SPI_execute(query, false, 0) == SPI_OK_SELECT && report)
+			report_rows(proname);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -604,13 +630,14 @@ audit_worker_main(Datum arg)
 
 		if (GetCurrentTimestamp() >= next_maintenance)
 		{
-			run_periodic("maintain", "SELECT * FROM audit_log.maintain()");
+			run_periodic("maintain", "SELECT action, object, detail FROM audit_log.maintain() "
+						 "WHERE action OPERATOR(pg_catalog.=) ANY ('{error,waiting}'::pg_catalog.text[])", true);
 			next_maintenance = after_ms((int64) audit_maintenance_interval * 1000);
 		}
 		if (GetCurrentTimestamp() >= next_alerts)
 		{
 			drain_queue();		/* what is queued counts in this pass */
-			run_periodic("check_alerts", "SELECT audit_log.check_alerts()");
+			run_periodic("check_alerts", "SELECT audit_log.check_alerts()", false);
 			next_alerts = after_ms((int64) audit_alert_interval * 1000);
 		}
 		timeout = Max(10, Min(restore_held ? 1000 : 10000,

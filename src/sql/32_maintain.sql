@@ -135,7 +135,8 @@ $$;
 
 /*
  * _seal_closed(as_of): step 3, seal the closed windows (before anything is
- * dropped): "sealed", and "error" when the chain stopped early.
+ * dropped): "sealed", "error" when the chain stopped early, and "waiting"
+ * with what keeps a window that is due open.
  */
 CREATE FUNCTION @extschema@._seal_closed(as_of timestamptz)
 RETURNS TABLE(action text, object text, detail text)
@@ -154,6 +155,9 @@ BEGIN
     END IF;
     IF sealed.error IS NOT NULL THEN
         action := 'error'; object := '@extschema@.seals'; detail := sealed.error; RETURN NEXT;
+    END IF;
+    IF sealed.waiting IS NOT NULL THEN
+        action := 'waiting'; object := '@extschema@.seals'; detail := sealed.waiting; RETURN NEXT;
     END IF;
 EXCEPTION WHEN OTHERS THEN
     action := 'error'; object := '@extschema@.seals'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;

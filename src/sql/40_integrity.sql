@@ -20,8 +20,11 @@
  * caller waits); it only reads audit_log.events and inserts into the seal
  * table.  A window is sealed only when it ended seal_delay ago and no
  * transaction that began before its end and has written anything (holds
- * an xid) is still running, and no prepared transaction is waiting (its
- * start is not known).  seal() runs at READ COMMITTED only.
+ * an xid) is still running, no prepared transaction is waiting (its
+ * start is not known), and no event captured before its end is still
+ * waiting in the queue for the writer (queue.c).  seal() runs at READ
+ * COMMITTED only, and says (a WARNING) what keeps a window that is due
+ * open.
  */
 
 -- SHA-256 through pgcrypto, wherever CASCADE installed it.
@@ -113,15 +116,29 @@ END
 $$;
 
 /*
+ * _queue_oldest(): the capture time of the oldest event still waiting in
+ * the shared queue for this database's writer (queue.c); NULL when none
+ * waits or without the preload.  Once stored, such an event lands in the
+ * window of its capture time, so no window from there on is sealed.
+ */
+CREATE FUNCTION @extschema@._queue_oldest() RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'audit_queue_oldest_sql'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+/*
  * _seal(as_of): seal every closed window after the last seal; how many
- * windows it sealed, and why it stopped early (NULL when it did not).  A
+ * windows it sealed, why it stopped early (error, NULL when it did not),
+ * and what keeps a window that is due (ended seal_delay ago) open
+ * (waiting: a running transaction that began before its end, a prepared
+ * transaction, events of its time still waiting for the writer; NULL when
+ * nothing does).  A
  * window that cannot be sealed stops the chain there (a chain has no
  * holes): the windows before it are sealed, one at a time once a batch of
  * windows failed.  Nothing is sealed while a dump is being restored into
  * the database by another session (restore.c).  as_of stands for "now"
  * (never later than the clock: the future is never sealed).
  */
-CREATE FUNCTION @extschema@._seal(as_of timestamptz, OUT sealed integer, OUT error text)
+CREATE FUNCTION @extschema@._seal(as_of timestamptz, OUT sealed integer, OUT error text, OUT waiting text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET audit_log.internal = on
@@ -131,6 +148,11 @@ DECLARE
     wsec bigint := @extschema@._setting_seconds('audit_log.seal_window');
     w interval := @extschema@._setting_seconds('audit_log.seal_window') * interval '1 second';
     lim timestamptz;
+    due timestamptz;
+    held_start timestamptz;
+    held_pid int;
+    held_gid text;
+    queued timestamptz;
     start timestamptz;
     prev bytea;
     prev0 bytea;
@@ -159,19 +181,33 @@ BEGIN
                   HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('audit_log.seal'));
-    lim := least(coalesce(as_of, now()), clock_timestamp())
+    due := least(coalesce(as_of, now()), clock_timestamp())
            - @extschema@._setting_seconds('audit_log.seal_delay') * interval '1 second';
     -- No transaction that began before a window's end may still add to it.
     -- A prepared transaction's start is not known (pg_prepared_xacts has
-    -- the time of its PREPARE): while one exists, no window closes.
-    lim := least(lim,
-                 (SELECT min(a.xact_start) FROM pg_stat_activity a
-                   WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()),
-                 (SELECT '-infinity'::timestamptz FROM pg_prepared_xacts p LIMIT 1));
+    -- the time of its PREPARE): while one exists, no window closes.  An
+    -- event waiting in the queue for the writer lands in the window of its
+    -- capture time.
+    SELECT a.xact_start, a.pid INTO held_start, held_pid FROM pg_stat_activity a
+     WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+     ORDER BY a.xact_start LIMIT 1;
+    SELECT p.gid INTO held_gid FROM pg_prepared_xacts p ORDER BY p.prepared LIMIT 1;
+    queued := @extschema@._queue_oldest();
+    lim := least(due, held_start, queued,
+                 CASE WHEN held_gid IS NOT NULL THEN '-infinity'::timestamptz END);
 
     SELECT s.window_end, s.digest INTO start, prev FROM @extschema@.seal s ORDER BY s.window_end DESC LIMIT 1;
     IF start IS NULL THEN
         start := @extschema@._chain_origin(wsec);
+    END IF;
+    IF start + w <= due AND start + w > lim THEN
+        waiting := 'windows from ' || @extschema@._ts(start) || ' are due and wait for '
+            || CASE WHEN held_gid IS NOT NULL THEN
+                        'the prepared transaction ' || quote_literal(held_gid) || ' (its start is not known)'
+                    WHEN queued IS NOT NULL AND queued <= lim THEN
+                        'events captured since ' || @extschema@._ts(queued) || ' that the writer has not stored yet'
+                    ELSE 'the transaction of process ' || held_pid || ', begun at ' || @extschema@._ts(held_start)
+               END;
     END IF;
     WHILE start IS NOT NULL AND start + w <= lim LOOP
         nwin := CASE WHEN one THEN 1
@@ -226,7 +262,8 @@ $$;
 /*
  * seal(as_of): seal every closed window after the last seal; returns how
  * many windows it sealed.  A window that cannot be sealed is a WARNING and
- * the windows before it are sealed (see _seal()).
+ * the windows before it are sealed (see _seal()); so is a window that is
+ * due and kept open (what keeps it).
  */
 CREATE FUNCTION @extschema@.seal(as_of timestamptz DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
@@ -239,6 +276,10 @@ BEGIN
     IF r.error IS NOT NULL THEN
         RAISE WARNING 'audit_log: %', r.error
             USING HINT = 'The windows before it are sealed; sealing goes on from there once the cause is fixed.';
+    END IF;
+    IF r.waiting IS NOT NULL THEN
+        RAISE WARNING 'audit_log: %', r.waiting
+            USING HINT = 'They are sealed once it is over: end a transaction left open, or start the writer.';
     END IF;
     RETURN r.sealed;
 END
@@ -404,7 +445,7 @@ COMMENT ON COLUMN @extschema@.seals.purged IS 'Whether retention dropped (some o
 REVOKE ALL ON FUNCTION @extschema@._sha256(bytea), @extschema@._canonical(text),
     @extschema@._event_digest(@extschema@.events),
     @extschema@._seal_digest(bytea, timestamptz, timestamptz, bigint, bytea),
-    @extschema@._setting_seconds(text), @extschema@._chain_origin(bigint),
+    @extschema@._setting_seconds(text), @extschema@._chain_origin(bigint), @extschema@._queue_oldest(),
     @extschema@._seal(timestamptz), @extschema@.seal(timestamptz), @extschema@.chain_head(),
     @extschema@._first_bad_event(timestamptz, timestamptz, int8multirange, bytea, text, boolean),
     @extschema@.verify(timestamptz, timestamptz, text) FROM PUBLIC;

@@ -1,6 +1,7 @@
 # The worker runs audit_log.maintain() every audit_log.maintenance_interval
-# when that function exists; an error in it is logged and the worker goes
-# on; a reload that changes the interval is recorded.
+# when that function exists; an error in it, and the rows where it says a
+# step failed or a window is kept open, are logged and the worker goes on;
+# a reload that changes the interval is recorded.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -29,12 +30,28 @@ LANGUAGE sql AS $$ INSERT INTO public.maint_runs VALUES (now()) RETURNING 'ran',
 ok($node->poll_query_until('postgres', 'SELECT count(*) >= 2 FROM maint_runs'),
 	'the worker runs maintain() every interval');
 
+# What maintain() says went wrong, or keeps a window open, reaches the server
+# log when the worker runs it (nobody reads its rows there); what went well
+# does not.
+my $offset = -s $node->logfile;
+$node->safe_psql('postgres', q{
+CREATE OR REPLACE FUNCTION audit_log.maintain() RETURNS TABLE(action text, object text, detail text)
+LANGUAGE sql AS $$ VALUES ('created', 'audit_log.events_p1', 'fine'),
+                          ('error', 'audit_log.seals', 'window cannot be sealed: step broke'),
+                          ('waiting', 'audit_log.seals', 'windows are due and wait') $$;
+});
+ok($node->wait_for_log(qr/WARNING:  audit_log: maintain\(\): error: audit_log.seals: window cannot be sealed: step broke/,
+	$offset), 'an error row of maintain() is a WARNING in the server log');
+ok($node->wait_for_log(qr/LOG:  audit_log: maintain\(\): waiting: audit_log.seals: windows are due and wait/,
+	$offset), 'a window kept open is a LOG line');
+unlike(slurp_file($node->logfile, $offset), qr/maintain\(\): created/, 'a step that went well is not logged');
+
 my $pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
+$offset = -s $node->logfile;
 $node->safe_psql('postgres', q{
 CREATE OR REPLACE FUNCTION audit_log.maintain() RETURNS TABLE(action text, object text, detail text)
 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'maintenance exploded'; END $$;
 });
-my $offset = -s $node->logfile;
 ok($node->wait_for_log(qr/maintenance exploded/, $offset), 'an error of maintain() is logged');
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', 'CREATE ROLE after_error');
