@@ -17,7 +17,9 @@
  *    per-database settings, database/parameter grants) issued in a
  *    database other than audit_log.database are kept, serialized, in
  *    TopTransactionContext and queued at commit; if the transaction (or
- *    the subtransaction) aborts they are queued as failures.  Cluster-wide
+ *    the subtransaction) aborts they are queued as failures.  Both forms
+ *    are built when the event is kept (the callbacks past the commit and
+ *    during the abort only copy them into the queue).  Cluster-wide
  *    events written in the audit database are also queued as failures if
  *    their transaction aborts.
  *  - error: the events are queued at once with status failure and the
@@ -75,12 +77,21 @@
 #include "redact.h"
 #include "util.h"
 
-/* A cluster-wide event waiting for the end of its (sub)transaction. */
+/*
+ * A cluster-wide event waiting for the end of its (sub)transaction, in
+ * the forms the end may queue, each serialized (queue.c) with its
+ * server-log line (audit_event_line_body()), all built beforehand: the
+ * transaction callbacks that queue them run after the commit or during an
+ * abort, where an error (out of memory) would be a PANIC.
+ */
 typedef struct PendingEvent
 {
 	int			level;			/* transaction nesting level */
 	bool		written;		/* already stored in this transaction */
-	char	   *buf;			/* serialized (queue.c) */
+	char	   *slot;			/* at commit (unless written) */
+	char	   *line;
+	char	   *fail_slot;		/* at abort: a failure */
+	char	   *fail_line;
 } PendingEvent;
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
@@ -95,43 +106,87 @@ static bool error_recorded = false;
 static uint32 error_recorded_hash = 0;
 
 /*
- * pend: keep a cluster-wide event until its transaction ends.
+ * pack: the serialized form of ev (exactly as long as it is) and its
+ * server-log line, in the current memory context.
+ */
+static void
+pack(const AuditEvent *ev, char **slot, char **line)
+{
+	char		buf[AUDIT_QUEUE_SLOT];
+	uint32		len = audit_event_serialize(ev, buf);
+
+	*slot = palloc(len);
+	memcpy(*slot, buf, len);
+	*line = audit_event_line_body(ev);
+}
+
+/*
+ * with_detail: ev with one more key of details: {key: value} (value: a
+ * JSON text).
+ */
+static AuditEvent
+with_detail(const AuditEvent *ev, const char *json)
+{
+	AuditEvent	copy = *ev;
+
+	copy.details = audit_jsonb_merge(copy.details, audit_text_to_jsonb(json));
+	return copy;
+}
+
+/*
+ * pend: keep a cluster-wide event until its transaction ends, ready to be
+ * queued whichever way it ends.
  */
 static void
 pend(AuditEvent *ev, bool written)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingEvent *p = palloc(sizeof(PendingEvent));
+	PendingEvent *p = palloc0(sizeof(PendingEvent));
+	AuditEvent	done = *ev;
+	AuditEvent	failed;
 
+	audit_event_complete(&done, false);	/* the time, pid and txid of now */
 	p->level = GetCurrentTransactionNestLevel();
 	p->written = written;
-	p->buf = palloc(AUDIT_QUEUE_SLOT);
-	audit_event_serialize(ev, p->buf);
+	if (!written)
+		pack(&done, &p->slot, &p->line);
+	failed = with_detail(&done, "{\"error\": \"transaction rolled back\"}");
+	failed.status = "failure";
+	pack(&failed, &p->fail_slot, &p->fail_line);
 	pending = lappend(pending, p);
 	MemoryContextSwitchTo(old);
 }
 
 /*
- * queue_as_failure: queue a pending event whose transaction rolled back.
+ * mark_prepared: before PREPARE TRANSACTION, the events it queues are
+ * marked "prepared": true (the outcome, COMMIT or ROLLBACK PREPARED from
+ * any session, is not known then).
  */
 static void
-queue_as_failure(PendingEvent *p)
+mark_prepared(void)
 {
-	AuditEvent	ev;
-	Json		j;
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	ListCell   *lc;
 
-	audit_event_deserialize(p->buf, &ev);
-	ev.status = "failure";
-	j_begin(&j);
-	j_str(&j, "error", "transaction rolled back");
-	ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(j_end(&j)));
-	audit_queue_event(&ev, true);
+	foreach(lc, pending)
+	{
+		PendingEvent *p = lfirst(lc);
+		AuditEvent	ev;
+
+		if (p->written)
+			continue;
+		audit_event_deserialize(p->slot, &ev);
+		ev = with_detail(&ev, "{\"prepared\": true}");
+		pack(&ev, &p->slot, &p->line);
+	}
+	MemoryContextSwitchTo(old);
 }
 
 /*
- * utility_xact_callback: at commit, queue the pending cluster-wide events
- * not yet stored; at PREPARE TRANSACTION the same, marked "prepared": true
- * (their outcome comes later); at abort, queue them all as failures.
+ * utility_xact_callback: before PREPARE TRANSACTION, mark the pending
+ * events prepared; at commit (or PREPARE), queue those not yet stored; at
+ * abort, queue them all as failures.  Only the last two run past the
+ * point of no return: they copy what pend() built.
  */
 static void
 utility_xact_callback(XactEvent event, void *arg)
@@ -140,36 +195,27 @@ utility_xact_callback(XactEvent event, void *arg)
 
 	if (pending == NIL)
 		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+	if (event == XACT_EVENT_PRE_PREPARE)
+		mark_prepared();
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
 	{
 		foreach(lc, pending)
 		{
 			PendingEvent *p = lfirst(lc);
-			AuditEvent	ev;
 
-			if (p->written)
-				continue;
-			audit_event_deserialize(p->buf, &ev);
-			if (event == XACT_EVENT_PREPARE)
-			{
-				/*
-				 * Two-phase commit: the outcome (COMMIT or ROLLBACK
-				 * PREPARED, from any session) is not known here.
-				 */
-				Json		j;
-
-				j_begin(&j);
-				j_bool(&j, "prepared", true);
-				ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(j_end(&j)));
-			}
-			audit_queue_event(&ev, true);
+			if (!p->written)
+				audit_queue_slot_for(p->slot, p->line, InvalidOid);
 		}
 		pending = NIL;
 	}
 	else if (event == XACT_EVENT_ABORT)
 	{
 		foreach(lc, pending)
-			queue_as_failure(lfirst(lc));
+		{
+			PendingEvent *p = lfirst(lc);
+
+			audit_queue_slot_for(p->fail_slot, p->fail_line, InvalidOid);
+		}
 		pending = NIL;
 	}
 }
@@ -195,7 +241,7 @@ utility_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (p->level >= level)
 			{
-				queue_as_failure(p);
+				audit_queue_slot_for(p->fail_slot, p->fail_line, InvalidOid);
 				pending = foreach_delete_current(pending, lc);
 			}
 		}

@@ -255,14 +255,14 @@ audit_event_deserialize(const char *buf, AuditEvent *ev)
 }
 
 /*
- * audit_log_event_line: write an event to the server log as one JSON line,
- * prefixed with "audit_log event:", because it could not be stored; count
- * it.  Only the AF_LOGGED fields: the statement is left out (it is in the
- * server log already when log_statement asks for it, and kept out of
- * ours), and so are the row images.
+ * audit_event_line_body: the server-log form of an event without its
+ * reason: "{" and its AF_LOGGED fields as JSON members, palloc'd.  The
+ * statement is left out (it is in the server log already when
+ * log_statement asks for it, and kept out of ours), and so are the row
+ * images.
  */
-void
-audit_log_event_line(const AuditEvent *ev, const char *reason)
+char *
+audit_event_line_body(const AuditEvent *ev)
 {
 	StringInfoData buf;
 	AuditEvent	copy = *ev;
@@ -306,11 +306,37 @@ audit_log_event_line(const AuditEvent *ev, const char *reason)
 		else
 			escape_json(&buf, text);
 	}
-	appendStringInfoString(&buf, ",\"reason\":");
-	escape_json(&buf, reason);
-	appendStringInfoChar(&buf, '}');
-	ereport(LOG, (errmsg("audit_log event: %s", buf.data),
+	return buf.data;
+}
+
+/*
+ * audit_log_line: write an event that could not be stored to the server
+ * log as one JSON line, prefixed with "audit_log event:", and count it.
+ * body is audit_event_line_body()'s; reason_json a JSON string literal
+ * (quoted).  Allocates nothing but the log message (ErrorContext), so it
+ * may run after a commit.
+ */
+void
+audit_log_line(const char *body, const char *reason_json)
+{
+	ereport(LOG, (errmsg("audit_log event: %s,\"reason\":%s}", body, reason_json),
 				  errhidestmt(true), errhidecontext(true)));
 	audit_queue_count_logged();
-	pfree(buf.data);
+}
+
+/*
+ * audit_log_event_line: write an event to the server log as one JSON line
+ * (audit_log_line) because it could not be stored, with reason.
+ */
+void
+audit_log_event_line(const AuditEvent *ev, const char *reason)
+{
+	StringInfoData r;
+	char	   *body = audit_event_line_body(ev);
+
+	initStringInfo(&r);
+	escape_json(&r, reason);
+	audit_log_line(body, r.data);
+	pfree(r.data);
+	pfree(body);
 }

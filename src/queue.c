@@ -153,24 +153,26 @@ audit_queue_event(const AuditEvent *ev, bool cluster)
 	audit_queue_event_for(ev, cluster ? InvalidOid : MyDatabaseId);
 }
 
-/*
- * audit_queue_event_for: hand an event to the writer of database target
- * (InvalidOid: that of audit_log.database).
- */
-void
-audit_queue_event_for(const AuditEvent *ev, Oid target)
+/* What ring_put did with a slot. */
+typedef enum RingPut
 {
-	char	   *buf;
-	bool		full = false;
-	uint32		len;
+	RING_QUEUED,				/* queued, its writer woken */
+	RING_NO_WRITER,				/* queued, no writer runs to store it */
+	RING_FULL					/* not queued: the ring is full */
+} RingPut;
 
-	if (queue == NULL)
-	{
-		audit_log_event_line(ev, "no queue: audit_log is not in shared_preload_libraries");
-		return;
-	}
-	buf = palloc(AUDIT_QUEUE_SLOT);
-	len = audit_event_serialize(ev, buf);
+#define NO_QUEUE_REASON "\"no queue: audit_log is not in shared_preload_libraries\""
+#define FULL_REASON "\"queue full\""
+#define NO_WRITER_REASON "\"no writer running: queued until one stores it\""
+
+/*
+ * ring_put: copy a serialized event (len bytes) into the ring for the
+ * writer of database target, and wake that writer.  Allocates nothing.
+ */
+static RingPut
+ring_put(const char *slot, uint32 len, Oid target)
+{
+	bool		full = false;
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	if (queue->head - queue->tail >= (uint64) queue->capacity)
@@ -179,7 +181,7 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 	{
 		int			i = queue->head % queue->capacity;
 
-		memcpy(queue->slots + (Size) i * AUDIT_QUEUE_SLOT, buf, len);
+		memcpy(queue->slots + (Size) i * AUDIT_QUEUE_SLOT, slot, len);
 		Q_TARGET(queue)[i] = target;
 		Q_OWNER(queue)[i] = 0;
 		Q_STATE(queue)[i] = SLOT_READY;
@@ -188,17 +190,60 @@ audit_queue_event_for(const AuditEvent *ev, Oid target)
 	LWLockRelease(queue->lock);
 
 	if (full)
-		audit_log_event_line(ev, "queue full");
-	else if (!audit_registry_wake(target))
+		return RING_FULL;
+	/*
+	 * No writer runs to store it (down, restarting, not started yet): it
+	 * waits in the ring, and the server log has it now, so a crash before
+	 * a writer is back loses nothing silently.
+	 */
+	return audit_registry_wake(target) ? RING_QUEUED : RING_NO_WRITER;
+}
+
+/*
+ * audit_queue_event_for: hand an event to the writer of database target
+ * (InvalidOid: that of audit_log.database).
+ */
+void
+audit_queue_event_for(const AuditEvent *ev, Oid target)
+{
+	char	   *buf;
+	RingPut		r;
+
+	if (queue == NULL)
 	{
-		/*
-		 * No writer runs to store it (down, restarting, not started yet):
-		 * it waits in the ring, and the server log has it now, so a crash
-		 * before a writer is back loses nothing silently.
-		 */
-		audit_log_event_line(ev, "no writer running: queued until one stores it");
+		audit_log_event_line(ev, "no queue: audit_log is not in shared_preload_libraries");
+		return;
 	}
+	buf = palloc(AUDIT_QUEUE_SLOT);
+	r = ring_put(buf, audit_event_serialize(ev, buf), target);
+	if (r == RING_FULL)
+		audit_log_event_line(ev, "queue full");
+	else if (r == RING_NO_WRITER)
+		audit_log_event_line(ev, "no writer running: queued until one stores it");
 	pfree(buf);
+}
+
+/*
+ * audit_queue_slot_for: the same for an event serialized beforehand (slot)
+ * with its server-log line (body, audit_event_line_body()): allocates
+ * nothing but a log message, so transaction callbacks may call it after
+ * the commit or during an abort.
+ */
+void
+audit_queue_slot_for(const char *slot, const char *body, Oid target)
+{
+	RingPut		r;
+
+	if (queue == NULL)
+	{
+		audit_log_line(body, NO_QUEUE_REASON);
+		return;
+	}
+	r = ring_put(slot, audit_event_slot_len(slot), target);
+	if (r == RING_FULL)
+		audit_log_line(body, FULL_REASON);
+	else if (r == RING_NO_WRITER)
+		audit_log_line(body, NO_WRITER_REASON);
 }
 
 /*
