@@ -5,12 +5,20 @@
  *		auth.login_failed (preload only).
  *
  * The hook runs in a new backend before it is connected to a database, so
- * no transaction and no catalog access: the event is built from the Port
- * alone and handed to the queue (queue.c), which the worker writes to
- * audit_log.database.  The user and database names come from an
- * unauthenticated client: they are stored as given (the worker replaces
- * bytes invalid in the database encoding), never trusted, never looked up.
- * audit_log.log_connections (all, failures, none) decides what is kept.
+ * no catalog access: the event is built from the Port alone and handed to
+ * the queue (queue.c), which the worker writes to audit_log.database.  The
+ * user and database names come from an unauthenticated client: they are
+ * stored as given (the worker replaces bytes invalid in the database
+ * encoding), never trusted, never looked up.  audit_log.log_connections
+ * (all, failures, none) decides what is kept.
+ *
+ * A failed authentication is queued at once.  A passed one is not a login
+ * yet: the backend may still refuse the session (a role without LOGIN, no
+ * CONNECT privilege, a database that does not exist or does not accept
+ * connections, a connection limit), with a FATAL.  The hook runs inside
+ * the transaction the backend starts to set the session up; the event
+ * waits for its end: at commit the login succeeded, at abort it failed,
+ * with the FATAL's message (kept by an emit_log_hook while a login waits).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +28,7 @@
 #include <netdb.h>
 
 #include "common/ip.h"
+#include "access/xact.h"
 #include "libpq/auth.h"
 #include "libpq/hba.h"
 #include "libpq/libpq-be.h"
@@ -27,12 +36,25 @@
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
 #include "util.h"
 
 static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/*
+ * The login whose session is being set up (TopMemoryContext), with its
+ * success ready to be queued (only under log_connections = all), and the
+ * message of a FATAL that refused it.
+ */
+static AuditEvent *login = NULL;
+static char *login_slot = NULL;
+static char *login_line = NULL;
+static char login_error[256];
 
 /*
  * hex_of: the bytes of s in hex.
@@ -61,6 +83,7 @@ audit_client_auth(Port *port, int status)
 	const char *dbname;
 	bool		changed = false;
 	bool		ok = (status == STATUS_OK);
+	MemoryContext old;
 
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
@@ -68,9 +91,10 @@ audit_client_auth(Port *port, int status)
 	/* the client went away before answering (psql asking for a password) */
 	if (status == STATUS_EOF)
 		return;
-	if (audit_log_connections == AUDIT_CONN_NONE ||
-		(audit_log_connections == AUDIT_CONN_FAILURES && ok))
+	/* (failures only: a passed authentication may still become one) */
+	if (audit_log_connections == AUDIT_CONN_NONE)
 		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
 
 	method = port->hba ? hba_authname(port->hba->auth_method) : "unknown";
 	user = audit_valid_text(port->user_name, PG_UTF8, &changed);
@@ -135,7 +159,75 @@ audit_client_auth(Port *port, int status)
 	}
 	PG_END_TRY();
 
-	audit_queue_event(&ev, true);
+	if (!ok)
+	{
+		audit_queue_event(&ev, true);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	/* passed: the login waits for the end of the setup transaction */
+	login = palloc(sizeof(AuditEvent));
+	*login = ev;
+	audit_event_complete(login, false);
+	login_error[0] = '\0';
+	if (audit_log_connections == AUDIT_CONN_ALL)
+	{
+		char		buf[AUDIT_QUEUE_SLOT];
+		uint32		len = audit_event_serialize(login, buf);
+
+		login_slot = palloc(len);
+		memcpy(login_slot, buf, len);
+		login_line = audit_event_line_body(login);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * auth_emit_log: the emit_log_hook while a login waits: keep the message
+ * of the FATAL that refuses it.
+ */
+static void
+auth_emit_log(ErrorData *edata)
+{
+	if (login != NULL && edata->elevel >= FATAL && edata->message)
+		strlcpy(login_error, edata->message, sizeof(login_error));
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/*
+ * auth_xact_callback: the end of the transaction that set a login's
+ * session up: at commit queue its success (log_connections = all), at
+ * abort its failure with the FATAL's message.
+ */
+static void
+auth_xact_callback(XactEvent event, void *arg)
+{
+	AuditEvent	ev;
+	StringInfoData d;
+
+	if (login == NULL || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		if (login_slot)
+			audit_queue_slot_for(login_slot, login_line, InvalidOid);
+	}
+	else if (audit_log_connections != AUDIT_CONN_NONE)
+	{
+		ev = *login;
+		ev.event_type = "auth.login_failed";
+		ev.status = "failure";
+		initStringInfo(&d);
+		appendStringInfoString(&d, "{\"reason\": \"session refused after authentication\", \"error\": ");
+		escape_json(&d, login_error[0] ? login_error : "the session ended before it was set up");
+		appendStringInfoChar(&d, '}');
+		ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(d.data));
+		audit_queue_event(&ev, true);
+	}
+	login = NULL;				/* the rest of TopMemoryContext's pieces: a few hundred bytes, once */
+	login_slot = NULL;
+	login_line = NULL;
 }
 
 /*
@@ -146,4 +238,7 @@ audit_auth_init(void)
 {
 	prev_client_auth_hook = ClientAuthentication_hook;
 	ClientAuthentication_hook = audit_client_auth;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = auth_emit_log;
+	RegisterXactCallback(auth_xact_callback, NULL);
 }

@@ -1,5 +1,6 @@
 # Logins captured by the ClientAuthentication hook: wrong passwords with
-# "password" and "scram-sha-256" in pg_hba.conf, successful logins, names
+# "password" and "scram-sha-256" in pg_hba.conf, successful logins, sessions
+# refused after authentication (failures, not successes), names
 # given by the client stored as given; passwords in no table, view or log
 # line of ours; audit_log.log_connections.
 use strict;
@@ -62,6 +63,34 @@ ok(wait_for_events($node,
 	q{event_type = 'auth.login_failed' AND actor = '?odd' AND details->>'user_name_hex' = 'ff6f6464'}, 1),
 	'invalid bytes replaced, the bytes kept in hex');
 
+# A passed authentication is not a login yet: the session can still be
+# refused (a role without LOGIN, no CONNECT privilege, no such database).
+# Each is a failed login with the server's message, never a success.
+$node->safe_psql('postgres', q{
+CREATE ROLE carol NOLOGIN PASSWORD 'TapSecret-Carol1';
+CREATE ROLE dave LOGIN PASSWORD 'TapSecret-Dave1';
+CREATE DATABASE closed;
+REVOKE CONNECT ON DATABASE closed FROM PUBLIC;
+});
+$node->connect_fails("$tcp user=carol password=TapSecret-Carol1", 'a role without LOGIN, right password',
+	expected_stderr => qr/not permitted to log in/);
+$node->connect_fails("host=127.0.0.1 port=$port dbname=closed user=dave password=TapSecret-Dave1",
+	'no CONNECT privilege, right password', expected_stderr => qr/permission denied for database/);
+$node->connect_fails("host=127.0.0.1 port=$port dbname=nowhere user=dave password=TapSecret-Dave1",
+	'no such database, right password', expected_stderr => qr/does not exist/);
+ok(wait_for_events($node, q{event_type = 'auth.login_failed' AND actor IN ('carol', 'dave')}, 3),
+	'sessions refused after authentication are failed logins');
+is($node->safe_psql('postgres', q{
+SELECT event_type || '|' || status || '|' || actor || '|' || database || '|' || (details->>'reason')
+       || '|' || (details->>'error')
+  FROM audit_log.events WHERE category = 'auth' AND actor IN ('carol', 'dave') ORDER BY event_id}),
+	join("
+",
+	q{auth.login_failed|failure|carol|postgres|session refused after authentication|role "carol" is not permitted to log in},
+	q{auth.login_failed|failure|dave|closed|session refused after authentication|permission denied for database "closed"},
+	q{auth.login_failed|failure|dave|nowhere|session refused after authentication|database "nowhere" does not exist}),
+	'with the reason the server gave, and no success');
+
 # log_connections(value): set audit_log.log_connections, reload, wait until
 # the server has it
 sub log_connections
@@ -77,8 +106,10 @@ sub log_connections
 log_connections('failures');
 $node->connect_ok("$tcp user=bob password=TapSecret-Bob2", 'bob logs in again');
 $node->connect_fails("$tcp user=alice password=WrongSecret-3", 'alice fails again');
-ok(wait_for_events($node, q{event_type = 'auth.login_failed'}, 5),
-	'failure recorded with log_connections = failures');
+$node->connect_fails("$tcp user=carol password=TapSecret-Carol1", 'carol refused again',
+	expected_stderr => qr/not permitted to log in/);
+ok(wait_for_events($node, q{event_type = 'auth.login_failed'}, 9),
+	'failures recorded with log_connections = failures, a session refused after authentication too');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_succeeded' AND client_addr IS NOT NULL"),
 	'1', 'success not recorded with log_connections = failures');
@@ -92,7 +123,7 @@ $node->connect_fails("$tcp user=alice password=WrongSecret-4", 'alice fails, not
 $node->safe_psql('postgres', 'SELECT pg_sleep(1)');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'auth.login_failed'"),
-	'5', 'nothing recorded with log_connections = none');
+	'9', 'nothing recorded with log_connections = none');
 
 # the password never appears: tables, views, the server log
 is($node->safe_psql('postgres', q{
@@ -101,7 +132,7 @@ SELECT (SELECT count(*) FROM audit_log.events e WHERE e::text ILIKE '%tapsecret%
 	'0', 'no password in the events or the event_log view');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'role.password_changed'"),
-	'4', 'password changes recorded (3 successes, 1 failure)');
+	'6', 'password changes recorded (5 successes, 1 failure)');
 $node->stop;
 my $log = slurp_file($node->logfile);
 unlike($log, qr/TapSecret/i, 'no password in the server log');
