@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 typedef struct AuditQueue
@@ -382,6 +383,62 @@ audit_queue_targets(Oid *targets, int64 *counts, int max)
 	}
 	LWLockRelease(queue->lock);
 	return n;
+}
+
+/*
+ * audit_queue_log_waiting: a writer is leaving: put every event still
+ * waiting for it (ready: it took none it did not give back) in the server
+ * log with reason, the way an event queued while no writer runs is.  The
+ * events stay in the ring for the next writer (in shared memory, they are
+ * lost with it when the server stops or crashes meanwhile).  Each slot is
+ * copied under the shared lock and logged without it.
+ */
+void
+audit_queue_log_waiting(Oid dboid, bool cluster, const Oid *orphans, int norphans,
+						const char *reason)
+{
+	char	   *buf;
+	MemoryContext cxt;
+	MemoryContext old;
+	uint64		p;
+	uint64		head;
+
+	if (queue == NULL)
+		return;
+	buf = palloc(AUDIT_QUEUE_SLOT);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "audit_log waiting events",
+								ALLOCSET_DEFAULT_SIZES);
+	LWLockAcquire(queue->lock, LW_SHARED);
+	p = queue->tail;
+	head = queue->head;
+	LWLockRelease(queue->lock);
+	for (; p < head; p++)
+	{
+		bool		mine = false;
+		AuditEvent	ev;
+
+		LWLockAcquire(queue->lock, LW_SHARED);
+		if (p >= queue->tail)
+		{
+			int			i = p % queue->capacity;
+			const char *slot = queue->slots + (Size) i * AUDIT_QUEUE_SLOT;
+
+			mine = Q_STATE(queue)[i] == SLOT_READY &&
+				slot_is_mine(Q_TARGET(queue)[i], dboid, cluster, orphans, norphans);
+			if (mine)
+				memcpy(buf, slot, audit_event_slot_len(slot));
+		}
+		LWLockRelease(queue->lock);
+		if (!mine)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		audit_event_deserialize(buf, &ev);
+		audit_log_event_line(&ev, reason);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+	}
+	MemoryContextDelete(cxt);
+	pfree(buf);
 }
 
 /*

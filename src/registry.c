@@ -191,7 +191,8 @@ audit_registry_wake_launcher(void)
  * audit_registry_wake: an event for target (InvalidOid: cluster-wide) was
  * queued: wake the writer that stores it, or the launcher when there is
  * none yet (it starts one, or sends the event to the server log).
- * Returns whether a writer that stores it is running.
+ * Returns whether a writer that stores it is running (and not held by a
+ * restore).
  */
 bool
 audit_registry_wake(Oid target)
@@ -206,7 +207,7 @@ audit_registry_wake(Oid target)
 	e = audit_registry_find(OidIsValid(target) ? target : audit_registry->cluster_db);
 	if (e && AW_ORPHAN(e->state) && e->paused_by == 0)
 		e = audit_registry_find(audit_registry->cluster_db);
-	running = e && e->state == AW_RUNNING && e->latch;
+	running = e && e->state == AW_RUNNING && e->latch && !e->held;
 	latch = running ? e->latch : audit_registry->launcher_latch;
 	LWLockRelease(audit_registry->lock);
 	if (latch)
@@ -326,6 +327,7 @@ audit_registry_status(StringInfo json)
 		int64		queued = 0;
 		int			k;
 		const char *state = e->paused_by != 0 ? "paused" :
+			e->state == AW_RUNNING && e->held ? "held by a restore" :
 			e->state == AW_RUNNING ? "running" :
 			e->state == AW_STARTING ? "starting" :
 			e->state == AW_NOSLOT ? "no worker slot" : "waiting";

@@ -98,21 +98,30 @@ audit_worker_register(BackgroundWorker *worker, Oid dboid, const char *dbname)
 }
 
 /*
- * writer_exit: give back the events taken and not stored, and leave the
- * registry: the launcher restarts the writer (after AUDIT_WORKER_RESTART
+ * writer_exit: leave the registry, give back the events taken and not
+ * stored, and put every event still waiting for this writer in the server
+ * log: the launcher restarts the writer (after AUDIT_WORKER_RESTART
  * seconds), unless the database is paused or gone.
  */
 static void
 writer_exit(int code, Datum arg)
 {
-	audit_queue_release(MyProcPid);
+	bool		cluster;
+	int			norphans;
+
 	if (my_entry == NULL)
+	{
+		audit_queue_release(MyProcPid);
 		return;
+	}
+	/* what to log below: what this writer would have stored */
+	norphans = audit_registry_routing(MyDatabaseId, &cluster, orphans, audit_registry->capacity);
 	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
 	if (my_entry->pid == MyProcPid)
 	{
 		my_entry->pid = 0;
 		my_entry->latch = NULL;
+		my_entry->held = false;
 		if (my_entry->paused_by != 0)
 			my_entry->state = AW_WANTED;
 		else if (my_entry->stop)
@@ -126,7 +135,32 @@ writer_exit(int code, Datum arg)
 	}
 	LWLockRelease(audit_registry->lock);
 	my_entry = NULL;
+
+	/*
+	 * No writer stores them now (an event queued from here on is logged by
+	 * its backend): those waiting go to the server log too, so that a stop
+	 * or crash before the next writer loses nothing silently.
+	 */
+	audit_queue_release(MyProcPid);
+	audit_queue_log_waiting(MyDatabaseId, cluster, orphans, norphans,
+							"the writer stopped: queued until one stores it");
 	audit_registry_wake_launcher();
+}
+
+/*
+ * set_held: say in the registry whether a restore holds this writer: while
+ * it does, an event queued for it also goes to the server log at once
+ * (audit_registry_wake()), since it may wait for hours.
+ */
+static void
+set_held(bool held)
+{
+	if (my_entry == NULL)
+		return;
+	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
+	if (my_entry->pid == MyProcPid)
+		my_entry->held = held;
+	LWLockRelease(audit_registry->lock);
 }
 
 /*
@@ -413,12 +447,16 @@ take_and_write(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	PG_TRY();
 	{
+		bool		was_held = restore_held;
+
 		restore_held = false;
 		if (!lock_extension() || !OidIsValid(audit_events_relid(true)))
 			gone = true;
 		else if (restore_running())
 			restore_held = true;
-		else
+		if (restore_held != was_held)
+			set_held(restore_held);
+		if (!gone && !restore_held)
 			n = audit_queue_take(MyDatabaseId, cluster, orphans, norphans, batch_bufs,
 								 batch_pos, batch_targets, AUDIT_WORKER_BATCH);
 		if (n > 0)

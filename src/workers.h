@@ -53,6 +53,7 @@ typedef struct AuditWriterEntry
 	Latch	   *latch;
 	pid_t		paused_by;		/* backend running DROP/ALTER DATABASE... */
 	bool		stop;			/* the writer must exit */
+	bool		held;			/* a restore runs: its writer stores nothing */
 	uint32		ext_gen;		/* bumped by CREATE EXTENSION audit_log */
 	uint32		checked_gen;	/* ext_gen when a writer found no extension */
 	TimestampTz started_at;
@@ -97,6 +98,8 @@ extern int	audit_queue_take(Oid dboid, bool cluster, const Oid *orphans, int nor
 							 char *bufs, uint64 *pos, Oid *targets, int max);
 extern void audit_queue_done(const uint64 *pos, int n);
 extern void audit_queue_release(pid_t pid);
+extern void audit_queue_log_waiting(Oid dboid, bool cluster, const Oid *orphans, int norphans,
+									const char *reason);
 extern int	audit_queue_targets(Oid *targets, int64 *counts, int max);
 
 #endif							/* AUDIT_WORKERS_H */

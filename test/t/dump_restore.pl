@@ -355,9 +355,18 @@ $held->query_safe("\\i $dir/pre-data.sql");
 $dst->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'audit_log worker' AND datname = 'held'})
   or die 'no writer for the database "held"';
+ok($dst->poll_query_until('postgres', q{
+	SELECT w->>'state' = 'held by a restore' FROM audit_log.status, jsonb_array_elements(writers) w
+	 WHERE w->>'database' = 'held'}), 'audit_log.status: the writer is held by the restore');
+my $held_log = -s $dst->logfile;
 $dst->psql('postgres', 'SET ROLE dump_alice; CREATE ROLE held_nope;');
 $dst->poll_query_until('held', q{SELECT queue_depth > 0 FROM audit_log.status})
   or die 'the event was not queued';
+# A restore may take hours: an event waiting for a held writer is in the
+# server log at once, as when no writer runs (a stop or crash meanwhile
+# would lose the queue).
+ok($dst->wait_for_log(qr/audit_log event: \{[^\n]*"held_nope"[^\n]*"reason":"no writer running: queued until one stores it"/,
+	$held_log), 'the event waiting for the held writer is in the server log');
 is($dst->safe_psql('held', 'SELECT * FROM audit_log.maintain()'),
 	'skipped|maintain|a dump is being restored into this database by another session',
 	'maintain() waits for the restore');

@@ -99,6 +99,28 @@ kill 'CONT', $launcher;
 ok(wait_for_events($node, q{object_name = 'while_down'}, 1),
 	'and is drained after its restart');
 
+# --- a writer that stops with events waiting for it (queued while it ran,
+# not stored yet) puts them in the server log: a stop or crash before the
+# next writer would lose the queue.  The writer is frozen meanwhile.
+ok($node->poll_query_until('postgres', 'SELECT worker_pid IS NOT NULL FROM audit_log.status'),
+	'the writer is back');
+$pid = $node->safe_psql('postgres', 'SELECT worker_pid FROM audit_log.status');
+kill 'STOP', $launcher;
+kill 'STOP', $pid;
+my $frozen_offset = -s $node->logfile;
+$node->safe_psql('elsewhere', 'CREATE ROLE while_frozen');
+ok($node->poll_query_until('postgres', 'SELECT queue_depth > 0 FROM audit_log.status'),
+	'its event waits for the frozen writer');
+unlike(slurp_file($node->logfile, $frozen_offset), qr/"while_frozen"/,
+	'not in the server log while its writer runs');
+kill 'TERM', $pid;
+kill 'CONT', $pid;
+ok($node->wait_for_log(qr/audit_log event: \{[^\n]*"while_frozen"[^\n]*"reason":"the writer stopped: queued until one stores it"/,
+	$frozen_offset), 'the stopping writer puts it in the server log');
+kill 'CONT', $launcher;
+ok(wait_for_events($node, q{object_name = 'while_frozen'}, 1),
+	'and the next writer stores it');
+
 $node->stop;
 
 # --- a tiny queue flooded: the worker is stopped, 30 failed logins
