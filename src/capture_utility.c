@@ -21,7 +21,10 @@
  *    are built when the event is kept (the callbacks past the commit and
  *    during the abort only copy them into the queue).  Cluster-wide
  *    events written in the audit database are also queued as failures if
- *    their transaction aborts.
+ *    their transaction aborts.  The events of a statement that took the
+ *    extension away (DROP EXTENSION, DROP SCHEMA ... CASCADE) are kept the
+ *    same way, for this database's writer (a rolled back drop is a
+ *    failure in the trail still there).
  *  - error: the events are queued at once with status failure and the
  *    error in details (the writer cannot use an aborted transaction); only
  *    the innermost audited statement records a given error.
@@ -88,6 +91,7 @@ typedef struct PendingEvent
 {
 	int			level;			/* transaction nesting level */
 	bool		written;		/* already stored in this transaction */
+	Oid			target;			/* its writer's database (InvalidOid: cluster-wide) */
 	char	   *slot;			/* at commit (unless written) */
 	char	   *line;
 	char	   *fail_slot;		/* at abort: a failure */
@@ -134,11 +138,12 @@ with_detail(const AuditEvent *ev, const char *json)
 }
 
 /*
- * pend: keep a cluster-wide event until its transaction ends, ready to be
- * queued whichever way it ends.
+ * pend: keep an event for the writer of target (InvalidOid: a cluster-wide
+ * event) until its transaction ends, ready to be queued whichever way it
+ * ends.
  */
 static void
-pend(AuditEvent *ev, bool written)
+pend(AuditEvent *ev, bool written, Oid target)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	PendingEvent *p = palloc0(sizeof(PendingEvent));
@@ -148,6 +153,7 @@ pend(AuditEvent *ev, bool written)
 	audit_event_complete(&done, false);	/* the time, pid and txid of now */
 	p->level = GetCurrentTransactionNestLevel();
 	p->written = written;
+	p->target = target;
 	if (!written)
 		pack(&done, &p->slot, &p->line);
 	failed = with_detail(&done, "{\"error\": \"transaction rolled back\"}");
@@ -204,7 +210,7 @@ utility_xact_callback(XactEvent event, void *arg)
 			PendingEvent *p = lfirst(lc);
 
 			if (!p->written)
-				audit_queue_slot_for(p->slot, p->line, InvalidOid);
+				audit_queue_slot_for(p->slot, p->line, p->target);
 		}
 		pending = NIL;
 	}
@@ -214,7 +220,7 @@ utility_xact_callback(XactEvent event, void *arg)
 		{
 			PendingEvent *p = lfirst(lc);
 
-			audit_queue_slot_for(p->fail_slot, p->fail_line, InvalidOid);
+			audit_queue_slot_for(p->fail_slot, p->fail_line, p->target);
 		}
 		pending = NIL;
 	}
@@ -241,7 +247,7 @@ utility_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (p->level >= level)
 			{
-				audit_queue_slot_for(p->fail_slot, p->fail_line, InvalidOid);
+				audit_queue_slot_for(p->fail_slot, p->fail_line, p->target);
 				pending = foreach_delete_current(pending, lc);
 			}
 		}
@@ -295,7 +301,7 @@ emit_success(List *events, bool was_here)
 		}
 		u->ev.details = audit_text_to_jsonb(u->details);
 		if (u->cluster && !(audit_db && here))
-			pend(&u->ev, false);
+			pend(&u->ev, false, InvalidOid);
 		else if (here)
 		{
 			batch[n++] = u->ev;
@@ -307,9 +313,10 @@ emit_success(List *events, bool was_here)
 			/*
 			 * The statement took the extension away (DROP EXTENSION, DROP
 			 * SCHEMA ... CASCADE, DROP OWNED): its events go, through the
-			 * queue, to audit_log.database.
+			 * queue, to audit_log.database, when its transaction ends (a
+			 * rolled back drop is a failure).
 			 */
-			audit_queue_event(&u->ev, false);
+			pend(&u->ev, false, MyDatabaseId);
 		}
 	}
 	if (n == 0)
@@ -323,7 +330,7 @@ emit_success(List *events, bool was_here)
 	if (snap)
 		PopActiveSnapshot();
 	foreach(lc, batch_cluster)
-		pend(&batch[lfirst_int(lc)], true);
+		pend(&batch[lfirst_int(lc)], true, InvalidOid);
 }
 
 /*

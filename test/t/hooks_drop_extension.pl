@@ -85,5 +85,20 @@ ok($node->poll_query_until('postgres', q{
 	 WHERE event_type = 'ddl.drop_schema' AND database = 'appdb' AND object_name = 'audit_log'}),
 	'and is recorded in audit_log.database');
 
+# --- a drop that rolls back did not happen: its event is a failure, stored
+# in the database's own trail, which is still there.
+$node->safe_psql('appdb', 'CREATE EXTENSION audit_log CASCADE');
+my ($rb) = $node->psql('appdb', 'BEGIN; DROP EXTENSION audit_log CASCADE; ROLLBACK;');
+is($rb, 0, 'a DROP EXTENSION rolled back');
+ok($node->poll_query_until('appdb', q{
+	SELECT count(*) = 1 FROM audit_log.events WHERE event_type = 'extension.dropped'}),
+	'its event is stored in the database it was run in');
+is($node->safe_psql('appdb', q{
+	SELECT status || '|' || (details->>'error') FROM audit_log.events WHERE event_type = 'extension.dropped'}),
+	'failure|transaction rolled back', 'as a failure: the extension was not dropped');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM audit_log.events WHERE event_type = 'extension.dropped' AND database = 'appdb'}),
+	'0', 'and nowhere else');
+
 $node->stop;
 done_testing();
