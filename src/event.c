@@ -16,6 +16,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -111,9 +112,17 @@ put_field(char *buf, uint32 *len, int32 *off, const char *s, uint32 limit)
 	}
 	n = strlen(s);
 	if (*len + n + 1 > limit)
+	{
+		size_t		full = n;
+
 		n = (*len + 1 < limit) ? limit - *len - 1 : 0;
-	while (n > 0 && n < strlen(s) && ((unsigned char) s[n] & 0xC0) == 0x80)
-		n--;
+		/* whole characters of the database encoding */
+		n = pg_mbcliplen(s, (int) Min(full, (size_t) PG_INT32_MAX), (int) n);
+		/* before a database is chosen (a login: SQL_ASCII), whole UTF-8 ones */
+		if (GetDatabaseEncoding() == PG_SQL_ASCII)
+			while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+				n--;
+	}
 	*off = *len;
 	memcpy(buf + *len, s, n);
 	buf[*len + n] = '\0';

@@ -498,9 +498,15 @@ take_and_write(void)
 		if (r == 0)
 		{
 			AuditEvent	ev;
+			MemoryContext one = AllocSetContextCreate(CurrentMemoryContext,
+													  "audit_log unstored event",
+													  ALLOCSET_SMALL_SIZES);
+			MemoryContext prev = MemoryContextSwitchTo(one);
 
 			audit_event_deserialize(batch_bufs + i * AUDIT_QUEUE_SLOT, &ev);
 			audit_log_event_line(&ev, "the worker could not store the event");
+			MemoryContextSwitchTo(prev);
+			MemoryContextDelete(one);
 		}
 		else
 			wrote(1);

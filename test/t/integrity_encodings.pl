@@ -156,5 +156,20 @@ for my $db ('enc_utf8', 'enc_latin1')
 	ok($n > 40 && $n == $same, "$db: every event's digest is 1.0's ($same of $n)");
 }
 
+# A text too long for a queue slot is cut between characters of the
+# database's encoding: a failed command's event (queued) with a 6000-byte
+# user agent of kanji (EUC_JP 0xB4C1, whose second byte is no UTF-8
+# continuation byte) keeps whole characters.
+$node->psql('enc_euc_jp', q{SELECT set_config('audit_log.user_agent', repeat(convert_from('\xb4c1'::bytea, 'EUC_JP'), 3000), false);
+	GRANT SELECT ON TABLE no_such_table TO PUBLIC});
+ok($node->poll_query_until('enc_euc_jp', q{
+	SELECT count(*) = 1 FROM audit_log.events WHERE event_type = 'privilege.granted' AND status = 'failure'}),
+	'EUC_JP: the failed GRANT is stored');
+is(sql('enc_euc_jp', q{
+	SELECT octet_length(user_agent) > 1000
+	       AND convert_to(user_agent, 'EUC_JP') = convert_to(repeat(convert_from('\xb4c1'::bytea, 'EUC_JP'), octet_length(user_agent) / 2), 'EUC_JP')
+	  FROM audit_log.events WHERE event_type = 'privilege.granted' AND status = 'failure'}),
+	't', 'EUC_JP: its user agent, cut to fit the queue, ends with a whole character');
+
 $node->stop;
 done_testing();
