@@ -93,6 +93,7 @@ extern int64 audit_horizon_push_snapshot(void);
 /* hooks, shared memory and workers installed by _PG_init (preload only) */
 extern void audit_utility_init(void);	/* capture_utility.c */
 extern void audit_auth_init(void);	/* capture_auth.c */
+extern const char *audit_last_fatal(int *sqlerrcode);	/* capture_auth.c */
 extern void audit_queue_init(void); /* queue.c */
 extern void audit_launcher_init(void);	/* launcher.c */
 extern void audit_log_redact_init(void);	/* log_redact.c */

@@ -56,6 +56,10 @@ static char *login_slot = NULL;
 static char *login_line = NULL;
 static char login_error[256];
 
+/* The last FATAL's message and code (audit_last_fatal). */
+static char fatal_message[256];
+static int	fatal_code = 0;
+
 /*
  * hex_of: the bytes of s in hex.
  */
@@ -183,16 +187,32 @@ audit_client_auth(Port *port, int status)
 }
 
 /*
- * auth_emit_log: the emit_log_hook while a login waits: keep the message
- * of the FATAL that refuses it.
+ * auth_emit_log: the emit_log_hook: keep the message of a FATAL (the one
+ * that refuses a waiting login, or ends a statement).  Copies only.
  */
 static void
 auth_emit_log(ErrorData *edata)
 {
-	if (login != NULL && edata->elevel >= FATAL && edata->message)
-		strlcpy(login_error, edata->message, sizeof(login_error));
+	if (edata->elevel >= FATAL && edata->message)
+	{
+		strlcpy(fatal_message, edata->message, sizeof(fatal_message));
+		fatal_code = edata->sqlerrcode;
+		if (login != NULL)
+			strlcpy(login_error, edata->message, sizeof(login_error));
+	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/*
+ * audit_last_fatal: the message of the FATAL this backend reported (NULL
+ * if none), and its code.
+ */
+const char *
+audit_last_fatal(int *sqlerrcode)
+{
+	*sqlerrcode = fatal_code;
+	return fatal_message[0] ? fatal_message : NULL;
 }
 
 /*

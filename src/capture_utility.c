@@ -27,7 +27,10 @@
  *    failure in the trail still there).
  *  - error: the events are queued at once with status failure and the
  *    error in details (the writer cannot use an aborted transaction); only
- *    the innermost audited statement records a given error.
+ *    the innermost audited statement records a given error.  A FATAL (the
+ *    backend terminated while the statement waits) skips both: the abort
+ *    of the exiting backend queues the innermost running statement's
+ *    events as failures with the FATAL's message.
  * The extension's own operations (audit_internal_active()), the worker,
  * and the scripts of CREATE/ALTER EXTENSION are not captured
  * (audit_capture_suspended(), guard.c), nor are the statements of a session
@@ -65,6 +68,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/makefuncs.h"
 #include "parser/parsetree.h"
+#include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -108,6 +112,19 @@ static List *pending = NIL;		/* of PendingEvent, in TopTransactionContext */
  */
 static bool error_recorded = false;
 static uint32 error_recorded_hash = 0;
+
+/*
+ * The events of the audited statements running now, outermost first (in
+ * their statement contexts, children of TopMemoryContext).  A statement
+ * ended by a FATAL (pg_terminate_backend while it waits for a lock, say)
+ * reaches neither its success nor its PG_CATCH: the abort of the exiting
+ * backend queues the innermost one's events as failures.
+ */
+#define MAX_INFLIGHT 32
+static List *inflight[MAX_INFLIGHT];
+static int	ninflight = 0;
+
+static void record_fatal(void);
 
 /*
  * pack: the serialized form of ev (exactly as long as it is) and its
@@ -199,6 +216,8 @@ utility_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 
+	if (event == XACT_EVENT_ABORT)
+		record_fatal();
 	if (pending == NIL)
 		return;
 	if (event == XACT_EVENT_PRE_PREPARE)
@@ -334,34 +353,27 @@ emit_success(List *events, bool was_here)
 }
 
 /*
- * record_failure: the statement failed: queue its events as failures
- * with the error, unless a nested statement recorded this same error
- * already.
+ * queue_failed: queue a statement's events as failures with the error
+ * (message, sqlstate); resolve_names: qualify the names of relations the
+ * statement was to create (catalog lookups: not while the backend exits).
  */
 static void
-record_failure(List *events, ErrorData *edata)
+queue_failed(List *events, const char *message, const char *sqlstate, bool resolve_names)
 {
 	ListCell   *lc;
-	char	   *id = psprintf("%d|%s|%s|%d", edata->sqlerrcode, edata->message ? edata->message : "",
-							  edata->filename ? edata->filename : "", edata->lineno);
-	uint32		h = hash_bytes((const unsigned char *) id, strlen(id));
 
-	if (error_recorded && h == error_recorded_hash)
-		return;
-	error_recorded = true;
-	error_recorded_hash = h;
 	foreach(lc, events)
 	{
 		UEvent	   *u = lfirst(lc);
 		Json		j;
 
 		j_begin(&j);
-		j_str(&j, "error", edata->message);
-		j_str(&j, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+		j_str(&j, "error", message);
+		j_str(&j, "sqlstate", sqlstate);
 		u->ev.status = "failure";
 		u->ev.details = audit_jsonb_merge(audit_text_to_jsonb(u->details),
 										  audit_text_to_jsonb(j_end(&j)));
-		if (u->rv)
+		if (u->rv && resolve_names)
 		{
 			char	   *name = audit_rv_name(u->rv);
 
@@ -370,6 +382,45 @@ record_failure(List *events, ErrorData *edata)
 		}
 		audit_queue_event(&u->ev, u->cluster);
 	}
+}
+
+/*
+ * record_failure: the statement failed: queue its events as failures
+ * with the error, unless a nested statement recorded this same error
+ * already.
+ */
+static void
+record_failure(List *events, ErrorData *edata)
+{
+	char	   *id = psprintf("%d|%s|%s|%d", edata->sqlerrcode, edata->message ? edata->message : "",
+							  edata->filename ? edata->filename : "", edata->lineno);
+	uint32		h = hash_bytes((const unsigned char *) id, strlen(id));
+
+	if (error_recorded && h == error_recorded_hash)
+		return;
+	error_recorded = true;
+	error_recorded_hash = h;
+	queue_failed(events, edata->message, unpack_sql_state(edata->sqlerrcode), true);
+}
+
+/*
+ * record_fatal: the backend is exiting (a FATAL) in the middle of an
+ * audited statement: queue the innermost one's events as failures, with
+ * the FATAL's message.
+ */
+static void
+record_fatal(void)
+{
+	int			sqlerrcode = 0;
+	const char *message;
+
+	if (ninflight == 0 || !proc_exit_inprogress)
+		return;
+	message = audit_last_fatal(&sqlerrcode);
+	MemoryContextSwitchTo(TopMemoryContext);
+	queue_failed(inflight[ninflight - 1], message ? message : "the session ended during the statement",
+				 sqlerrcode ? unpack_sql_state(sqlerrcode) : NULL, false);
+	ninflight = 0;
 }
 
 /*
@@ -386,6 +437,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	MemoryContext oldcxt = CurrentMemoryContext;
 	volatile bool executed = false;
 	volatile bool was_here = false; /* the extension existed before */
+	int			depth = ninflight;
 
 	error_recorded = false;
 	audit_registry_utility(parsetree, false);	/* DROP DATABASE: stop its writer */
@@ -425,7 +477,11 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			cxt = NULL;
 		}
 		else
+		{
 			was_here = OidIsValid(audit_events_relid(true));
+			if (depth < MAX_INFLIGHT)
+				inflight[ninflight++] = events;
+		}
 	}
 
 	PG_TRY();
@@ -437,6 +493,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 									queryEnv, dest, qc);
 		executed = true;
+		ninflight = depth;
 		audit_registry_utility(parsetree, true);
 		/* CREATE EXTENSION may have begun a restore: it is not captured */
 		if (events != NIL && !audit_restoring())
@@ -448,6 +505,7 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	}
 	PG_CATCH();
 	{
+		ninflight = depth;
 		if (events != NIL && !executed)
 		{
 			ErrorData  *edata;

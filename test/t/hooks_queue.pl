@@ -99,6 +99,32 @@ kill 'CONT', $launcher;
 ok(wait_for_events($node, q{object_name = 'while_down'}, 1),
 	'and is drained after its restart');
 
+# --- a statement ended by a FATAL (its backend terminated while it waits
+# for a lock) reaches neither its success nor its error handling: it is
+# recorded as a failure with the FATAL's message when the backend exits.
+$node->safe_psql('postgres', 'CREATE TABLE locked_t (a int)');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe('LOCK TABLE locked_t IN ACCESS EXCLUSIVE MODE');
+my $waiter = $node->background_psql('postgres', on_error_stop => 0);
+$waiter->query_until(qr/waiting/, "\\echo waiting\nALTER TABLE locked_t ADD COLUMN b int;\n");
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	 WHERE c.relname = 'locked_t' AND NOT l.granted}), 'the ALTER TABLE waits for the lock');
+$node->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	 WHERE c.relname = 'locked_t' AND NOT l.granted});
+ok(wait_for_events($node, q{event_type = 'ddl.alter_table' AND object_name = 'public.locked_t'}, 1),
+	'the terminated statement is recorded');
+is($node->safe_psql('postgres', q{
+	SELECT status || '|' || (details->>'error') || '|' || (details->>'sqlstate') FROM audit_log.events
+	 WHERE event_type = 'ddl.alter_table' AND object_name = 'public.locked_t'}),
+	'failure|terminating connection due to administrator command|57P01',
+	'as a failure, with the message of the FATAL that ended it');
+$holder->query_safe('ROLLBACK');
+$holder->quit;
+eval { $waiter->quit; };
+
 # --- a writer that stops with events waiting for it (queued while it ran,
 # not stored yet) puts them in the server log: a stop or crash before the
 # next writer would lose the queue.  The writer is frozen meanwhile.
