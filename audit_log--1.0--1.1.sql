@@ -3982,6 +3982,257 @@ END
 $$;
 
 
+-- ==== ingest(): one call per source at a time, at READ COMMITTED; ids numbered after those given; alert pruning and quiet windows never past now() ====
+/*
+ * ingest(source, events): store the events of a feed from outside
+ * PostgreSQL, all or nothing; returns how many were stored.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    n integer;
+    i integer;
+    el jsonb;
+    code text;
+    cat text;
+    known record;
+    k text;
+    base bigint;
+    dup bigint;
+    erow @extschema@.events;
+    -- The keys an element may have: the columns of events, source excepted.
+    cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
+                                     AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    -- (source, event_id) is an event's key: one ingest() of a source at a
+    -- time, each reading what the one before committed (a snapshot older
+    -- than the lock would not see its ids).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'ingest() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
+                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
+        RAISE EXCEPTION 'source "%" is a subscription', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Ingest a feed under a name of its own.';
+    END IF;
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(events);
+    -- Validate every element first, like log(): the first bad one names its index.
+    FOR i IN 0 .. n - 1 LOOP
+        el := events -> i;
+        IF jsonb_typeof(el) <> 'object' THEN
+            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(el) LOOP
+            IF k <> ALL (cols) THEN
+                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
+            END IF;
+        END LOOP;
+        code := el ->> 'event_type';
+        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
+            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
+        END IF;
+        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
+        IF known.builtin THEN
+            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Choose an application code, such as "app.%s".', code);
+        END IF;
+        cat := coalesce(el ->> 'category', known.category, @extschema@._category_of(code));
+        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
+            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
+        END IF;
+        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
+            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
+        END IF;
+        BEGIN
+            -- every value must read as its column's type
+            erow := pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+        -- An event from the future would hold alert windows shut until then.
+        IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
+                pg_catalog.to_char(erow.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed may run at most 5 minutes ahead of this server''s clock.';
+        END IF;
+        -- A seal digests an event as one JSON array (part 40_integrity).
+        IF pg_catalog.octet_length(el::text) > 64 * 1024 * 1024 THEN
+            RAISE EXCEPTION 'element % of events is too large to be sealed', i
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = 'An event may take at most 64 MB of JSON.';
+        END IF;
+    END LOOP;
+    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type',
+           coalesce(x ->> 'category', @extschema@._category_of(x ->> 'event_type')), 'Application event', false
+      FROM jsonb_array_elements(events) x
+    ON CONFLICT DO NOTHING;
+    -- An id given is refused when the source has it already, whatever its
+    -- time or category (the unique index also holds those, below), or
+    -- when it is given twice.
+    SELECT min(d.i) INTO dup
+      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id,
+                   count(*) OVER (PARTITION BY (a.x ->> 'event_id')::bigint) AS copies
+              FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+             WHERE a.x ? 'event_id' AND pg_catalog.jsonb_typeof(a.x -> 'event_id') <> 'null') d
+     WHERE d.copies > 1
+        OR EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id);
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'element % of events: its event_id is already stored for source "%", or given twice', dup, source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END IF;
+    -- Elements without an event_id are numbered after the source's last
+    -- one and after every id given here.
+    SELECT greatest(coalesce(max(e.event_id), 0),
+                    (SELECT max((a.x ->> 'event_id')::bigint) FROM pg_catalog.jsonb_array_elements(events) a(x)
+                      WHERE pg_catalog.jsonb_typeof(a.x -> 'event_id') = 'number'))
+      INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    BEGIN
+        -- The row is the element's keys (JSON nulls as SQL NULL) over the
+        -- defaults, with the source: every column comes from the table's type.
+        INSERT INTO @extschema@.events
+        SELECT r.*
+          FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = a.x ->> 'event_type'
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::@extschema@.events,
+                pg_catalog.jsonb_build_object('event_id', base + a.o, 'occurred_at', pg_catalog.now(),
+                                              'category', coalesce(c.category, 'app'), 'status', 'success')
+                || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
+                      FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
+                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END;
+    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT DO NOTHING;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
+    'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
+
+/*
+ * _alert_fire_rule(rule, rule_no): evaluate one rule over its hits (rule_no
+ * in pg_temp._alert_hits); returns the alerts raised.  A rule of threshold
+ * 1 fires on every match outside its quiet windows; a higher threshold
+ * reads alert_pending through its index, group by group, and the first
+ * event of a window is looked up for the firings only.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._alert_fire_rule(r @extschema@.alert_rule, i integer) RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    c record;
+    fired integer := 0;
+    cur_group text;
+    first_row boolean;
+    quiet timestamptz;
+    first_id bigint;
+BEGIN
+    IF r.threshold = 1 THEN
+        -- Every match is a candidate; the quiet windows decide.
+        FOR c IN
+            SELECT h.gv, h.t, h.id, 1 AS n, h.id AS first_id, q.quiet_until
+              FROM pg_temp._alert_hits h
+              LEFT JOIN @extschema@.alert_group q
+                ON q.rule = r.name AND q.group_value IS NOT DISTINCT FROM h.gv
+             WHERE h.rule_no = i AND (q.quiet_until IS NULL OR h.t > q.quiet_until)
+             ORDER BY h.gv, h.t, h.id
+        LOOP
+            IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
+                cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+            END IF;
+            IF quiet IS NULL OR c.t > quiet THEN
+                PERFORM @extschema@._alert_fire(r, c.gv, c.n, c.first_id, c.id);
+                fired := fired + 1;
+                quiet := least(c.t, now()) + r.within;   -- (a future time would hold it quiet until then)
+                PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
+            END IF;
+        END LOOP;
+    ELSE
+        INSERT INTO @extschema@.alert_pending
+        SELECT r.name, h.gv, h.t, h.id FROM pg_temp._alert_hits h WHERE h.rule_no = i;
+        -- The window of each touched group, read through alert_pending_idx.
+        FOR c IN EXECUTE format(
+            'WITH touched AS (SELECT h.gv, min(h.t) AS t0 FROM pg_temp._alert_hits h'
+            '                  WHERE h.rule_no = %4$s GROUP BY h.gv) '
+            'SELECT w.gv, w.t, w.id, w.n::integer AS n, q.quiet_until FROM ('
+            '  SELECT tc.gv, p.occurred_at AS t, p.event_id AS id, tc.t0,'
+            '         count(*) OVER win AS n'
+            '    FROM touched tc CROSS JOIN LATERAL ('
+            '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+            '          WHERE p.rule = %1$L AND p.group_value = tc.gv'
+            '            AND p.occurred_at >= tc.t0 - %2$L::interval'
+            '         UNION ALL'
+            '         SELECT p.occurred_at, p.event_id FROM @extschema@.alert_pending p'
+            '          WHERE tc.gv IS NULL AND p.rule = %1$L AND p.group_value IS NULL'
+            '            AND p.occurred_at >= tc.t0 - %2$L::interval) p'
+            '  WINDOW win AS (PARTITION BY tc.gv ORDER BY p.occurred_at'
+            '                 RANGE BETWEEN %2$L::interval PRECEDING AND CURRENT ROW)) w'
+            '  LEFT JOIN @extschema@.alert_group q ON q.rule = %1$L AND q.group_value IS NOT DISTINCT FROM w.gv'
+            ' WHERE w.t >= w.t0 AND w.n >= %3$s AND (q.quiet_until IS NULL OR w.t > q.quiet_until)'
+            ' ORDER BY w.gv, w.t, w.id', r.name, r.within, r.threshold, i)
+        LOOP
+            IF first_row IS NULL OR cur_group IS DISTINCT FROM c.gv THEN
+                cur_group := c.gv; first_row := false; quiet := c.quiet_until;
+            END IF;
+            IF quiet IS NULL OR c.t > quiet THEN
+                -- The first event of the window (its frame above, read
+                -- for the firings only: min() over a moving frame is
+                -- recomputed for every row).
+                IF c.gv IS NULL THEN
+                    SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                     WHERE p.rule = r.name AND p.group_value IS NULL
+                       AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                ELSE
+                    SELECT min(p.event_id) INTO first_id FROM @extschema@.alert_pending p
+                     WHERE p.rule = r.name AND p.group_value = c.gv
+                       AND p.occurred_at >= c.t - r.within AND p.occurred_at <= c.t;
+                END IF;
+                PERFORM @extschema@._alert_fire(r, c.gv, c.n, first_id, c.id);
+                fired := fired + 1;
+                quiet := least(c.t, now()) + r.within;   -- (a future time would hold it quiet until then)
+                PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
+            END IF;
+        END LOOP;
+        -- What no window needs any more (an hour of slack for late commits),
+        -- by the newest match, never later than now: one event dated in the
+        -- future (a source's clock, or its superuser) would otherwise clear
+        -- the pending matches of every group.
+        DELETE FROM @extschema@.alert_pending p
+         WHERE p.rule = r.name
+           AND p.occurred_at < least((SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i), now())
+                               - r.within - interval '1 hour';
+    END IF;
+    RETURN fired;
+END
+$$;
+
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

@@ -52,3 +52,17 @@ SELECT a.rule, a.group_value, a.events, f.occurred_at AS first_at, l.occurred_at
  WHERE l.occurred_at < '2021-01-01'    -- not the rule change of needle (it names needle)
  ORDER BY a.rule, a.group_value, l.occurred_at;
 SELECT rule, group_value, count(*) AS pending FROM audit_log.alert_pending GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- One event dated in the future (a source's clock, or its superuser) must
+-- not clear what other groups have pending: two matches of "victim",
+-- then one of "other" in 2100, then the third of "victim" fires.
+SELECT audit_log.create_alert('fut3', threshold => 3, within => '10 minutes', group_by => 'object_name',
+                              event_types => '{app.fut}');
+SELECT count(audit_log._record_at(now() - interval '2 minutes', 'app', 'app.fut', 'victim', '{}'))
+     + count(audit_log._record_at(now() - interval '1 minute', 'app', 'app.fut', 'victim', '{}')) AS two;
+SELECT audit_log.check_alerts() >= 0 AS pass;
+SELECT count(audit_log._record_at('2100-01-01 00:00:00+00', 'app', 'app.fut', 'other', '{}')) AS future;
+SELECT audit_log.check_alerts() >= 0 AS pass;
+SELECT count(audit_log._record_at(now(), 'app', 'app.fut', 'victim', '{}')) AS third;
+SELECT audit_log.check_alerts() >= 0 AS pass;
+SELECT rule, group_value, events FROM audit_log.alerts WHERE rule = 'fut3' ORDER BY alert_id;

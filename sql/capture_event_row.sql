@@ -86,10 +86,21 @@ ROLLBACK TO audit_code;
 -- An event from the future would hold its alert group quiet until then.
 SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z", "occurred_at": "2999-01-01T00:00:00Z"}]');
 ROLLBACK TO audit_code;
+-- The ids ingest() numbers come after every id of the source, those given
+-- in the same call included: an element without an id never gets the id
+-- of one that has it (the source's last id is 10 here).
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.w"}, {"event_type": "app.w", "event_id": 11, "occurred_at": "2021-01-01T00:00:00Z"}]');
+SELECT event_id, occurred_at < now() - interval '1 year' AS given FROM audit_log.events
+ WHERE source = 'structure_feed' AND event_type = 'app.w' ORDER BY event_id;
 \set VERBOSITY default
 SELECT event_type, category, count(*) FROM audit_log.events
  WHERE source = 'structure_feed' GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT event_type, category FROM audit_log.event_types WHERE event_type = 'auth.sso_failed';
+ROLLBACK;
+-- Calls for one source run one at a time, each seeing what the one before
+-- committed: an older snapshot (REPEATABLE READ) would not.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.x"}]');
 ROLLBACK;
 
 -- The library checks the table against its own list before it writes: a

@@ -315,7 +315,7 @@ BEGIN
             IF quiet IS NULL OR c.t > quiet THEN
                 PERFORM @extschema@._alert_fire(r, c.gv, c.n, c.first_id, c.id);
                 fired := fired + 1;
-                quiet := c.t + r.within;
+                quiet := least(c.t, now()) + r.within;   -- (a future time would hold it quiet until then)
                 PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
             END IF;
         END LOOP;
@@ -361,14 +361,17 @@ BEGIN
                 END IF;
                 PERFORM @extschema@._alert_fire(r, c.gv, c.n, first_id, c.id);
                 fired := fired + 1;
-                quiet := c.t + r.within;
+                quiet := least(c.t, now()) + r.within;   -- (a future time would hold it quiet until then)
                 PERFORM @extschema@._alert_quiet(r.name, c.gv, quiet);
             END IF;
         END LOOP;
-        -- What no window needs any more (an hour of slack for late commits).
+        -- What no window needs any more (an hour of slack for late commits),
+        -- by the newest match, never later than now: one event dated in the
+        -- future (a source's clock, or its superuser) would otherwise clear
+        -- the pending matches of every group.
         DELETE FROM @extschema@.alert_pending p
          WHERE p.rule = r.name
-           AND p.occurred_at < (SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i)
+           AND p.occurred_at < least((SELECT max(h.t) FROM pg_temp._alert_hits h WHERE h.rule_no = i), now())
                                - r.within - interval '1 hour';
     END IF;
     RETURN fired;

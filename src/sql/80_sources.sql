@@ -331,6 +331,15 @@ DECLARE
                                      AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
 BEGIN
     PERFORM @extschema@._check_source_name(source);
+    -- (source, event_id) is an event's key: one ingest() of a source at a
+    -- time, each reading what the one before committed (a snapshot older
+    -- than the lock would not see its ids).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'ingest() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
     IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
                 WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
         RAISE EXCEPTION 'source "%" is a subscription', source
@@ -401,11 +410,9 @@ BEGIN
            coalesce(x ->> 'category', @extschema@._category_of(x ->> 'event_type')), 'Application event', false
       FROM jsonb_array_elements(events) x
     ON CONFLICT DO NOTHING;
-    -- (source, event_id) is an event's key: one ingest() of a source at a
-    -- time (ids numbered after the last, duplicates looked for, without a
-    -- race), and an id is refused when the source has it already, whatever
-    -- its time or category (the unique index also holds those, below).
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    -- An id given is refused when the source has it already, whatever its
+    -- time or category (the unique index also holds those, below), or
+    -- when it is given twice.
     SELECT min(d.i) INTO dup
       FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id,
                    count(*) OVER (PARTITION BY (a.x ->> 'event_id')::bigint) AS copies
@@ -418,8 +425,12 @@ BEGIN
             USING ERRCODE = 'unique_violation',
                   DETAIL = '(source, event_id) identifies an event; nothing was stored.';
     END IF;
-    -- Elements without an event_id are numbered after the source's last one.
-    SELECT coalesce(max(e.event_id), 0) INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    -- Elements without an event_id are numbered after the source's last
+    -- one and after every id given here.
+    SELECT greatest(coalesce(max(e.event_id), 0),
+                    (SELECT max((a.x ->> 'event_id')::bigint) FROM pg_catalog.jsonb_array_elements(events) a(x)
+                      WHERE pg_catalog.jsonb_typeof(a.x -> 'event_id') = 'number'))
+      INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
     BEGIN
         -- The row is the element's keys (JSON nulls as SQL NULL) over the
         -- defaults, with the source: every column comes from the table's type.
