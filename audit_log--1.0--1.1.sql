@@ -4233,6 +4233,333 @@ END
 $$;
 
 
+-- ==== sources: a name keeps its kind after unsubscribe(); subscribe(), unsubscribe() and ingest() recorded ====
+ALTER TABLE @extschema@.source_registry ADD COLUMN unsubscribed_at timestamptz;     -- unsubscribe(): the name stays taken
+
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
+    ('audit.source_subscribed', 'audit', 'A source subscribed to by this central database', true),
+    ('audit.source_unsubscribed', 'audit', 'A source or feed no longer received by this central database', true),
+    ('audit.ingested', 'audit', 'Events of a feed stored with ingest()', true)
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
+
+/*
+ * subscribe(source, conninfo, copy_history): on the central database,
+ * receive the events of a source under the name source.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.subscribe(source text, conninfo text, copy_history boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+    known @extschema@.source_registry;
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    IF conninfo IS NULL OR conninfo = '' THEN
+        RAISE EXCEPTION 'conninfo must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the source database''s connection string, e.g. ''host=db1 dbname=app user=replicator''.';
+    END IF;
+    -- One call for a name at a time, ingest() included (a name keeps its kind).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    SELECT * INTO known FROM @extschema@.source_registry r WHERE r.source = subscribe.source;
+    IF known.kind = 'ingest' THEN
+        RAISE EXCEPTION 'source "%" is an ingested feed', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'A name keeps its kind: the feed''s events would mix with the source''s.',
+                  HINT = 'Subscribe to the source under a name of its own.';
+    END IF;
+    IF (known.source IS NOT NULL AND known.unsubscribed_at IS NULL)
+       OR EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subname = sub) THEN
+        RAISE EXCEPTION 'source "%" already exists', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or call audit_log.unsubscribe() first.';
+    END IF;
+    IF coalesce(copy_history, true) AND EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = subscribe.source) THEN
+        RAISE EXCEPTION 'events of source "%" are already stored here', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'Copying the source''s history again would store its events twice.',
+                  HINT = 'Subscribe with copy_history => false to receive only new events.';
+    END IF;
+    -- The server connects with its own identity: a role that is not a
+    -- superuser must not borrow it (trust, peer, .pgpass) on the source.
+    -- An empty password is none (libpq reads .pgpass); _source_remote()
+    -- then checks that the source asked for it.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       AND coalesce(@extschema@._conninfo_part(conninfo, 'password'), '') IN ('', '''''') THEN
+        RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
+    END IF;
+    -- Reachable, with the publication: a clear error, nothing created.
+    PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
+    -- binary: events travel in the types' binary forms (no jsonb or inet
+    -- text to parse again on the central side; the apply's main cost).
+    EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true,'
+                   ' binary = true)',
+                   sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
+    INSERT INTO @extschema@.source_registry AS r (source, kind, host, port, dbname)
+    VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
+            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'))
+    ON CONFLICT ON CONSTRAINT source_registry_pkey DO UPDATE
+        SET host = excluded.host, port = excluded.port, dbname = excluded.dbname, unsubscribed_at = NULL;
+    PERFORM @extschema@._record('audit', 'audit.source_subscribed', 'success', 'source', source, 'SELECT',
+        pg_catalog.jsonb_build_object('host', @extschema@._conninfo_part(conninfo, 'host'),
+                                      'port', @extschema@._conninfo_part(conninfo, 'port'),
+                                      'database', @extschema@._conninfo_part(conninfo, 'dbname'),
+                                      'copy_history', coalesce(copy_history, true),
+                                      'again', known.source IS NOT NULL));
+    -- Last: the slot is on the source, outside this transaction.
+    PERFORM @extschema@._source_remote(conninfo, sub, 'create');
+END
+$$;
+COMMENT ON FUNCTION @extschema@.subscribe(text, text, boolean) IS
+    'On the central database: receive the audit events of a source database (which ran audit_log.publish()) under the name source.';
+
+/*
+ * unsubscribe(source): stop receiving a source; its events stay.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.unsubscribe(source text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+    conn text;
+    k text;
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    SELECT r.kind INTO k FROM @extschema@.source_registry r
+     WHERE r.source = unsubscribe.source AND r.unsubscribed_at IS NULL;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'source "%" does not exist', source
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See audit_log.sources for the sources of this database.';
+    END IF;
+    -- The name stays taken, with its kind (its events stay, under it).
+    UPDATE @extschema@.source_registry r SET unsubscribed_at = pg_catalog.now()
+     WHERE r.source = unsubscribe.source;
+    PERFORM @extschema@._record('audit', 'audit.source_unsubscribed', 'success', 'source', source, 'SELECT',
+        pg_catalog.jsonb_build_object('kind', k, 'events_received',
+            (SELECT count(*) FROM @extschema@.events e WHERE e.source = unsubscribe.source)));
+    SELECT s.subconninfo INTO conn FROM pg_subscription s
+     WHERE s.subname = sub
+       AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+    IF conn IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', sub);
+    EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
+    EXECUTE format('DROP SUBSCRIPTION %I', sub);
+    BEGIN
+        PERFORM @extschema@._source_remote(conn, sub, 'drop');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'the replication slot "%" was left on the source', sub
+            USING DETAIL = SQLERRM,
+                  HINT = format('It keeps the source''s WAL: when the source is reachable, run there SELECT pg_drop_replication_slot(%L);', sub);
+    END;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unsubscribe(text) IS
+    'On the central database: stop receiving a source and drop its slot on the source; the events received stay.';
+
+/*
+ * ingest(source, events): store the events of a feed from outside
+ * PostgreSQL, all or nothing; returns how many were stored.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    n integer;
+    i integer;
+    el jsonb;
+    code text;
+    cat text;
+    known record;
+    k text;
+    base bigint;
+    dup bigint;
+    lo bigint;
+    hi bigint;
+    erow @extschema@.events;
+    -- The keys an element may have: the columns of events, source excepted.
+    cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
+                                     AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    -- (source, event_id) is an event's key: one ingest() of a source at a
+    -- time, each reading what the one before committed (a snapshot older
+    -- than the lock would not see its ids).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'ingest() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
+                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
+        RAISE EXCEPTION 'source "%" is a subscription', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'A name keeps its kind, after unsubscribe() too: a feed''s events would read as the source''s.',
+                  HINT = 'Ingest a feed under a name of its own.';
+    END IF;
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(events);
+    -- Validate every element first, like log(): the first bad one names its index.
+    FOR i IN 0 .. n - 1 LOOP
+        el := events -> i;
+        IF jsonb_typeof(el) <> 'object' THEN
+            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(el) LOOP
+            IF k <> ALL (cols) THEN
+                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
+            END IF;
+        END LOOP;
+        code := el ->> 'event_type';
+        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
+            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
+        END IF;
+        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
+        IF known.builtin THEN
+            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Choose an application code, such as "app.%s".', code);
+        END IF;
+        cat := coalesce(el ->> 'category', known.category, @extschema@._category_of(code));
+        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
+            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
+        END IF;
+        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
+            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
+        END IF;
+        BEGIN
+            -- every value must read as its column's type
+            erow := pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+        -- An event from the future would hold alert windows shut until then.
+        IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
+                pg_catalog.to_char(erow.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed may run at most 5 minutes ahead of this server''s clock.';
+        END IF;
+        -- A seal digests an event as one JSON array (part 40_integrity).
+        IF pg_catalog.octet_length(el::text) > 64 * 1024 * 1024 THEN
+            RAISE EXCEPTION 'element % of events is too large to be sealed', i
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = 'An event may take at most 64 MB of JSON.';
+        END IF;
+    END LOOP;
+    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type',
+           coalesce(x ->> 'category', @extschema@._category_of(x ->> 'event_type')), 'Application event', false
+      FROM jsonb_array_elements(events) x
+    ON CONFLICT DO NOTHING;
+    -- An id given is refused when the source has it already, whatever its
+    -- time or category (the unique index also holds those, below), or
+    -- when it is given twice.
+    SELECT min(d.i) INTO dup
+      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id,
+                   count(*) OVER (PARTITION BY (a.x ->> 'event_id')::bigint) AS copies
+              FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+             WHERE a.x ? 'event_id' AND pg_catalog.jsonb_typeof(a.x -> 'event_id') <> 'null') d
+     WHERE d.copies > 1
+        OR EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id);
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'element % of events: its event_id is already stored for source "%", or given twice', dup, source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END IF;
+    -- Elements without an event_id are numbered after the source's last
+    -- one and after every id given here.
+    SELECT greatest(coalesce(max(e.event_id), 0),
+                    (SELECT max((a.x ->> 'event_id')::bigint) FROM pg_catalog.jsonb_array_elements(events) a(x)
+                      WHERE pg_catalog.jsonb_typeof(a.x -> 'event_id') = 'number'))
+      INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    BEGIN
+        -- The row is the element's keys (JSON nulls as SQL NULL) over the
+        -- defaults, with the source: every column comes from the table's type.
+        WITH ins AS (
+        INSERT INTO @extschema@.events
+        SELECT r.*
+          FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = a.x ->> 'event_type'
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::@extschema@.events,
+                pg_catalog.jsonb_build_object('event_id', base + a.o, 'occurred_at', pg_catalog.now(),
+                                              'category', coalesce(c.category, 'app'), 'status', 'success')
+                || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
+                      FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
+                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r
+        RETURNING event_id)
+        SELECT min(ins.event_id), max(ins.event_id) INTO lo, hi FROM ins;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END;
+    INSERT INTO @extschema@.source_registry AS r (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT ON CONSTRAINT source_registry_pkey DO UPDATE SET unsubscribed_at = NULL WHERE r.unsubscribed_at IS NOT NULL;
+    IF n > 0 THEN
+        PERFORM @extschema@._record('audit', 'audit.ingested', 'success', 'source', source, 'SELECT',
+            pg_catalog.jsonb_build_object('events', n, 'first_event_id', lo, 'last_event_id', hi));
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
+    'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
+
+/*
+ * sources (view): the sources of this central database and how they are
+ * doing.
+ */
+CREATE OR REPLACE VIEW @extschema@.sources AS
+SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
+       CASE WHEN r.unsubscribed_at IS NOT NULL THEN 'unsubscribed'
+            WHEN r.kind = 'ingest' THEN NULL
+            -- No worker, or one that has received nothing yet (it restarts
+            -- every wal_retrieve_retry_interval after a failure): ask the source.
+            WHEN st.pid IS NULL OR st.received_lsn IS NULL THEN
+                 CASE WHEN @extschema@._source_slot_state(r.source) IN ('lost', 'missing') THEN 'lost'
+                      ELSE 'down' END
+            WHEN EXISTS (SELECT 1 FROM pg_subscription_rel sr
+                          WHERE sr.srsubid = s.oid AND sr.srsubstate <> 'r')
+                 OR pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn) > 16 * 1024 * 1024
+                 THEN 'catching_up'
+            ELSE 'streaming'
+       END AS state,
+       (SELECT count(*) FROM @extschema@.events e WHERE e.source = r.source) AS events_received,
+       (SELECT max(e.occurred_at) FROM @extschema@.events e WHERE e.source = r.source) AS newest_event,
+       greatest(pg_wal_lsn_diff(st.latest_end_lsn, st.received_lsn), 0)::bigint AS lag_bytes,
+       EXTRACT(epoch FROM now() - st.last_msg_send_time)::double precision AS lag_seconds
+  FROM @extschema@.source_registry r
+  LEFT JOIN pg_subscription s
+         ON s.subname = 'audit_log_' || r.source
+        AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL;
+COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing), lost (the slot on the source was invalidated or dropped: events may be missing) or unsubscribed (its events stay; the name stays taken); NULL for a feed.';
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

@@ -99,9 +99,11 @@ SELECT event_type, category FROM audit_log.event_types WHERE event_type = 'auth.
 ROLLBACK;
 -- Calls for one source run one at a time, each seeing what the one before
 -- committed: an older snapshot (REPEATABLE READ) would not.
+\set VERBOSITY terse
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.x"}]');
 ROLLBACK;
+\set VERBOSITY default
 
 -- The library checks the table against its own list before it writes: a
 -- column renamed or added (here by a superuser past the guard, undone

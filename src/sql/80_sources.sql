@@ -28,6 +28,14 @@
  * once (the subscription's origin tracks what was applied), subscribe()
  * refuses to copy the history of a source whose events are already here,
  * and ingest() refuses an event_id the source already has.
+ *
+ * A name keeps its kind: unsubscribe() marks the source unsubscribed
+ * (its events stay, under its name), and neither ingest() nor a
+ * subscription of another kind may take the name afterwards (an admin
+ * would otherwise store events that read as a PostgreSQL source's).
+ * subscribe(), unsubscribe() and ingest() are recorded in the central's
+ * own trail (audit.source_subscribed, audit.source_unsubscribed,
+ * audit.ingested).
  */
 
 -- The sources this central database knows, by name.
@@ -37,12 +45,18 @@ CREATE TABLE @extschema@.source_registry (
     host       text,
     port       text,
     dbname     text,
-    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    unsubscribed_at timestamptz     -- unsubscribe(): the name stays taken
 );
 COMMENT ON TABLE @extschema@.source_registry IS
     'The sources of this central database (subscriptions and ingested feeds); read it through audit_log.sources.';
 REVOKE ALL ON TABLE @extschema@.source_registry FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_registry', '');
+
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
+    ('audit.source_subscribed', 'audit', 'A source subscribed to by this central database', true),
+    ('audit.source_unsubscribed', 'audit', 'A source or feed no longer received by this central database', true),
+    ('audit.ingested', 'audit', 'Events of a feed stored with ingest()', true);
 
 CREATE FUNCTION @extschema@._source_fill() RETURNS trigger
 AS 'MODULE_PATHNAME', 'audit_source_fill'
@@ -217,6 +231,7 @@ SET audit_log.internal = on
 AS $$
 DECLARE
     sub text := 'audit_log_' || source;
+    known @extschema@.source_registry;
 BEGIN
     PERFORM @extschema@._check_source_name(source);
     IF conninfo IS NULL OR conninfo = '' THEN
@@ -224,7 +239,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give the source database''s connection string, e.g. ''host=db1 dbname=app user=replicator''.';
     END IF;
-    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r WHERE r.source = subscribe.source)
+    -- One call for a name at a time, ingest() included (a name keeps its kind).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    SELECT * INTO known FROM @extschema@.source_registry r WHERE r.source = subscribe.source;
+    IF known.kind = 'ingest' THEN
+        RAISE EXCEPTION 'source "%" is an ingested feed', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'A name keeps its kind: the feed''s events would mix with the source''s.',
+                  HINT = 'Subscribe to the source under a name of its own.';
+    END IF;
+    IF (known.source IS NOT NULL AND known.unsubscribed_at IS NULL)
        OR EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subname = sub) THEN
         RAISE EXCEPTION 'source "%" already exists', source
             USING ERRCODE = 'duplicate_object',
@@ -254,9 +278,17 @@ BEGIN
                    ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true,'
                    ' binary = true)',
                    sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
-    INSERT INTO @extschema@.source_registry (source, kind, host, port, dbname)
+    INSERT INTO @extschema@.source_registry AS r (source, kind, host, port, dbname)
     VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
-            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'));
+            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'))
+    ON CONFLICT ON CONSTRAINT source_registry_pkey DO UPDATE
+        SET host = excluded.host, port = excluded.port, dbname = excluded.dbname, unsubscribed_at = NULL;
+    PERFORM @extschema@._record('audit', 'audit.source_subscribed', 'success', 'source', source, 'SELECT',
+        pg_catalog.jsonb_build_object('host', @extschema@._conninfo_part(conninfo, 'host'),
+                                      'port', @extschema@._conninfo_part(conninfo, 'port'),
+                                      'database', @extschema@._conninfo_part(conninfo, 'dbname'),
+                                      'copy_history', coalesce(copy_history, true),
+                                      'again', known.source IS NOT NULL));
     -- Last: the slot is on the source, outside this transaction.
     PERFORM @extschema@._source_remote(conninfo, sub, 'create');
 END
@@ -277,13 +309,20 @@ DECLARE
     conn text;
     k text;
 BEGIN
-    SELECT r.kind INTO k FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    SELECT r.kind INTO k FROM @extschema@.source_registry r
+     WHERE r.source = unsubscribe.source AND r.unsubscribed_at IS NULL;
     IF k IS NULL THEN
         RAISE EXCEPTION 'source "%" does not exist', source
             USING ERRCODE = 'undefined_object',
                   HINT = 'See audit_log.sources for the sources of this database.';
     END IF;
-    DELETE FROM @extschema@.source_registry r WHERE r.source = unsubscribe.source;
+    -- The name stays taken, with its kind (its events stay, under it).
+    UPDATE @extschema@.source_registry r SET unsubscribed_at = pg_catalog.now()
+     WHERE r.source = unsubscribe.source;
+    PERFORM @extschema@._record('audit', 'audit.source_unsubscribed', 'success', 'source', source, 'SELECT',
+        pg_catalog.jsonb_build_object('kind', k, 'events_received',
+            (SELECT count(*) FROM @extschema@.events e WHERE e.source = unsubscribe.source)));
     SELECT s.subconninfo INTO conn FROM pg_subscription s
      WHERE s.subname = sub
        AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
@@ -324,6 +363,8 @@ DECLARE
     k text;
     base bigint;
     dup bigint;
+    lo bigint;
+    hi bigint;
     erow @extschema@.events;
     -- The keys an element may have: the columns of events, source excepted.
     cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
@@ -344,6 +385,7 @@ BEGIN
                 WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
         RAISE EXCEPTION 'source "%" is a subscription', source
             USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'A name keeps its kind, after unsubscribe() too: a feed''s events would read as the source''s.',
                   HINT = 'Ingest a feed under a name of its own.';
     END IF;
     IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
@@ -434,6 +476,7 @@ BEGIN
     BEGIN
         -- The row is the element's keys (JSON nulls as SQL NULL) over the
         -- defaults, with the source: every column comes from the table's type.
+        WITH ins AS (
         INSERT INTO @extschema@.events
         SELECT r.*
           FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
@@ -443,14 +486,20 @@ BEGIN
                                               'category', coalesce(c.category, 'app'), 'status', 'success')
                 || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
                       FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
-                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r;
+                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r
+        RETURNING event_id)
+        SELECT min(ins.event_id), max(ins.event_id) INTO lo, hi FROM ins;
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
             USING ERRCODE = 'unique_violation',
                   DETAIL = '(source, event_id) identifies an event; nothing was stored.';
     END;
-    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
-    ON CONFLICT DO NOTHING;
+    INSERT INTO @extschema@.source_registry AS r (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT ON CONSTRAINT source_registry_pkey DO UPDATE SET unsubscribed_at = NULL WHERE r.unsubscribed_at IS NOT NULL;
+    IF n > 0 THEN
+        PERFORM @extschema@._record('audit', 'audit.ingested', 'success', 'source', source, 'SELECT',
+            pg_catalog.jsonb_build_object('events', n, 'first_event_id', lo, 'last_event_id', hi));
+    END IF;
     RETURN n;
 END
 $$;
@@ -495,7 +544,8 @@ GRANT EXECUTE ON FUNCTION @extschema@._source_slot_state(text) TO audit_log_read
  */
 CREATE VIEW @extschema@.sources AS
 SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
-       CASE WHEN r.kind = 'ingest' THEN NULL
+       CASE WHEN r.unsubscribed_at IS NOT NULL THEN 'unsubscribed'
+            WHEN r.kind = 'ingest' THEN NULL
             -- No worker, or one that has received nothing yet (it restarts
             -- every wal_retrieve_retry_interval after a failure): ask the source.
             WHEN st.pid IS NULL OR st.received_lsn IS NULL THEN
@@ -523,7 +573,7 @@ COMMENT ON COLUMN @extschema@.sources.kind IS 'subscription (a PostgreSQL source
 COMMENT ON COLUMN @extschema@.sources.host IS 'Host of the source, from its conninfo.';
 COMMENT ON COLUMN @extschema@.sources.port IS 'Port of the source, from its conninfo.';
 COMMENT ON COLUMN @extschema@.sources.database IS 'Database of the source, from its conninfo.';
-COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing) or lost (the slot on the source was invalidated or dropped: events may be missing); NULL for a feed.';
+COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing), lost (the slot on the source was invalidated or dropped: events may be missing) or unsubscribed (its events stay; the name stays taken); NULL for a feed.';
 COMMENT ON COLUMN @extschema@.sources.events_received IS 'Events of this source stored here.';
 COMMENT ON COLUMN @extschema@.sources.newest_event IS 'occurred_at of the newest event of this source stored here.';
 COMMENT ON COLUMN @extschema@.sources.lag_bytes IS 'WAL of the source not yet received, as last reported by the source.';

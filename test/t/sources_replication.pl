@@ -58,7 +58,7 @@ for my $s ('s1', 's2')
 sub central_left
 {
 	return $central->safe_psql('postgres',
-		"SELECT (SELECT count(*) FROM pg_subscription) || '/' || (SELECT count(*) FROM audit_log.source_registry)");
+		"SELECT (SELECT count(*) FROM pg_subscription) || '/' || (SELECT count(*) FROM audit_log.source_registry WHERE unsubscribed_at IS NULL)");
 }
 my $c1 = 'host=' . $node{s1}->host . ' port=' . $node{s1}->port . ' dbname=postgres';
 # s2 is reached as a role that is no superuser: REPLICATION and audit_log_reader.
@@ -387,5 +387,26 @@ like($err, qr/WARNING:  the replication slot "audit_log_s2" was left on the sour
 is(central_left(), '0/1', 'only the feed is left');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1')");
 like($err, qr/events of source "s1" are already stored here/, 'subscribe again with history: refused');
+
+# 8. A name keeps its kind: once unsubscribed, a source's name is no feed's
+# (an admin would store events that read as the source's), and a feed's
+# name is no source's.  Each step is in the central's own trail.
+is($central->safe_psql('postgres', "SELECT state FROM audit_log.sources WHERE source = 's1'"),
+	'unsubscribed', 'sources: s1 is listed as unsubscribed, its events under its name');
+($rc, $out, $err) = $central->psql('postgres',
+	q{SELECT audit_log.ingest('s1', '[{"event_type": "app.payment_approved", "db_user": "postgres"}]')});
+like($err, qr/source "s1" is a subscription/, 'ingest under an unsubscribed source\'s name: refused');
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('idp', '$c1', copy_history => false)");
+like($err, qr/source "idp" is an ingested feed/, 'subscribe under a feed\'s name: refused');
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(event_type || ':' || object_name, ',' ORDER BY event_type, object_name)
+	  FROM audit_log.events WHERE source IS NULL
+	   AND event_type IN ('audit.source_subscribed', 'audit.source_unsubscribed')}),
+	'audit.source_subscribed:s1,audit.source_subscribed:s2,audit.source_unsubscribed:s1,audit.source_unsubscribed:s2',
+	'subscribe() and unsubscribe() are recorded');
+is($central->safe_psql('postgres', q{
+	SELECT string_agg(object_name || ':' || (details->>'events'), ',') FROM audit_log.events
+	 WHERE source IS NULL AND event_type = 'audit.ingested'}),
+	'idp:1000', 'ingest() is recorded, with how many events it stored');
 
 done_testing();
