@@ -3982,159 +3982,7 @@ END
 $$;
 
 
--- ==== ingest(): one call per source at a time, at READ COMMITTED; ids numbered after those given; alert pruning and quiet windows never past now() ====
-/*
- * ingest(source, events): store the events of a feed from outside
- * PostgreSQL, all or nothing; returns how many were stored.
- */
-CREATE OR REPLACE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET audit_log.internal = on
-AS $$
-DECLARE
-    n integer;
-    i integer;
-    el jsonb;
-    code text;
-    cat text;
-    known record;
-    k text;
-    base bigint;
-    dup bigint;
-    erow @extschema@.events;
-    -- The keys an element may have: the columns of events, source excepted.
-    cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                                   WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
-                                     AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
-BEGIN
-    PERFORM @extschema@._check_source_name(source);
-    -- (source, event_id) is an event's key: one ingest() of a source at a
-    -- time, each reading what the one before committed (a snapshot older
-    -- than the lock would not see its ids).
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'ingest() needs the read committed isolation level, not %', current_setting('transaction_isolation')
-            USING ERRCODE = 'invalid_transaction_state',
-                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
-    END IF;
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
-    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
-                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
-        RAISE EXCEPTION 'source "%" is a subscription', source
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Ingest a feed under a name of its own.';
-    END IF;
-    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
-        RAISE EXCEPTION 'events must be a JSON array of objects'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    n := jsonb_array_length(events);
-    -- Validate every element first, like log(): the first bad one names its index.
-    FOR i IN 0 .. n - 1 LOOP
-        el := events -> i;
-        IF jsonb_typeof(el) <> 'object' THEN
-            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        FOR k IN SELECT jsonb_object_keys(el) LOOP
-            IF k <> ALL (cols) THEN
-                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
-                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
-            END IF;
-        END LOOP;
-        code := el ->> 'event_type';
-        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
-            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
-        END IF;
-        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
-        IF known.builtin THEN
-            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('Choose an application code, such as "app.%s".', code);
-        END IF;
-        cat := coalesce(el ->> 'category', known.category, @extschema@._category_of(code));
-        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
-            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
-        END IF;
-        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
-            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
-        END IF;
-        BEGIN
-            -- every value must read as its column's type
-            erow := pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
-        EXCEPTION WHEN data_exception THEN
-            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
-        END;
-        -- An event from the future would hold alert windows shut until then.
-        IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
-            RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
-                pg_catalog.to_char(erow.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Times of a feed may run at most 5 minutes ahead of this server''s clock.';
-        END IF;
-        -- A seal digests an event as one JSON array (part 40_integrity).
-        IF pg_catalog.octet_length(el::text) > 64 * 1024 * 1024 THEN
-            RAISE EXCEPTION 'element % of events is too large to be sealed', i
-                USING ERRCODE = 'program_limit_exceeded',
-                      DETAIL = 'An event may take at most 64 MB of JSON.';
-        END IF;
-    END LOOP;
-    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
-    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type',
-           coalesce(x ->> 'category', @extschema@._category_of(x ->> 'event_type')), 'Application event', false
-      FROM jsonb_array_elements(events) x
-    ON CONFLICT DO NOTHING;
-    -- An id given is refused when the source has it already, whatever its
-    -- time or category (the unique index also holds those, below), or
-    -- when it is given twice.
-    SELECT min(d.i) INTO dup
-      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id,
-                   count(*) OVER (PARTITION BY (a.x ->> 'event_id')::bigint) AS copies
-              FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
-             WHERE a.x ? 'event_id' AND pg_catalog.jsonb_typeof(a.x -> 'event_id') <> 'null') d
-     WHERE d.copies > 1
-        OR EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id);
-    IF dup IS NOT NULL THEN
-        RAISE EXCEPTION 'element % of events: its event_id is already stored for source "%", or given twice', dup, source
-            USING ERRCODE = 'unique_violation',
-                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
-    END IF;
-    -- Elements without an event_id are numbered after the source's last
-    -- one and after every id given here.
-    SELECT greatest(coalesce(max(e.event_id), 0),
-                    (SELECT max((a.x ->> 'event_id')::bigint) FROM pg_catalog.jsonb_array_elements(events) a(x)
-                      WHERE pg_catalog.jsonb_typeof(a.x -> 'event_id') = 'number'))
-      INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
-    BEGIN
-        -- The row is the element's keys (JSON nulls as SQL NULL) over the
-        -- defaults, with the source: every column comes from the table's type.
-        INSERT INTO @extschema@.events
-        SELECT r.*
-          FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
-          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = a.x ->> 'event_type'
-         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::@extschema@.events,
-                pg_catalog.jsonb_build_object('event_id', base + a.o, 'occurred_at', pg_catalog.now(),
-                                              'category', coalesce(c.category, 'app'), 'status', 'success')
-                || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
-                      FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
-                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r;
-    EXCEPTION WHEN unique_violation THEN
-        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
-            USING ERRCODE = 'unique_violation',
-                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
-    END;
-    INSERT INTO @extschema@.source_registry (source, kind) VALUES (source, 'ingest')
-    ON CONFLICT DO NOTHING;
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.ingest(text, jsonb) IS
-    'On the central database: store events of a feed from outside PostgreSQL (a JSON array of objects with the event columns) under the name source; all or nothing.';
-
+-- ==== alerts: pending matches pruned, and quiet windows set, by times never later than now() ====
 /*
  * _alert_fire_rule(rule, rule_no): evaluate one rule over its hits (rule_no
  * in pg_temp._alert_hits); returns the alerts raised.  A rule of threshold
@@ -4233,7 +4081,7 @@ END
 $$;
 
 
--- ==== sources: a name keeps its kind after unsubscribe(); subscribe(), unsubscribe() and ingest() recorded ====
+-- ==== sources: a name keeps its kind after unsubscribe(); subscribe(), unsubscribe() and ingest() recorded; ingest() one call per source at a time, at READ COMMITTED, ids numbered after those given; one host for a subscribe() by a role that is not a superuser ====
 ALTER TABLE @extschema@.source_registry ADD COLUMN unsubscribed_at timestamptz;     -- unsubscribe(): the name stays taken
 
 INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
@@ -4293,6 +4141,17 @@ BEGIN
         RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
+    END IF;
+    -- The password check holds for the host it was made with: the
+    -- subscription's own connections could reach another one of a list.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       AND (coalesce(@extschema@._conninfo_part(conninfo, 'host'), '') LIKE '%,%'
+            OR coalesce(@extschema@._conninfo_part(conninfo, 'hostaddr'), '') LIKE '%,%'
+            OR conninfo ~ '^postgres(ql)?://[^/?]*,') THEN
+        RAISE EXCEPTION 'a conninfo naming more than one host is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The check that the source asks for the password holds for one host only.',
+                  HINT = 'Name the one host of the source.';
     END IF;
     -- Reachable, with the publication: a clear error, nothing created.
     PERFORM @extschema@._source_remote(conninfo, NULL, 'check');

@@ -92,6 +92,14 @@ like($err, qr/ERROR:  the source did not ask for the password of the conninfo/,
 	extra_params => [ '-U', 'central_admin' ]);
 like($err, qr/a conninfo without a password is refused for a role that is not a superuser/,
 	'subscribe by an admin: an empty password is no password');
+# A list of hosts: the password check is made with one, the subscription
+# could connect to another that lets the central in without one.
+my $two_hosts = 'host=' . $node{s1}->host . ',' . $node{s1}->host . ' port=' . $node{s1}->port . ','
+  . $node{s1}->port . ' dbname=postgres password=x';
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$two_hosts')",
+	extra_params => [ '-U', 'central_admin' ]);
+like($err, qr/a conninfo naming more than one host is refused for a role that is not a superuser/,
+	'subscribe by an admin: one host only');
 $central->safe_psql('postgres', 'CREATE ROLE central_reader LOGIN IN ROLE audit_log_reader');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=x')",
 	extra_params => [ '-U', 'central_reader' ]);
