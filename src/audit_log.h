@@ -122,6 +122,7 @@ extern void audit_queue_stats(AuditQueueStats *stats);
 extern uint32 audit_event_serialize(const AuditEvent *ev, char *buf);
 extern uint32 audit_event_slot_len(const char *buf);
 extern TimestampTz audit_event_slot_time(const char *buf);
+extern void audit_event_slot_set_time(char *buf, TimestampTz t);
 extern void audit_event_deserialize(const char *buf, AuditEvent *ev);
 
 /* queue.c: the ring of serialized events (see workers.h) */

@@ -228,14 +228,22 @@ auth_xact_callback(XactEvent event, void *arg)
 
 	if (login == NULL || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
 		return;
+	/*
+	 * Stamped when queued, not at the authentication: the setup may wait
+	 * (a lock on the database) longer than seal_delay, unseen by seal().
+	 */
 	if (event == XACT_EVENT_COMMIT)
 	{
 		if (login_slot)
+		{
+			audit_event_slot_set_time(login_slot, GetCurrentTimestamp());
 			audit_queue_slot_for(login_slot, login_line, InvalidOid);
+		}
 	}
 	else if (audit_log_connections != AUDIT_CONN_NONE)
 	{
 		ev = *login;
+		ev.occurred_at = GetCurrentTimestamp();
 		ev.event_type = "auth.login_failed";
 		ev.status = "failure";
 		initStringInfo(&d);

@@ -414,12 +414,16 @@ record_fatal(void)
 	int			sqlerrcode = 0;
 	const char *message;
 
-	if (ninflight == 0 || !proc_exit_inprogress)
+	MemoryContext old;
+
+	/* (deeper than MAX_INFLIGHT: the innermost one is not known) */
+	if (ninflight == 0 || ninflight > MAX_INFLIGHT || !proc_exit_inprogress)
 		return;
 	message = audit_last_fatal(&sqlerrcode);
-	MemoryContextSwitchTo(TopMemoryContext);
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	queue_failed(inflight[ninflight - 1], message ? message : "the session ended during the statement",
 				 sqlerrcode ? unpack_sql_state(sqlerrcode) : NULL, false);
+	MemoryContextSwitchTo(old);
 	ninflight = 0;
 }
 
@@ -480,7 +484,8 @@ audit_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		{
 			was_here = OidIsValid(audit_events_relid(true));
 			if (depth < MAX_INFLIGHT)
-				inflight[ninflight++] = events;
+				inflight[depth] = events;
+			ninflight = depth + 1;
 		}
 	}
 

@@ -225,6 +225,16 @@ audit_event_slot_time(const char *buf)
 }
 
 /*
+ * audit_event_slot_set_time: set the occurred_at of a slot that
+ * audit_event_serialize() wrote.  Allocates nothing.
+ */
+void
+audit_event_slot_set_time(char *buf, TimestampTz t)
+{
+	((SlotHeader *) buf)->fixed[AUDIT_COL_occurred_at] = (int64) t;
+}
+
+/*
  * audit_event_deserialize: the event of a slot buffer; strings point into
  * buf, JSON is parsed (palloc'd in the current memory context).
  */

@@ -54,7 +54,11 @@ typedef struct AuditQueue
 	pg_atomic_uint64 written;
 	pg_atomic_uint64 logged;
 	char		slots[FLEXIBLE_ARRAY_MEMBER];
-	/* then Oid target[capacity], int32 owner[capacity], uint8 state[capacity] */
+	/*
+	 * then Oid target[capacity], int32 owner[capacity], uint8
+	 * state[capacity], bool logged[capacity] (the server log has the event
+	 * already: it is not logged again when a writer stops)
+	 */
 } AuditQueue;
 
 /* States of a slot between tail and head. */
@@ -65,6 +69,7 @@ typedef struct AuditQueue
 #define Q_TARGET(q) ((Oid *) ((q)->slots + (Size) (q)->capacity * AUDIT_QUEUE_SLOT))
 #define Q_OWNER(q)	((int32 *) (Q_TARGET(q) + (q)->capacity))
 #define Q_STATE(q)	((uint8 *) (Q_OWNER(q) + (q)->capacity))
+#define Q_LOGGED(q) ((bool *) (Q_STATE(q) + (q)->capacity))
 
 static AuditQueue *queue = NULL;
 
@@ -78,7 +83,8 @@ queue_size(void)
 {
 	return add_size(offsetof(AuditQueue, slots),
 					mul_size(audit_queue_size,
-							 AUDIT_QUEUE_SLOT + sizeof(Oid) + sizeof(int32) + sizeof(uint8)));
+							 AUDIT_QUEUE_SLOT + sizeof(Oid) + sizeof(int32) + sizeof(uint8) +
+							 sizeof(bool)));
 }
 
 /*
@@ -174,6 +180,7 @@ static RingPut
 ring_put(const char *slot, uint32 len, Oid target)
 {
 	bool		full = false;
+	uint64		p = 0;
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	if (queue->head - queue->tail >= (uint64) queue->capacity)
@@ -186,18 +193,27 @@ ring_put(const char *slot, uint32 len, Oid target)
 		Q_TARGET(queue)[i] = target;
 		Q_OWNER(queue)[i] = 0;
 		Q_STATE(queue)[i] = SLOT_READY;
-		queue->head++;
+		Q_LOGGED(queue)[i] = false;
+		p = queue->head++;
 	}
 	LWLockRelease(queue->lock);
 
 	if (full)
 		return RING_FULL;
+	if (audit_registry_wake(target))
+		return RING_QUEUED;
+
 	/*
-	 * No writer runs to store it (down, restarting, not started yet): it
-	 * waits in the ring, and the server log has it now, so a crash before
-	 * a writer is back loses nothing silently.
+	 * No writer runs to store it (down, restarting, held, not started
+	 * yet): it waits in the ring, and the caller logs it now, so a crash
+	 * before a writer is back loses nothing silently; marked so that a
+	 * stopping writer does not log it again.
 	 */
-	return audit_registry_wake(target) ? RING_QUEUED : RING_NO_WRITER;
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	if (p >= queue->tail && p < queue->head)
+		Q_LOGGED(queue)[p % queue->capacity] = true;
+	LWLockRelease(queue->lock);
+	return RING_NO_WRITER;
 }
 
 /*
@@ -388,10 +404,11 @@ audit_queue_targets(Oid *targets, int64 *counts, int max)
 /*
  * audit_queue_log_waiting: a writer is leaving: put every event still
  * waiting for it (ready: it took none it did not give back) in the server
- * log with reason, the way an event queued while no writer runs is.  The
- * events stay in the ring for the next writer (in shared memory, they are
- * lost with it when the server stops or crashes meanwhile).  Each slot is
- * copied under the shared lock and logged without it.
+ * log with reason, the way an event queued while no writer runs is, once
+ * (an event logged already is skipped, and marked).  The events stay in
+ * the ring for the next writer (in shared memory, they are lost with it
+ * when the server stops or crashes meanwhile).  Each slot is copied and
+ * marked under the lock and logged without it.
  */
 void
 audit_queue_log_waiting(Oid dboid, bool cluster, const Oid *orphans, int norphans,
@@ -417,16 +434,19 @@ audit_queue_log_waiting(Oid dboid, bool cluster, const Oid *orphans, int norphan
 		bool		mine = false;
 		AuditEvent	ev;
 
-		LWLockAcquire(queue->lock, LW_SHARED);
+		LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 		if (p >= queue->tail)
 		{
 			int			i = p % queue->capacity;
 			const char *slot = queue->slots + (Size) i * AUDIT_QUEUE_SLOT;
 
-			mine = Q_STATE(queue)[i] == SLOT_READY &&
+			mine = Q_STATE(queue)[i] == SLOT_READY && !Q_LOGGED(queue)[i] &&
 				slot_is_mine(Q_TARGET(queue)[i], dboid, cluster, orphans, norphans);
 			if (mine)
+			{
 				memcpy(buf, slot, audit_event_slot_len(slot));
+				Q_LOGGED(queue)[i] = true;
+			}
 		}
 		LWLockRelease(queue->lock);
 		if (!mine)

@@ -220,6 +220,43 @@ audit_source_fill(PG_FUNCTION_ARGS)
 }
 
 /*
+ * check_one_host: refuse a conninfo that names more than one host (host
+ * or hostaddr lists, as libpq reads them: the last value of a repeated
+ * keyword counts).  The password check of remote_connect() holds for the
+ * host it was made with; the subscription's own connections could reach
+ * another one of a list, which may let this server in without a password.
+ */
+static void
+check_one_host(const char *conninfo)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	bool		many = false;
+
+	if (opts == NULL)
+	{
+		char	   *msg = pstrdup(err ? err : "out of memory");
+
+		if (err)
+			PQfreemem(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid conninfo: %s", msg)));
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
+			o->val != NULL && strchr(o->val, ',') != NULL)
+			many = true;
+	PQconninfoFree(opts);
+	if (many)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a conninfo naming more than one host is refused for a role that is not a superuser"),
+				 errdetail("The check that the source asks for the password holds for one host only."),
+				 errhint("Name the one host of the source.")));
+}
+
+/*
  * remote_connect: a replication connection to the source, or a clear
  * error.
  */
@@ -229,6 +266,8 @@ remote_connect(const char *conninfo, bool need_password)
 	WalReceiverConn *conn;
 	char	   *err = NULL;
 
+	if (need_password)
+		check_one_host(conninfo);
 	load_file("libpqwalreceiver", false);
 	conn = audit_walrcv_connect(conninfo, "audit_log", &err);
 	if (conn == NULL)

@@ -108,6 +108,7 @@ writer_exit(int code, Datum arg)
 {
 	bool		cluster;
 	int			norphans;
+	bool		mine = false;
 
 	if (my_entry == NULL)
 	{
@@ -119,6 +120,7 @@ writer_exit(int code, Datum arg)
 	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
 	if (my_entry->pid == MyProcPid)
 	{
+		mine = true;
 		my_entry->pid = 0;
 		my_entry->latch = NULL;
 		my_entry->held = false;
@@ -142,21 +144,26 @@ writer_exit(int code, Datum arg)
 	 * or crash before the next writer loses nothing silently.
 	 */
 	audit_queue_release(MyProcPid);
-	audit_queue_log_waiting(MyDatabaseId, cluster, orphans, norphans,
-							"the writer stopped: queued until one stores it");
+	if (mine)
+		audit_queue_log_waiting(MyDatabaseId, cluster, orphans, norphans,
+								"the writer stopped: queued until one stores it");
 	audit_registry_wake_launcher();
 }
 
 /*
  * set_held: say in the registry whether a restore holds this writer: while
  * it does, an event queued for it also goes to the server log at once
- * (audit_registry_wake()), since it may wait for hours.
+ * (audit_registry_wake()), since it may wait for hours.  Called after
+ * every look, whatever happened in it; takes the lock only on a change.
  */
 static void
 set_held(bool held)
 {
-	if (my_entry == NULL)
+	static bool published = false;
+
+	if (my_entry == NULL || held == published)
 		return;
+	published = held;
 	LWLockAcquire(audit_registry->lock, LW_EXCLUSIVE);
 	if (my_entry->pid == MyProcPid)
 		my_entry->held = held;
@@ -447,15 +454,11 @@ take_and_write(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	PG_TRY();
 	{
-		bool		was_held = restore_held;
-
 		restore_held = false;
 		if (!lock_extension() || !OidIsValid(audit_events_relid(true)))
 			gone = true;
 		else if (restore_running())
 			restore_held = true;
-		if (restore_held != was_held)
-			set_held(restore_held);
 		if (!gone && !restore_held)
 			n = audit_queue_take(MyDatabaseId, cluster, orphans, norphans, batch_bufs,
 								 batch_pos, batch_targets, AUDIT_WORKER_BATCH);
@@ -476,8 +479,10 @@ take_and_write(void)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		failed = true;
+		restore_held = false;	/* not known: looked at again next time */
 	}
 	PG_END_TRY();
+	set_held(restore_held);
 	if (gone)
 		no_extension(gen);
 	if (n == 0)

@@ -270,18 +270,8 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
     END IF;
-    -- The password check holds for the host it was made with: the
-    -- subscription's own connections could reach another one of a list.
-    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
-       AND (coalesce(@extschema@._conninfo_part(conninfo, 'host'), '') LIKE '%,%'
-            OR coalesce(@extschema@._conninfo_part(conninfo, 'hostaddr'), '') LIKE '%,%'
-            OR conninfo ~ '^postgres(ql)?://[^/?]*,') THEN
-        RAISE EXCEPTION 'a conninfo naming more than one host is refused for a role that is not a superuser'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'The check that the source asks for the password holds for one host only.',
-                  HINT = 'Name the one host of the source.';
-    END IF;
-    -- Reachable, with the publication: a clear error, nothing created.
+    -- Reachable, with the publication: a clear error, nothing created
+    -- (and, for a role that is not a superuser, one host: _source_remote()).
     PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
     -- binary: events travel in the types' binary forms (no jsonb or inet
     -- text to parse again on the central side; the apply's main cost).

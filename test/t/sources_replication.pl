@@ -100,6 +100,13 @@ my $two_hosts = 'host=' . $node{s1}->host . ',' . $node{s1}->host . ' port=' . $
 	extra_params => [ '-U', 'central_admin' ]);
 like($err, qr/a conninfo naming more than one host is refused for a role that is not a superuser/,
 	'subscribe by an admin: one host only');
+# libpq keeps the last value of a repeated keyword: a list hidden after a
+# single host is a list.
+my $hidden_list = 'host=' . $node{s1}->host . ' port=' . $node{s1}->port . ' ' . $two_hosts;
+($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$hidden_list')",
+	extra_params => [ '-U', 'central_admin' ]);
+like($err, qr/a conninfo naming more than one host is refused for a role that is not a superuser/,
+	'subscribe by an admin: one host only, however the conninfo repeats host');
 $central->safe_psql('postgres', 'CREATE ROLE central_reader LOGIN IN ROLE audit_log_reader');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.subscribe('s1', '$c1 password=x')",
 	extra_params => [ '-U', 'central_reader' ]);
