@@ -4306,6 +4306,13 @@ BEGIN
         EXCEPTION WHEN data_exception THEN
             RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
         END;
+        -- A time no day partition can hold (infinite, or before year 1: the
+        -- partition names have no era) would stay in the safety net.
+        IF NOT pg_catalog.isfinite(erow.occurred_at) OR erow.occurred_at < '0001-01-01 00:00:00+00' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is out of range', i, erow.occurred_at
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed are from year 1 on, and finite.';
+        END IF;
         -- An event from the future would hold alert windows shut until then.
         IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
             RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
@@ -4408,6 +4415,331 @@ SELECT r.source, r.kind, r.host, r.port, r.dbname AS database,
         AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
   LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL;
 COMMENT ON COLUMN @extschema@.sources.state IS 'streaming, catching_up (initial copy or more than 16 MB behind), down (no apply worker: the source is unreachable or failing), lost (the slot on the source was invalidated or dropped: events may be missing) or unsubscribed (its events stay; the name stays taken); NULL for a feed.';
+
+-- ==== retention: holds and policies locked while maintain() purges, no purge-log row for a leaf without rows, days ahead as dates; search: the paging horizon for this database's own events, text_query whatever standard_conforming_strings says ====
+/*
+ * _premake(as_of, days): step 1, the day partitions ahead: as_of's day
+ * (UTC) and the days more after it, created (or laid out again for the
+ * current policies while still empty: "rebuilt").  A day that has stray
+ * rows is left to _move_strays().
+ */
+CREATE OR REPLACE FUNCTION @extschema@._premake(as_of timestamptz, days integer)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    d date;
+BEGIN
+    -- (dates, not times: a day whose local midnight does not exist is one)
+    FOR d IN SELECT (as_of AT TIME ZONE 'UTC')::date + i FROM generate_series(0, days) i
+    LOOP
+        BEGIN
+            CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
+                                   WHERE e.occurred_at >= @extschema@._day_lo(d)
+                                     AND e.occurred_at < @extschema@._day_lo(d + 1));
+            IF @extschema@._create_partition(d) THEN
+                RETURN QUERY SELECT * FROM @extschema@._day_created(d);
+            ELSIF @extschema@._relayout_day(d) THEN
+                -- Still empty, laid out before the last policy change.
+                action := 'rebuilt'; object := '@extschema@.' || @extschema@._partition_name(d);
+                detail := 'empty day laid out for the current retention policies'; RETURN NEXT;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.' || @extschema@._partition_name(d),
+                                                           SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
+/*
+ * _purge_expired(as_of): step 4, drop what has expired as of as_of, by
+ * whole leaves, or whole days when every leaf of the day goes ("purged");
+ * a leaf that also holds categories of policies not expired yet is split
+ * (_split_leaf(): "moved", "purged").  An expired leaf under a legal hold
+ * is "held", one whose windows are not sealed yet "deferred".  Each day is
+ * on its own: a failure undoes that day.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._purge_expired(as_of timestamptz)
+RETURNS TABLE(action text, object text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    events_busy boolean := false;
+    r record;
+    l record;
+    n bigint;
+    drop_list oid[];
+    split_list oid[];
+    whole boolean;
+BEGIN
+    -- Holds and policies as they are now, until this run ends: hold(),
+    -- release() and set_retention() wait for it (a hold committed while a
+    -- day's lock was awaited would otherwise not be seen).
+    BEGIN
+        EXECUTE pg_catalog.format('LOCK TABLE %I.legal_hold, %I.retention_policy IN SHARE MODE',
+                                  '@extschema@', '@extschema@');
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+        RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.legal_hold', SQLSTATE, SQLERRM);
+        RETURN;
+    END;
+    -- A new table, never one found in pg_temp (see _split_leaf()): when
+    -- it cannot be made, nothing is purged this run.
+    BEGIN
+        IF pg_catalog.to_regclass('pg_temp.audit_log_leaves') IS NOT NULL THEN
+            DROP TABLE pg_temp.audit_log_leaves;
+        END IF;
+        CREATE TEMP TABLE audit_log_leaves ON COMMIT DROP AS
+            SELECT s.*, s.expires <= as_of AS expired, s.last_expires <= as_of AS all_expired
+              FROM @extschema@._leaf_state() s;
+    EXCEPTION WHEN OTHERS THEN
+        action := 'error'; object := '@extschema@.partitions'; detail := SQLSTATE || ': ' || SQLERRM; RETURN NEXT;
+        RETURN;
+    END;
+    FOR r IN SELECT s.day_oid, s.day_name, count(*) AS leaves
+               FROM pg_temp.audit_log_leaves s
+              GROUP BY s.day_oid, s.day_name
+             HAVING bool_or(s.expired)
+              ORDER BY s.day_name
+    LOOP
+        -- Report held and unsealed leaves; keep only the droppable ones.
+        drop_list := '{}';
+        split_list := '{}';
+        FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                  WHERE s.day_oid = r.day_oid AND s.expired ORDER BY s.leaf_name
+        LOOP
+            IF cardinality(l.holds) > 0 THEN
+                action := 'held'; object := '@extschema@.' || l.leaf_name;
+                detail := 'expired but kept by legal hold ' || array_to_string(l.holds, ', '); RETURN NEXT;
+            ELSIF NOT l.sealed AND @extschema@._rows(l.leaf) > 0 THEN
+                action := 'deferred'; object := '@extschema@.' || l.leaf_name;
+                detail := 'expired but its windows are not sealed yet'; RETURN NEXT;
+            ELSIF l.all_expired THEN
+                drop_list := drop_list || l.leaf;
+            ELSE
+                split_list := split_list || l.leaf;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN cardinality(drop_list) = 0 AND cardinality(split_list) = 0;
+        whole := cardinality(drop_list) = r.leaves;
+        IF events_busy AND whole THEN
+            -- Writers hold audit_log.events: do not queue behind them again.
+            action := 'retry'; object := '@extschema@.' || r.day_name;
+            detail := 'audit_log.events is busy: retried at the next run'; RETURN NEXT;
+            CONTINUE;
+        END IF;
+        BEGIN
+            IF whole THEN
+                events_busy := true;
+                EXECUTE pg_catalog.format('LOCK TABLE %I.events IN ACCESS EXCLUSIVE MODE', '@extschema@');
+            END IF;
+            events_busy := false;
+            -- The day and all its leaves (LOCK recurses): a split also
+            -- checks the day's DEFAULT leaf when it attaches new leaves.
+            EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.day_oid::regclass);
+            -- Every lock first: once a row is reported, nothing waits any more.
+            FOR l IN SELECT s.leaf FROM pg_temp.audit_log_leaves s
+                      WHERE s.leaf = ANY (drop_list) AND s.leaf <> r.day_oid ORDER BY s.leaf_name
+            LOOP
+                EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', l.leaf::regclass);
+            END LOOP;
+            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                      WHERE s.leaf = ANY (drop_list) ORDER BY s.leaf_name
+            LOOP
+                -- Everything in it has expired: the longest policy decides.
+                n := @extschema@._rows(l.leaf);
+                PERFORM @extschema@._log_purge(l.leaf_name, l.lo, l.hi, l.categories, l.last_policy,
+                                               l.last_keep, n);
+                IF NOT whole THEN
+                    EXECUTE pg_catalog.format('DROP TABLE %s', l.leaf::regclass);
+                END IF;
+                DELETE FROM @extschema@.leaf_categories k WHERE k.leaf = l.leaf_name;
+                action := 'purged'; object := '@extschema@.' || l.leaf_name;
+                detail := n || ' rows, [' || @extschema@._ts(l.lo) || ', ' || @extschema@._ts(l.hi)
+                          || '), policy ' || l.last_policy || ' (' || l.last_keep::text || ')';
+                RETURN NEXT;
+            END LOOP;
+            IF whole THEN
+                EXECUTE pg_catalog.format('DROP TABLE %s', r.day_oid::regclass);
+            END IF;
+            FOR l IN SELECT s.* FROM pg_temp.audit_log_leaves s
+                      WHERE s.leaf = ANY (split_list) ORDER BY s.leaf_name
+            LOOP
+                RETURN QUERY SELECT * FROM @extschema@._split_leaf(l.leaf, l.leaf_name, l.day_oid,
+                                                                  l.lo, l.hi, l.categories, as_of);
+            END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- That day is undone; the other days go on.
+            RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.' || r.day_name, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
+/*
+ * _log_purge(leaf_name, lo, hi, cats, pol, keep, n, extra): what retention
+ * removed from a leaf: a purge_log row (verify() reports its windows as
+ * purged) and an audit.purged event, whose details are the rows, range,
+ * policy, keep and categories, and extra.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._log_purge(leaf_name text, lo timestamptz, hi timestamptz, cats text[],
+    pol text, keep interval, n bigint, extra jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A leaf without rows took no event away: a purge-log row would make
+    -- verify() read its windows as partly purged, and miss an event
+    -- deleted from them.
+    IF n > 0 THEN
+        INSERT INTO @extschema@.purge_log (partition, from_time, to_time, categories, policy, rows, purged_at)
+        VALUES ('@extschema@.' || leaf_name, lo, hi, cats, pol, n, clock_timestamp());
+    END IF;
+    PERFORM @extschema@._record('audit', 'audit.purged', 'success', 'table',
+        '@extschema@.' || leaf_name, 'DROP TABLE',
+        jsonb_build_object('rows', n, 'from_time', @extschema@._ts(lo), 'to_time', @extschema@._ts(hi),
+                           'policy', pol, 'keep', keep::text, 'categories', to_jsonb(cats)) || extra);
+END
+$$;
+
+/*
+ * search(filters): the events matching every filter given (AND; any value
+ * within one filter), in event_id order, at most max_rows of them after
+ * after_event_id.  A page (after_event_id or max_rows given) stops below
+ * the paging horizon, so that continuing after its last event_id never
+ * skips an event that commits later.  The horizon is this database's: a
+ * source's events (a central database) are not held back by it.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.search(usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
+    categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
+    ip_addresses cidr[] DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL,
+    text_query text DEFAULT NULL, statuses text[] DEFAULT NULL, tenants text[] DEFAULT NULL,
+    after_event_id bigint DEFAULT NULL, max_rows integer DEFAULT NULL, sources text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.event_log
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_rows IS NOT NULL AND max_rows < 0 THEN
+        RAISE EXCEPTION 'max_rows must not be negative'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the page size, e.g. max_rows => 100, or NULL for every matching event.';
+    END IF;
+    IF after_event_id IS NOT NULL OR max_rows IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM @extschema@._page(
+            'SELECT * FROM @extschema@.event_log e WHERE '
+            || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
+                                         ip_addresses, since, until, text_query, statuses, tenants,
+                                         after_event_id, sources)
+            || ' AND (e.source IS NOT NULL OR e.event_id OPERATOR(pg_catalog.<) $1) ORDER BY e.event_id'
+            || CASE WHEN max_rows IS NOT NULL THEN ' LIMIT ' || max_rows ELSE '' END);
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT * FROM @extschema@.event_log e WHERE '
+        || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
+                                     ip_addresses, since, until, text_query, statuses, tenants,
+                                     after_event_id, sources)
+        || ' ORDER BY e.event_id';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.search(text[], text[], text[], text[], text[], cidr[], timestamptz,
+    timestamptz, text, text[], text[], bigint, integer, text[]) IS
+    'Events matching every filter given (any value within one filter), in event_id order; page with after_event_id and max_rows (a page stops below the transactions still in progress).';
+
+/*
+ * _search_where(filters): the WHERE clause of search() and export() over
+ * alias "e" of audit_log.events or audit_log.event_log, with every value
+ * inlined as a quoted constant, so that the planner prunes partitions and
+ * matches the indexes at plan time.  Raises the errors of bad filters.
+ * Granted to nobody.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._search_where(usernames text[], event_types text[], categories text[],
+    resource_ids text[], user_types text[], ip_addresses cidr[], since timestamptz,
+    until timestamptz, text_query text, statuses text[], tenants text[], after_event_id bigint,
+    sources text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET datestyle = 'ISO, YMD'
+AS $$
+DECLARE
+    w text[] := ARRAY['true'];
+    keys constant text := '(ARRAY[''u:'' || e.actor, ''u:'' || e.db_user, ''t:'' || e.event_type, ''r:'' || e.resource_id])';
+    ors text[];
+    net cidr;
+    pat text;
+BEGIN
+    IF since IS NOT NULL AND until IS NOT NULL AND since > until THEN
+        RAISE EXCEPTION 'since (%) is after until (%)', since, until
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'since is the inclusive start of the range and until its exclusive end.';
+    END IF;
+    IF usernames IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 'u:' || x FROM unnest(usernames) x WHERE x IS NOT NULL));
+    END IF;
+    IF event_types IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 't:' || x FROM unnest(event_types) x WHERE x IS NOT NULL));
+    END IF;
+    IF resource_ids IS NOT NULL THEN
+        w := w || format('%s OPERATOR(pg_catalog.&&) %L::text[]', keys,
+                         ARRAY(SELECT 'r:' || x FROM unnest(resource_ids) x WHERE x IS NOT NULL));
+    END IF;
+    IF categories IS NOT NULL THEN
+        w := w || format('e.category = ANY (%L::text[])', categories);
+    END IF;
+    IF user_types IS NOT NULL THEN
+        w := w || format('e.actor_type = ANY (%L::text[])', user_types);
+    END IF;
+    IF ip_addresses IS NOT NULL THEN
+        ors := ARRAY['false'];
+        FOREACH net IN ARRAY ip_addresses LOOP
+            IF net IS NOT NULL THEN
+                ors := ors || format('e.client_addr OPERATOR(pg_catalog.<<=) %L::inet', net);
+            END IF;
+        END LOOP;
+        w := w || ('(' || array_to_string(ors, ' OR ') || ')');
+    END IF;
+    IF since IS NOT NULL THEN
+        w := w || format('e.occurred_at >= %L::timestamptz', since);
+    END IF;
+    IF until IS NOT NULL THEN
+        w := w || format('e.occurred_at < %L::timestamptz', until);
+    END IF;
+    IF text_query IS NOT NULL THEN
+        -- (chr(92), a backslash: read alike whatever standard_conforming_strings says)
+        pat := '%' || replace(replace(replace(text_query, chr(92), chr(92) || chr(92)), '%', chr(92) || '%'),
+                              '_', chr(92) || '_') || '%';
+        w := w || format('(e.actor ILIKE %1$L OR e.db_user ILIKE %1$L OR e.event_type ILIKE %1$L'
+                         ' OR e.object_name ILIKE %1$L OR e.resource_id ILIKE %1$L OR e.statement ILIKE %1$L'
+                         ' OR e.old_data::text ILIKE %1$L OR e.new_data::text ILIKE %1$L'
+                         ' OR e.details::text ILIKE %1$L)', pat);
+    END IF;
+    IF statuses IS NOT NULL THEN
+        w := w || format('e.status = ANY (%L::text[])', statuses);
+    END IF;
+    IF tenants IS NOT NULL THEN
+        w := w || format('e.tenant = ANY (%L::text[])', tenants);
+    END IF;
+    IF after_event_id IS NOT NULL THEN
+        w := w || format('e.event_id > %s', after_event_id);
+    END IF;
+    IF sources IS NOT NULL THEN
+        -- 'local' stands for this database's own events (source NULL).
+        w := w || format('(e.source = ANY (%L::text[])%s)', sources,
+                         CASE WHEN 'local' = ANY (sources) THEN ' OR e.source IS NULL' ELSE '' END);
+    END IF;
+    RETURN array_to_string(w, ' AND ');
+END
+$$;
+
 
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$

@@ -86,6 +86,12 @@ ROLLBACK TO audit_code;
 -- An event from the future would hold its alert group quiet until then.
 SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z", "occurred_at": "2999-01-01T00:00:00Z"}]');
 ROLLBACK TO audit_code;
+-- So would a time no day partition holds (it stayed in the safety net,
+-- and maintain() churned on it at every run).
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z", "occurred_at": "-infinity"}]');
+ROLLBACK TO audit_code;
+SELECT audit_log.ingest('structure_feed', '[{"event_type": "app.z", "occurred_at": "0100-06-01 12:00:00+00 BC"}]');
+ROLLBACK TO audit_code;
 -- The ids ingest() numbers come after every id of the source, those given
 -- in the same call included: an element without an id never gets the id
 -- of one that has it (the source's last id is 10 here).

@@ -125,3 +125,38 @@ SELECT (SELECT count(*) FROM audit_log.search(usernames => '{user7}', since => '
        (SELECT count(*) FROM audit_log.search(resource_ids => '{4242}')) AS resource_4242,
        (SELECT count(*) FROM audit_log.search(ip_addresses => '{10.7.0.0/16}', since => '2025-04-01', until => '2025-05-01')) AS net_10_7,
        (SELECT count(*) FROM audit_log.search(ip_addresses => '{192.0.2.0/24}', since => '2025-04-01', until => '2025-05-01')) AS net_192_0_2;
+
+-- Central databases: a source's events keep their own ids, which can be
+-- far above this database's: they are exported and paged (the paging
+-- horizon is this database's own).
+BEGIN;
+SELECT audit_log.ingest('far_feed', '[{"event_type": "app.far", "event_id": 9000000000000}]');
+SELECT count(*) AS exported FROM audit_log.export(sources => '{far_feed}');
+SELECT count(*) AS paged FROM audit_log.search(sources => '{far_feed}', after_event_id => 0);
+ROLLBACK;
+-- An export whose transaction rolls back still leaves its trace (its rows
+-- have left): audit.exported, queued as a failure and stored by the
+-- writer (polled for): the one above, and one in a rolled back savepoint.
+BEGIN;
+SAVEPOINT s;
+SELECT count(*) FROM audit_log.export(event_types => '{app.bulk}', max_rows => 3);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+DO $$
+BEGIN
+    FOR i IN 1 .. 600 LOOP
+        EXIT WHEN (SELECT count(*) FROM audit_log.events
+                    WHERE event_type = 'audit.exported' AND status = 'failure') = 2;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT status, details->>'error' AS error, details->>'rows' AS rows, details->'filters' AS filters
+  FROM audit_log.events WHERE event_type = 'audit.exported' AND status = 'failure'
+ ORDER BY details->>'rows';
+-- search() whatever standard_conforming_strings says (legacy drivers): a
+-- new session, whose first search() reads its functions with it off.
+\c
+SET standard_conforming_strings = off;
+SELECT count(*) > 0 AS found FROM audit_log.search(text_query => 'user7', since => '2025-04-01', until => '2025-04-02');
+SELECT count(*) AS in_april FROM audit_log.search(since => '2025-04-01', until => '2025-04-02');
+RESET standard_conforming_strings;

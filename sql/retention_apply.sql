@@ -118,3 +118,26 @@ SELECT count(*) > 0 AS install_day_purged
   FROM audit_log.maintain(now() + interval '500 days')
  WHERE action = 'purged'
    AND object LIKE 'audit_log.' || audit_log._partition_name((now() AT TIME ZONE 'UTC')::date + 3) || '%';
+
+-- A leaf without rows takes no event away: its purge leaves no purge-log
+-- row, so its windows are not "partly purged" and verify() still finds an
+-- event deleted from them (the attack: a short policy for a category the
+-- day never had, then a superuser past the guard deletes a sealed event).
+\i test/include/setup_fresh.sql
+SET audit_log.seal_delay = 0;
+SET audit_log.seal_window = '1d';
+SET audit_log.premake_days = 3;
+SELECT audit_log.set_retention('short', '30 days', '{auth}');
+SELECT count(*) > 0 AS laid_out FROM audit_log.maintain('2024-01-10 00:00+00') WHERE action = 'created';
+SELECT count(audit_log._record_at('2024-01-11 10:00+00', 'data', 'data.test')) FROM generate_series(1, 3);
+SELECT count(*) AS empty_leaves_purged FROM audit_log.maintain('2024-02-12 00:00+00')
+ WHERE action = 'purged' AND object LIKE '%_short' AND detail LIKE '0 rows%';
+SELECT count(*) AS purge_log_rows FROM audit_log.purge_log;
+BEGIN;
+SET LOCAL audit_log.internal = on;
+DELETE FROM audit_log.events
+ WHERE event_id = (SELECT min(event_id) FROM audit_log.events
+                    WHERE occurred_at >= '2024-01-11' AND occurred_at < '2024-01-12');
+SELECT window_start, status, events, regexp_replace(detail, 'event [0-9]+', 'event N') AS detail
+  FROM audit_log.verify('2024-01-11', '2024-01-12') ORDER BY window_start;
+ROLLBACK;

@@ -160,7 +160,7 @@ with_detail(const AuditEvent *ev, const char *json)
  * ends.
  */
 static void
-pend(AuditEvent *ev, bool written, Oid target)
+pend(const AuditEvent *ev, bool written, Oid target)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	PendingEvent *p = palloc0(sizeof(PendingEvent));
@@ -178,6 +178,21 @@ pend(AuditEvent *ev, bool written, Oid target)
 	pack(&failed, &p->fail_slot, &p->fail_line);
 	pending = lappend(pending, p);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * audit_pend_written: an event just written in the current transaction
+ * (an export's, whose rows the caller has already had): if the
+ * transaction or a subtransaction around it rolls back, it is queued as a
+ * failure ("transaction rolled back") for this database's writer, so that
+ * a rolled back export still leaves its trace.  Without the preload there
+ * are no transaction callbacks (and no queue): nothing.
+ */
+void
+audit_pend_written(const AuditEvent *ev)
+{
+	if (audit_preloaded)
+		pend(ev, true, MyDatabaseId);
 }
 
 /*

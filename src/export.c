@@ -464,7 +464,9 @@ export_rows(ReturnSetInfo *rsinfo, ExportRun *run)
 			/* One pass over the row, not one attribute walk per column. */
 			heap_deform_tuple(tt->vals[r], td, raw, isnull);
 			id = DatumGetInt64(raw[AUDIT_COL_event_id]);
-			if (id >= run->horizon)
+			/* the horizon is this database's: a source's events come committed */
+			if (id >= run->horizon &&
+				(td->natts <= AUDIT_COL_source || isnull[AUDIT_COL_source]))
 			{
 				MemoryContextSwitchTo(old);
 				run->stopped = true;
@@ -528,7 +530,8 @@ export_report(FunctionCallInfo fcinfo, ExportRun *run)
 
 /*
  * export_record: every export is an event (audit.exported), with its
- * filters and what it returned.
+ * filters and what it returned; written in the caller's transaction, and
+ * queued as a failure if that transaction rolls back (the rows have left).
  */
 static void
 export_record(ExportRun *run)
@@ -558,6 +561,8 @@ export_record(ExportRun *run)
 	ev.details = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 	audit_write_event(&ev);
+	/* the rows are the caller's already: a rollback must not erase this */
+	audit_pend_written(&ev);
 }
 
 /*

@@ -55,8 +55,8 @@ AS $$
 DECLARE
     d date;
 BEGIN
-    FOR d IN SELECT g::date FROM generate_series((as_of AT TIME ZONE 'UTC')::date,
-                                                 (as_of AT TIME ZONE 'UTC')::date + days, interval '1 day') g
+    -- (dates, not times: a day whose local midnight does not exist is one)
+    FOR d IN SELECT (as_of AT TIME ZONE 'UTC')::date + i FROM generate_series(0, days) i
     LOOP
         BEGIN
             CONTINUE WHEN EXISTS (SELECT 1 FROM @extschema@.events_default e
@@ -187,6 +187,16 @@ DECLARE
     split_list oid[];
     whole boolean;
 BEGIN
+    -- Holds and policies as they are now, until this run ends: hold(),
+    -- release() and set_retention() wait for it (a hold committed while a
+    -- day's lock was awaited would otherwise not be seen).
+    BEGIN
+        EXECUTE pg_catalog.format('LOCK TABLE %I.legal_hold, %I.retention_policy IN SHARE MODE',
+                                  '@extschema@', '@extschema@');
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+        RETURN QUERY SELECT * FROM @extschema@._failed('@extschema@.legal_hold', SQLSTATE, SQLERRM);
+        RETURN;
+    END;
     -- A new table, never one found in pg_temp (see _split_leaf()): when
     -- it cannot be made, nothing is purged this run.
     BEGIN

@@ -276,7 +276,9 @@ BEGIN
         w := w || format('e.occurred_at < %L::timestamptz', until);
     END IF;
     IF text_query IS NOT NULL THEN
-        pat := '%' || replace(replace(replace(text_query, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+        -- (chr(92), a backslash: read alike whatever standard_conforming_strings says)
+        pat := '%' || replace(replace(replace(text_query, chr(92), chr(92) || chr(92)), '%', chr(92) || '%'),
+                              '_', chr(92) || '_') || '%';
         w := w || format('(e.actor ILIKE %1$L OR e.db_user ILIKE %1$L OR e.event_type ILIKE %1$L'
                          ' OR e.object_name ILIKE %1$L OR e.resource_id ILIKE %1$L OR e.statement ILIKE %1$L'
                          ' OR e.old_data::text ILIKE %1$L OR e.new_data::text ILIKE %1$L'
@@ -336,7 +338,8 @@ REVOKE ALL ON FUNCTION @extschema@._page(text) FROM PUBLIC;
  * within one filter), in event_id order, at most max_rows of them after
  * after_event_id.  A page (after_event_id or max_rows given) stops below
  * the paging horizon, so that continuing after its last event_id never
- * skips an event that commits later.
+ * skips an event that commits later.  The horizon is this database's: a
+ * source's events (a central database) are not held back by it.
  */
 CREATE FUNCTION @extschema@.search(usernames text[] DEFAULT NULL, event_types text[] DEFAULT NULL,
     categories text[] DEFAULT NULL, resource_ids text[] DEFAULT NULL, user_types text[] DEFAULT NULL,
@@ -359,7 +362,7 @@ BEGIN
             || @extschema@._search_where(usernames, event_types, categories, resource_ids, user_types,
                                          ip_addresses, since, until, text_query, statuses, tenants,
                                          after_event_id, sources)
-            || ' AND e.event_id OPERATOR(pg_catalog.<) $1 ORDER BY e.event_id'
+            || ' AND (e.source IS NOT NULL OR e.event_id OPERATOR(pg_catalog.<) $1) ORDER BY e.event_id'
             || CASE WHEN max_rows IS NOT NULL THEN ' LIMIT ' || max_rows ELSE '' END);
         RETURN;
     END IF;

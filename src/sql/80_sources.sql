@@ -434,6 +434,13 @@ BEGIN
         EXCEPTION WHEN data_exception THEN
             RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
         END;
+        -- A time no day partition can hold (infinite, or before year 1: the
+        -- partition names have no era) would stay in the safety net.
+        IF NOT pg_catalog.isfinite(erow.occurred_at) OR erow.occurred_at < '0001-01-01 00:00:00+00' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is out of range', i, erow.occurred_at
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed are from year 1 on, and finite.';
+        END IF;
         -- An event from the future would hold alert windows shut until then.
         IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
             RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
