@@ -153,6 +153,21 @@ END $$;
 SELECT status, details->>'error' AS error, details->>'rows' AS rows, details->'filters' AS filters
   FROM audit_log.events WHERE event_type = 'audit.exported' AND status = 'failure'
  ORDER BY details->>'rows';
+-- A read-only transaction (BI tools often connect so) exports too: its
+-- audit.exported is queued when the transaction ends (polled for).
+BEGIN READ ONLY;
+SELECT count(*) FROM audit_log.export(event_types => '{app.bulk}', max_rows => 4);
+COMMIT;
+DO $$
+BEGIN
+    FOR i IN 1 .. 600 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM audit_log.events
+                           WHERE event_type = 'audit.exported' AND details->'filters'->>'max_rows' = '4');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT status, details->>'rows' AS rows FROM audit_log.events
+ WHERE event_type = 'audit.exported' AND details->'filters'->>'max_rows' = '4';
 -- search() whatever standard_conforming_strings says (legacy drivers): a
 -- new session, whose first search() reads its functions with it off.
 \c

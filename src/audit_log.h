@@ -102,6 +102,7 @@ extern void audit_log_redact_init(void);	/* log_redact.c */
 extern void audit_queue_event(const AuditEvent *ev, bool cluster);
 extern void audit_queue_slot_for(const char *slot, const char *body, Oid target);
 extern void audit_pend_written(const AuditEvent *ev);	/* capture_utility.c */
+extern bool audit_pend_unwritten(const AuditEvent *ev);	/* capture_utility.c */
 extern void audit_log_event_line(const AuditEvent *ev, const char *reason);	/* event.c */
 extern char *audit_event_line_body(const AuditEvent *ev);	/* event.c */
 extern void audit_log_line(const char *body, const char *reason_json);	/* event.c */

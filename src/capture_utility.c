@@ -196,6 +196,21 @@ audit_pend_written(const AuditEvent *ev)
 }
 
 /*
+ * audit_pend_unwritten: an event the current transaction cannot write (it
+ * is read-only): queued for this database's writer when the transaction
+ * ends (a failure if it rolls back).  Returns false without the preload
+ * (no queue).
+ */
+bool
+audit_pend_unwritten(const AuditEvent *ev)
+{
+	if (!audit_preloaded)
+		return false;
+	pend(ev, false, MyDatabaseId);
+	return true;
+}
+
+/*
  * mark_prepared: before PREPARE TRANSACTION, the events it queues are
  * marked "prepared": true (the outcome, COMMIT or ROLLBACK PREPARED from
  * any session, is not known then).

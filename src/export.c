@@ -531,7 +531,8 @@ export_report(FunctionCallInfo fcinfo, ExportRun *run)
 /*
  * export_record: every export is an event (audit.exported), with its
  * filters and what it returned; written in the caller's transaction, and
- * queued as a failure if that transaction rolls back (the rows have left).
+ * queued as a failure if that transaction rolls back (the rows have left);
+ * in a read-only transaction, queued when it ends.
  */
 static void
 export_record(ExportRun *run)
@@ -560,6 +561,12 @@ export_record(ExportRun *run)
 	ev.command = "SELECT";
 	ev.details = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
+	/*
+	 * A read-only transaction (BI tools often connect so) cannot write it:
+	 * it is queued when the transaction ends.
+	 */
+	if (XactReadOnly && !RecoveryInProgress() && audit_pend_unwritten(&ev))
+		return;
 	audit_write_event(&ev);
 	/* the rows are the caller's already: a rollback must not erase this */
 	audit_pend_written(&ev);
