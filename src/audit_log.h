@@ -106,6 +106,7 @@ extern bool audit_pend_unwritten(const AuditEvent *ev);	/* capture_utility.c */
 extern void audit_log_event_line(const AuditEvent *ev, const char *reason);	/* event.c */
 extern char *audit_event_line_body(const AuditEvent *ev);	/* event.c */
 extern void audit_log_line(const char *body, const char *reason_json);	/* event.c */
+extern void audit_event_pack(const AuditEvent *ev, char **slot, char **line);	/* event.c */
 
 /* queue.c: figures for audit_log.status */
 typedef struct AuditQueueStats

@@ -48,13 +48,11 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 
 /*
  * The login whose session is being set up (TopMemoryContext), with its
- * success ready to be queued (only under log_connections = all), and the
- * message of a FATAL that refused it.
+ * success ready to be queued (only under log_connections = all).
  */
 static AuditEvent *login = NULL;
 static char *login_slot = NULL;
 static char *login_line = NULL;
-static char login_error[256];
 
 /* The last FATAL's message and code (audit_last_fatal). */
 static char fatal_message[256];
@@ -172,23 +170,15 @@ audit_client_auth(Port *port, int status)
 	/* passed: the login waits for the end of the setup transaction */
 	login = palloc(sizeof(AuditEvent));
 	*login = ev;
-	audit_event_complete(login, false);
-	login_error[0] = '\0';
 	if (audit_log_connections == AUDIT_CONN_ALL)
-	{
-		char		buf[AUDIT_QUEUE_SLOT];
-		uint32		len = audit_event_serialize(login, buf);
-
-		login_slot = palloc(len);
-		memcpy(login_slot, buf, len);
-		login_line = audit_event_line_body(login);
-	}
+		audit_event_pack(login, &login_slot, &login_line);
 	MemoryContextSwitchTo(old);
 }
 
 /*
  * auth_emit_log: the emit_log_hook: keep the message of a FATAL (the one
- * that refuses a waiting login, or ends a statement).  Copies only.
+ * that refuses a waiting login, or ends a statement: a backend reports
+ * one at most).  Copies only.
  */
 static void
 auth_emit_log(ErrorData *edata)
@@ -197,8 +187,6 @@ auth_emit_log(ErrorData *edata)
 	{
 		strlcpy(fatal_message, edata->message, sizeof(fatal_message));
 		fatal_code = edata->sqlerrcode;
-		if (login != NULL)
-			strlcpy(login_error, edata->message, sizeof(login_error));
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -225,6 +213,8 @@ auth_xact_callback(XactEvent event, void *arg)
 {
 	AuditEvent	ev;
 	StringInfoData d;
+	int			code;
+	const char *fatal;
 
 	if (login == NULL || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
 		return;
@@ -248,7 +238,8 @@ auth_xact_callback(XactEvent event, void *arg)
 		ev.status = "failure";
 		initStringInfo(&d);
 		appendStringInfoString(&d, "{\"reason\": \"session refused after authentication\", \"error\": ");
-		escape_json(&d, login_error[0] ? login_error : "the session ended before it was set up");
+		fatal = audit_last_fatal(&code);
+		escape_json(&d, fatal ? fatal : "the session ended before it was set up");
 		appendStringInfoChar(&d, '}');
 		ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(d.data));
 		audit_queue_event(&ev, true);

@@ -127,21 +127,6 @@ static int	ninflight = 0;
 static void record_fatal(void);
 
 /*
- * pack: the serialized form of ev (exactly as long as it is) and its
- * server-log line, in the current memory context.
- */
-static void
-pack(const AuditEvent *ev, char **slot, char **line)
-{
-	char		buf[AUDIT_QUEUE_SLOT];
-	uint32		len = audit_event_serialize(ev, buf);
-
-	*slot = palloc(len);
-	memcpy(*slot, buf, len);
-	*line = audit_event_line_body(ev);
-}
-
-/*
  * with_detail: ev with one more key of details: {key: value} (value: a
  * JSON text).
  */
@@ -172,10 +157,10 @@ pend(const AuditEvent *ev, bool written, Oid target)
 	p->written = written;
 	p->target = target;
 	if (!written)
-		pack(&done, &p->slot, &p->line);
+		audit_event_pack(&done, &p->slot, &p->line);
 	failed = with_detail(&done, "{\"error\": \"transaction rolled back\"}");
 	failed.status = "failure";
-	pack(&failed, &p->fail_slot, &p->fail_line);
+	audit_event_pack(&failed, &p->fail_slot, &p->fail_line);
 	pending = lappend(pending, p);
 	MemoryContextSwitchTo(old);
 }
@@ -230,7 +215,7 @@ mark_prepared(void)
 			continue;
 		audit_event_deserialize(p->slot, &ev);
 		ev = with_detail(&ev, "{\"prepared\": true}");
-		pack(&ev, &p->slot, &p->line);
+		audit_event_pack(&ev, &p->slot, &p->line);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -443,7 +428,6 @@ record_fatal(void)
 {
 	int			sqlerrcode = 0;
 	const char *message;
-
 	MemoryContext old;
 
 	/* (deeper than MAX_INFLIGHT: the innermost one is not known) */

@@ -329,6 +329,25 @@ audit_event_line_body(const AuditEvent *ev)
 }
 
 /*
+ * audit_event_pack: ev ready to be queued later without allocating: its
+ * serialized form (palloc'd, exactly as long as it is) and its server-log
+ * line (audit_event_line_body()), both of the same completed event.
+ */
+void
+audit_event_pack(const AuditEvent *ev, char **slot, char **line)
+{
+	char		buf[AUDIT_QUEUE_SLOT];
+	AuditEvent	copy = *ev;
+	uint32		len;
+
+	audit_event_complete(&copy, false);
+	len = audit_event_serialize(&copy, buf);
+	*slot = palloc(len);
+	memcpy(*slot, buf, len);
+	*line = audit_event_line_body(&copy);
+}
+
+/*
  * audit_log_line: write an event that could not be stored to the server
  * log as one JSON line, prefixed with "audit_log event:", and count it.
  * body is audit_event_line_body()'s; reason_json a JSON string literal

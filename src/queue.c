@@ -223,21 +223,13 @@ ring_put(const char *slot, uint32 len, Oid target)
 void
 audit_queue_event_for(const AuditEvent *ev, Oid target)
 {
-	char	   *buf;
-	RingPut		r;
+	char	   *slot;
+	char	   *line;
 
-	if (queue == NULL)
-	{
-		audit_log_event_line(ev, "no queue: audit_log is not in shared_preload_libraries");
-		return;
-	}
-	buf = palloc(AUDIT_QUEUE_SLOT);
-	r = ring_put(buf, audit_event_serialize(ev, buf), target);
-	if (r == RING_FULL)
-		audit_log_event_line(ev, "queue full");
-	else if (r == RING_NO_WRITER)
-		audit_log_event_line(ev, "no writer running: queued until one stores it");
-	pfree(buf);
+	audit_event_pack(ev, &slot, &line);
+	audit_queue_slot_for(slot, line, target);
+	pfree(slot);
+	pfree(line);
 }
 
 /*
