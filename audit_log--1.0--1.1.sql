@@ -4741,6 +4741,325 @@ END
 $$;
 
 
+-- ==== codes: every code of the audit category is reserved for the extension (log(), enable(), ingest()) ====
+/*
+ * _is_reserved_code(code): may only the extension record events with this
+ * code?  The rule is the C side's (context.c: a built-in code, or any code of
+ * the audit category); log(), enable() and ingest() all apply it.
+ */
+CREATE FUNCTION @extschema@._code_reserved(code text, builtin boolean) RETURNS boolean
+AS 'MODULE_PATHNAME', 'audit_code_reserved_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@._is_reserved_code(code text) RETURNS boolean
+LANGUAGE sql STABLE STRICT
+AS $$
+SELECT @extschema@._code_reserved(code,
+           coalesce((SELECT c.builtin FROM @extschema@.event_type_catalog c
+                      WHERE c.event_type = code), false))
+$$;
+REVOKE ALL ON FUNCTION @extschema@._code_reserved(text, boolean),
+    @extschema@._is_reserved_code(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data',
+    event_types jsonb DEFAULT NULL, exclude_columns text[] DEFAULT NULL,
+    mask_columns text[] DEFAULT NULL, when_changed text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    rel record;
+    ops constant text[] := ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
+    codes text[] := ARRAY['data.insert', 'data.update', 'data.delete', 'data.truncate'];
+    ex text[];
+    mk text[];
+    wc text[];
+    k text;
+    v jsonb;
+    i int;
+    other record;
+    was_enabled boolean;
+    qname text;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'table to audit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.relispartition, n.nspname, c.relname,
+           EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                     AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'audit_log') AS ours
+      INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', target::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    qname := format('%I.%I', rel.nspname, rel.relname);
+    IF rel.ours OR rel.nspname = '@extschema@' THEN
+        RAISE EXCEPTION 'cannot audit "%": it belongs to audit_log', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The audit tables are protected by the extension itself.';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = format('It is a %s.', CASE rel.relkind WHEN 'v' THEN 'view'
+                      WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                      WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
+                      WHEN 'c' THEN 'composite type' ELSE 'relation that is not a table' END),
+                  HINT = 'Only ordinary and partitioned tables can be audited.';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION '"%" is a partition', qname
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = format('Enable auditing on its partitioned table %s.',
+                                (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
+    END IF;
+    IF category IS NULL OR NOT category = ANY (@extschema@._categories()) THEN
+        RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use one of ' || array_to_string(@extschema@._categories(), ', ') || '.';
+    END IF;
+
+    IF event_types IS NOT NULL THEN
+        IF jsonb_typeof(event_types) <> 'object' THEN
+            RAISE EXCEPTION 'event_types must be a JSON object mapping operations to event codes'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example {"INSERT": "user.role_added", "DELETE": "user.role_removed"}.';
+        END IF;
+        FOR k, v IN SELECT * FROM jsonb_each(event_types) LOOP
+            i := array_position(ops, upper(k));
+            IF i IS NULL THEN
+                RAISE EXCEPTION 'unknown operation "%" in event_types', k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
+            END IF;
+            IF jsonb_typeof(v) <> 'string'
+               OR NOT @extschema@._is_event_code(v #>> '{}')
+               OR length(v #>> '{}') > 100 THEN
+                RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Event codes are lowercase dotted identifiers such as "user.role_added".';
+            END IF;
+            codes[i] := v #>> '{}';
+        END LOOP;
+    END IF;
+    FOR i IN 1..4 LOOP
+        SELECT t.category, t.builtin INTO other
+          FROM @extschema@.event_type_catalog t WHERE t.event_type = codes[i];
+        IF @extschema@._is_reserved_code(codes[i]) AND codes[i] NOT LIKE 'data.%' THEN
+            RAISE EXCEPTION 'event type "%" is reserved for audit_log''s own capture', codes[i]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Choose a code of your own, such as "user.role_added".';
+        ELSIF FOUND AND NOT other.builtin AND other.category <> enable.category THEN
+            RAISE EXCEPTION 'event type "%" already belongs to category "%"', codes[i], other.category
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use the same category as the other tables with this code, or another code.';
+        END IF;
+    END LOOP;
+
+    ex := @extschema@._check_columns(target, exclude_columns, 'exclude_columns');
+    mk := @extschema@._check_columns(target, mask_columns, 'mask_columns');
+    wc := @extschema@._check_columns(target, when_changed, 'when_changed');
+
+    -- Everything is valid: apply.
+    INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
+    SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
+      FROM unnest(codes) WITH ORDINALITY AS u(c, o)
+     WHERE c NOT LIKE 'data.%'
+    ON CONFLICT (event_type) DO NOTHING;
+
+    -- The whole tree, before it is read: a partition being attached or
+    -- detached (SHARE UPDATE EXCLUSIVE on its parent) is waited for.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
+    was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
+    INSERT INTO @extschema@.table_config AS t
+           (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
+    VALUES (target, category,
+            jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2], 'DELETE', codes[3], 'TRUNCATE', codes[4]),
+            ex, mk, wc, now(), session_user)
+    ON CONFLICT (relid) DO UPDATE
+       SET category = excluded.category, event_types = excluded.event_types,
+           exclude_columns = excluded.exclude_columns, mask_columns = excluded.mask_columns,
+           when_changed = excluded.when_changed, enabled_at = excluded.enabled_at,
+           enabled_by = excluded.enabled_by;
+    -- The table and every partition of its tree, at any depth (statement
+    -- triggers fire only for the table a statement names).
+    PERFORM @extschema@._sync_capture(target);
+
+    PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
+        jsonb_build_object('category', category,
+            'event_types', jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2],
+                                              'DELETE', codes[3], 'TRUNCATE', codes[4]),
+            'exclude_columns', to_jsonb(ex), 'mask_columns', to_jsonb(mk),
+            'when_changed', to_jsonb(wc), 'updated', was_enabled));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ingest(source text, events jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    n integer;
+    i integer;
+    el jsonb;
+    code text;
+    cat text;
+    known record;
+    k text;
+    base bigint;
+    dup bigint;
+    lo bigint;
+    hi bigint;
+    erow @extschema@.events;
+    -- The keys an element may have: the columns of events, source excepted.
+    cols constant text[] := ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = '@extschema@.events'::pg_catalog.regclass
+                                     AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'source');
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    -- (source, event_id) is an event's key: one ingest() of a source at a
+    -- time, each reading what the one before committed (a snapshot older
+    -- than the lock would not see its ids).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'ingest() needs the read committed isolation level, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it in a transaction of its own, or at READ COMMITTED.';
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    IF EXISTS (SELECT 1 FROM @extschema@.source_registry r
+                WHERE r.source = ingest.source AND r.kind <> 'ingest') THEN
+        RAISE EXCEPTION 'source "%" is a subscription', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'A name keeps its kind, after unsubscribe() too: a feed''s events would read as the source''s.',
+                  HINT = 'Ingest a feed under a name of its own.';
+    END IF;
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' THEN
+        RAISE EXCEPTION 'events must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    n := jsonb_array_length(events);
+    -- Validate every element first, like log(): the first bad one names its index.
+    FOR i IN 0 .. n - 1 LOOP
+        el := events -> i;
+        IF jsonb_typeof(el) <> 'object' THEN
+            RAISE EXCEPTION 'element % of events is not a JSON object', i USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(el) LOOP
+            IF k <> ALL (cols) THEN
+                RAISE EXCEPTION 'element % of events: unknown column "%"', i, k
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'The keys are column names of audit_log.events (source excepted).';
+            END IF;
+        END LOOP;
+        code := el ->> 'event_type';
+        IF code IS NULL OR NOT @extschema@._is_event_code(code) THEN
+            RAISE EXCEPTION 'element % of events: invalid event type "%"', i, code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
+        END IF;
+        SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
+        IF @extschema@._is_reserved_code(code) THEN
+            RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Choose an application code, such as "app.%s".', code);
+        END IF;
+        cat := coalesce(el ->> 'category', known.category, @extschema@._category_of(code));
+        IF NOT cat = ANY (array_remove(@extschema@._categories(), 'audit')) THEN
+            RAISE EXCEPTION 'element % of events: invalid category "%"', i, cat
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use one of ' || array_to_string(array_remove(@extschema@._categories(), 'audit'), ', ') || '.';
+        END IF;
+        IF coalesce(el ->> 'status', 'success') NOT IN ('success', 'failure') THEN
+            RAISE EXCEPTION 'element % of events: invalid event status "%"', i, el ->> 'status'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''success'' or ''failure''.';
+        END IF;
+        BEGIN
+            -- every value must read as its column's type
+            erow := pg_catalog.jsonb_populate_record(NULL::@extschema@.events, el);
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'element % of events: %', i, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+        -- A time no day partition can hold (infinite, or before year 1: the
+        -- partition names have no era) would stay in the safety net.
+        IF NOT pg_catalog.isfinite(erow.occurred_at) OR erow.occurred_at < '0001-01-01 00:00:00+00' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is out of range', i, erow.occurred_at
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed are from year 1 on, and finite.';
+        END IF;
+        -- An event from the future would hold alert windows shut until then.
+        IF erow.occurred_at > pg_catalog.now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'element % of events: occurred_at % is in the future', i,
+                pg_catalog.to_char(erow.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Times of a feed may run at most 5 minutes ahead of this server''s clock.';
+        END IF;
+        -- A seal digests an event as one JSON array (part 40_integrity).
+        IF pg_catalog.octet_length(el::text) > 64 * 1024 * 1024 THEN
+            RAISE EXCEPTION 'element % of events is too large to be sealed', i
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = 'An event may take at most 64 MB of JSON.';
+        END IF;
+    END LOOP;
+    INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin)
+    SELECT DISTINCT ON (x ->> 'event_type') x ->> 'event_type',
+           coalesce(x ->> 'category', @extschema@._category_of(x ->> 'event_type')), 'Application event', false
+      FROM jsonb_array_elements(events) x
+    ON CONFLICT DO NOTHING;
+    -- An id given is refused when the source has it already, whatever its
+    -- time or category (the unique index also holds those, below), or
+    -- when it is given twice.
+    SELECT min(d.i) INTO dup
+      FROM (SELECT a.o - 1 AS i, (a.x ->> 'event_id')::bigint AS id,
+                   count(*) OVER (PARTITION BY (a.x ->> 'event_id')::bigint) AS copies
+              FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+             WHERE a.x ? 'event_id' AND pg_catalog.jsonb_typeof(a.x -> 'event_id') <> 'null') d
+     WHERE d.copies > 1
+        OR EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = ingest.source AND e.event_id = d.id);
+    IF dup IS NOT NULL THEN
+        RAISE EXCEPTION 'element % of events: its event_id is already stored for source "%", or given twice', dup, source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END IF;
+    -- Elements without an event_id are numbered after the source's last
+    -- one and after every id given here.
+    SELECT greatest(coalesce(max(e.event_id), 0),
+                    (SELECT max((a.x ->> 'event_id')::bigint) FROM pg_catalog.jsonb_array_elements(events) a(x)
+                      WHERE pg_catalog.jsonb_typeof(a.x -> 'event_id') = 'number'))
+      INTO base FROM @extschema@.events e WHERE e.source = ingest.source;
+    BEGIN
+        -- The row is the element's keys (JSON nulls as SQL NULL) over the
+        -- defaults, with the source: every column comes from the table's type.
+        WITH ins AS (
+        INSERT INTO @extschema@.events
+        SELECT r.*
+          FROM pg_catalog.jsonb_array_elements(events) WITH ORDINALITY AS a(x, o)
+          LEFT JOIN @extschema@.event_type_catalog c ON c.event_type = a.x ->> 'event_type'
+         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::@extschema@.events,
+                pg_catalog.jsonb_build_object('event_id', base + a.o, 'occurred_at', pg_catalog.now(),
+                                              'category', coalesce(c.category, 'app'), 'status', 'success')
+                || (SELECT coalesce(pg_catalog.jsonb_object_agg(k.key, k.value), '{}'::jsonb)
+                      FROM pg_catalog.jsonb_each(a.x) k WHERE pg_catalog.jsonb_typeof(k.value) <> 'null')
+                || pg_catalog.jsonb_build_object('source', ingest.source)) AS r
+        RETURNING event_id)
+        SELECT min(ins.event_id), max(ins.event_id) INTO lo, hi FROM ins;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an event_id of events is already stored for source "%"', source
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = '(source, event_id) identifies an event; nothing was stored.';
+    END;
+    INSERT INTO @extschema@.source_registry AS r (source, kind) VALUES (source, 'ingest')
+    ON CONFLICT ON CONSTRAINT source_registry_pkey DO UPDATE SET unsubscribed_at = NULL WHERE r.unsubscribed_at IS NOT NULL;
+    IF n > 0 THEN
+        PERFORM @extschema@._record('audit', 'audit.ingested', 'success', 'source', source, 'SELECT',
+            pg_catalog.jsonb_build_object('events', n, 'first_event_id', lo, 'last_event_id', hi));
+    END IF;
+    RETURN n;
+END
+$$;
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

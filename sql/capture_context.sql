@@ -98,14 +98,14 @@ SELECT audit_log.set_context('frank', 'user', '198.51.100.2');
 SELECT audit_log.log('privilege.export_requested', 'failure') AS id2 \gset
 COMMIT;
 SELECT audit_log.log('data.exported') AS id3 \gset
-SELECT audit_log.log('audit.reviewed') AS id4 \gset
+SELECT audit_log.log('auth.mfa_failed', 'failure') AS id4 \gset
 SELECT audit_log.log('apps.x.y') AS id5 \gset
 SELECT event_id > :id1 AS increasing, category, event_type, status, actor, actor_type, client_addr
   FROM table_events WHERE event_id IN (:id2, :id3, :id4, :id5) ORDER BY event_id;
 -- New application codes join audit_log.event_types.
 SELECT event_type, category, description FROM audit_log.event_types
  WHERE event_type IN ('user.api_key_created', 'privilege.export_requested', 'data.exported',
-                      'audit.reviewed', 'apps.x.y') ORDER BY 1;
+                      'auth.mfa_failed', 'apps.x.y') ORDER BY 1;
 -- Bad input: status, malformed codes, codes reserved for the extension.
 SELECT count(*) AS before FROM table_events \gset
 SELECT pg_temp.try($$SELECT audit_log.log('user.x', 'ok')$$);
@@ -119,8 +119,11 @@ SELECT pg_temp.try($$SELECT audit_log.log('role.created')$$);
 SELECT pg_temp.try($$SELECT audit_log.log('auth.login_failed', 'failure')$$);
 SELECT pg_temp.try($$SELECT audit_log.log('data.insert')$$);
 SELECT pg_temp.try($$SELECT audit_log.log('audit.purged')$$);
+-- The audit category is the trail's own: a new audit.* code would read as
+-- the extension's (in privileged_changes, too).
+SELECT pg_temp.try($$SELECT audit_log.log('audit.seal_checked')$$);
 SELECT count(*) - :before AS new_events FROM table_events;
-SELECT count(*) AS new_codes FROM audit_log.event_types WHERE event_type IN ('user.x', 'user');
+SELECT count(*) AS new_codes FROM audit_log.event_types WHERE event_type IN ('user.x', 'user', 'audit.seal_checked');
 
 -- The attack on the seal chain: an event too large for its seal digest
 -- (one JSON array of its columns, which PostgreSQL cannot build past 256 MB)

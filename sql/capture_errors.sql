@@ -75,6 +75,7 @@ SELECT pg_temp.try(format($f$SELECT audit_log.enable('err_t', event_types => '{"
 -- Codes reserved for the extension's own capture.
 SELECT pg_temp.try($$SELECT audit_log.enable('err_t', event_types => '{"INSERT": "role.created"}')$$);
 SELECT pg_temp.try($$SELECT audit_log.enable('err_t', event_types => '{"DELETE": "audit.purged"}')$$);
+SELECT pg_temp.try($$SELECT audit_log.enable('err_t', event_types => '{"UPDATE": "audit.row_checked"}')$$);
 
 -- None of the failed calls changed anything.
 SELECT pg_temp.state() = :'initial' AS unchanged;

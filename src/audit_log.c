@@ -72,8 +72,10 @@ check_status(const char *status)
 }
 
 /*
- * register_app_code: refuse codes reserved for the extension's own capture,
- * and add a new application code to audit_log.event_types.
+ * register_app_code: refuse codes reserved for the extension's own events
+ * (audit_code_reserved() says which), and add a new application code to
+ * audit_log.event_types.  Only the 1.0 catalogue is read: the library may
+ * run a while under a database not yet updated.
  */
 static void
 register_app_code(const char *code, const char *category)
@@ -82,40 +84,45 @@ register_app_code(const char *code, const char *category)
 	int			save_sec;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
-	bool		reserved = false;
+	bool		builtin = false;
 	int			pin;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	pin = audit_pin_search_path();
-	SPI_connect();
-	args[0] = CStringGetTextDatum(code);
-	args[1] = CStringGetTextDatum(category);
-	if (SPI_execute_with_args("SELECT builtin FROM audit_log.event_type_catalog "
-							  "WHERE event_type OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		bool		isnull;
-
-		reserved = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-	}
+	if (audit_code_reserved(code, false))
+		builtin = true;
 	else
-		SPI_execute_with_args("INSERT INTO audit_log.event_type_catalog(event_type, category, description, builtin) "
-							  "VALUES ($1, $2, 'Application event', false) ON CONFLICT DO NOTHING",
-							  2, argtypes, args, NULL, false, 0);
-	SPI_finish();
-	audit_unpin_search_path(pin);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	{
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+							   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		pin = audit_pin_search_path();
+		SPI_connect();
+		args[0] = CStringGetTextDatum(code);
+		args[1] = CStringGetTextDatum(category);
+		if (SPI_execute_with_args("SELECT builtin FROM audit_log.event_type_catalog "
+								  "WHERE event_type OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+		{
+			bool		isnull;
 
-	if (reserved)
+			builtin = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		else
+			SPI_execute_with_args("INSERT INTO audit_log.event_type_catalog(event_type, category, description, builtin) "
+								  "VALUES ($1, $2, 'Application event', false) ON CONFLICT DO NOTHING",
+								  2, argtypes, args, NULL, false, 0);
+		SPI_finish();
+		audit_unpin_search_path(pin);
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+
+	if (audit_code_reserved(code, builtin))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("event type \"%s\" is reserved for audit_log's own capture", code),
-				 errdetail("Events with this code are recorded by the extension itself; an application may not forge them."),
+				 errdetail("Events with this code, and every code of the audit category, are recorded by the extension itself; an application may not forge them."),
 				 errhint("Choose an application code, such as \"app.%s\".", code)));
 }
 

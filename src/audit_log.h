@@ -67,6 +67,7 @@ extern void audit_event_init(AuditEvent *ev, const char *category,
 							 const char *event_type);
 extern void audit_context_snapshot(AuditEvent *ev);
 extern const char *audit_category_of(const char *event_type);
+extern bool audit_code_reserved(const char *event_type, bool builtin);
 extern bool audit_valid_category(const char *category);
 extern bool audit_valid_event_code(const char *code);
 extern void audit_check_category_code(const char *category, const char *code);

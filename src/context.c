@@ -37,6 +37,7 @@ PG_FUNCTION_INFO_V1(audit_set_context);
 PG_FUNCTION_INFO_V1(audit_categories_sql);
 PG_FUNCTION_INFO_V1(audit_is_event_code_sql);
 PG_FUNCTION_INFO_V1(audit_category_of_sql);
+PG_FUNCTION_INFO_V1(audit_code_reserved_sql);
 
 /*
  * The event categories of DESIGN.md, sorted: the one list.  SQL reads it
@@ -181,6 +182,29 @@ Datum
 audit_category_of_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(audit_category_of(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}
+
+/*
+ * audit_code_reserved: may only the extension record events with this code?
+ * A built-in code (builtin: its audit_log.event_type_catalog flag), and every
+ * code of the audit category, the trail's own administration: an
+ * application's "audit.seal_checked" would read as the extension's.  log()
+ * asks here, enable() and ingest() through audit_log._is_reserved_code().
+ */
+bool
+audit_code_reserved(const char *event_type, bool builtin)
+{
+	return builtin || strcmp(audit_category_of(event_type), "audit") == 0;
+}
+
+/*
+ * audit_code_reserved_sql: audit_log._code_reserved(code, builtin).
+ */
+Datum
+audit_code_reserved_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(audit_code_reserved(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									   PG_GETARG_BOOL(1)));
 }
 
 /*

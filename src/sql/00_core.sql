@@ -168,6 +168,24 @@ COMMENT ON TABLE @extschema@.event_type_catalog IS
 REVOKE ALL ON TABLE @extschema@.event_type_catalog FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.event_type_catalog', 'WHERE NOT builtin');
 
+/*
+ * _is_reserved_code(code): may only the extension record events with this
+ * code?  The rule is the C side's (context.c: a built-in code, or any code of
+ * the audit category); log(), enable() and ingest() all apply it.
+ */
+CREATE FUNCTION @extschema@._code_reserved(code text, builtin boolean) RETURNS boolean
+AS 'MODULE_PATHNAME', 'audit_code_reserved_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@._is_reserved_code(code text) RETURNS boolean
+LANGUAGE sql STABLE STRICT
+AS $$
+SELECT @extschema@._code_reserved(code,
+           coalesce((SELECT c.builtin FROM @extschema@.event_type_catalog c
+                      WHERE c.event_type = code), false))
+$$;
+REVOKE ALL ON FUNCTION @extschema@._code_reserved(text, boolean),
+    @extschema@._is_reserved_code(text) FROM PUBLIC;
+
 INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
     ('data.insert', 'data', 'Row inserted into an audited table', true),
     ('data.update', 'data', 'Row updated in an audited table', true),

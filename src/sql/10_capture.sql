@@ -365,7 +365,7 @@ BEGIN
     FOR i IN 1..4 LOOP
         SELECT t.category, t.builtin INTO other
           FROM @extschema@.event_type_catalog t WHERE t.event_type = codes[i];
-        IF FOUND AND other.builtin AND codes[i] NOT LIKE 'data.%' THEN
+        IF @extschema@._is_reserved_code(codes[i]) AND codes[i] NOT LIKE 'data.%' THEN
             RAISE EXCEPTION 'event type "%" is reserved for audit_log''s own capture', codes[i]
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Choose a code of your own, such as "user.role_added".';

@@ -413,7 +413,7 @@ BEGIN
                       HINT = 'Event types are lowercase dotted identifiers such as "idp.login_failed".';
         END IF;
         SELECT c.builtin, c.category INTO known FROM @extschema@.event_type_catalog c WHERE c.event_type = code;
-        IF known.builtin THEN
+        IF @extschema@._is_reserved_code(code) THEN
             RAISE EXCEPTION 'element % of events: event type "%" is reserved for audit_log''s own capture', i, code
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = format('Choose an application code, such as "app.%s".', code);
