@@ -369,11 +369,14 @@ emit_success(List *events, bool was_here)
 
 /*
  * queue_failed: queue a statement's events as failures with the error
- * (message, sqlstate); resolve_names: qualify the names of relations the
- * statement was to create (catalog lookups: not while the backend exits).
+ * (message, sqlstate).  Called while the error unwinds, before the abort:
+ * no catalog lookup here (a lock or buffer the error left held could be
+ * the one it needs).  A relation's name stays as the statement's
+ * classification found it before it ran: qualified when it existed, as
+ * written when the statement was to create it.
  */
 static void
-queue_failed(List *events, const char *message, const char *sqlstate, bool resolve_names)
+queue_failed(List *events, const char *message, const char *sqlstate)
 {
 	ListCell   *lc;
 
@@ -388,13 +391,6 @@ queue_failed(List *events, const char *message, const char *sqlstate, bool resol
 		u->ev.status = "failure";
 		u->ev.details = audit_jsonb_merge(audit_text_to_jsonb(u->details),
 										  audit_text_to_jsonb(j_end(&j)));
-		if (u->rv && resolve_names)
-		{
-			char	   *name = audit_rv_name(u->rv);
-
-			if (name)
-				u->ev.object_name = name;
-		}
 		audit_queue_event(&u->ev, u->cluster);
 	}
 }
@@ -415,7 +411,7 @@ record_failure(List *events, ErrorData *edata)
 		return;
 	error_recorded = true;
 	error_recorded_hash = h;
-	queue_failed(events, edata->message, unpack_sql_state(edata->sqlerrcode), true);
+	queue_failed(events, edata->message, unpack_sql_state(edata->sqlerrcode));
 }
 
 /*
@@ -436,7 +432,7 @@ record_fatal(void)
 	message = audit_last_fatal(&sqlerrcode);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	queue_failed(inflight[ninflight - 1], message ? message : "the session ended during the statement",
-				 sqlerrcode ? unpack_sql_state(sqlerrcode) : NULL, false);
+				 sqlerrcode ? unpack_sql_state(sqlerrcode) : NULL);
 	MemoryContextSwitchTo(old);
 	ninflight = 0;
 }
