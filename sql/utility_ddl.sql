@@ -74,3 +74,21 @@ SELECT event_type, object_name, status, count(*) FROM audit_log.events
 SELECT count(*) AS internal_ddl FROM audit_log.events
  WHERE event_id > :start AND object_name LIKE 'audit_log.%' AND category = 'ddl';
 DROP SCHEMA ud CASCADE;
+-- The attack on a queued event: claims of the application too long for a
+-- queue slot (4 kB each) cannot crowd out what nobody can forge.  The
+-- actor's type and user agent are cut; db_user, the object, the command
+-- and the error are kept whole.
+CREATE TABLE ud_crowd (id int);
+SELECT coalesce(max(event_id), 0) AS crowd_start FROM audit_log.events \gset
+SELECT set_config('audit_log.actor_type', repeat('y', 4100), false) IS NOT NULL AS claimed,
+       set_config('audit_log.user_agent', repeat('z', 4100), false) IS NOT NULL AS claimed_too;
+CREATE TABLE ud_crowd (id int);
+RESET audit_log.actor_type;
+RESET audit_log.user_agent;
+SELECT pg_temp.wait_for('ddl.create_table', :crowd_start) AS stored;
+SELECT status, db_user = current_user AS db_user_kept, effective_role = current_user AS role_kept,
+       database = current_database() AS database_kept, object_name, command,
+       details->>'error' AS error, length(actor_type) BETWEEN 1000 AND 2000 AS actor_type_cut,
+       length(user_agent) BETWEEN 1000 AND 2000 AS user_agent_cut
+  FROM audit_log.events WHERE event_id > :crowd_start AND event_type = 'ddl.create_table';
+DROP TABLE ud_crowd;

@@ -71,10 +71,30 @@ SELECT current_setting('audit_log.internal') AS internal;
 SET ROLE ui_admin;
 SET audit_log.internal = on;
 RESET ROLE;
+-- The attack through PostgreSQL 15's GRANT SET ON PARAMETER: a grant of SET
+-- does not let a role turn the guard off, nor claim to be restoring a dump.
+CREATE TABLE ui_granted (id int PRIMARY KEY);
+SELECT audit_log.enable('ui_granted');
+GRANT INSERT ON ui_granted TO ui_admin;
+GRANT SET ON PARAMETER audit_log.internal, audit_log.restore TO ui_admin;
+SET ROLE ui_admin;
+SELECT set_config('audit_log.internal', 'on', false);
+SET audit_log.internal = on;
+SELECT set_config('audit_log.restore', 'on', false);
+SELECT current_setting('audit_log.internal') AS internal, current_setting('audit_log.restore') AS restore;
+INSERT INTO ui_granted VALUES (1);
+RESET ROLE;
+REVOKE SET ON PARAMETER audit_log.internal, audit_log.restore FROM ui_admin;
+SELECT event_type, object_name, new_data FROM audit_log.events
+ WHERE event_id > :start AND object_name = 'public.ui_granted' AND category = 'data' ORDER BY event_id;
+-- A superuser still may (the SET clause of the extension's functions).
+SET audit_log.internal = on;
+RESET audit_log.internal;
 
 SELECT audit_log.release('ui_hold');
 SELECT audit_log.disable('ui_aud');
-DROP TABLE ui_t2, ui_t3, ui_aud;
+SELECT audit_log.disable('ui_granted');
+DROP TABLE ui_t2, ui_t3, ui_aud, ui_granted;
 DROP FUNCTION ui_noop();
 DROP ROLE ui_admin, ui_enable, ui_disable, ui_set_retention, ui_hold, ui_release, ui_maintain,
     ui_seal, ui_create_partition, ui_index_leaf, ui_savepoint;

@@ -130,19 +130,56 @@ put_field(char *buf, uint32 *len, int32 *off, const char *s, uint32 limit)
 }
 
 /*
- * audit_event_serialize: write an event into buf (AUDIT_QUEUE_SLOT bytes)
- * and return the bytes used; occurred_at and backend_pid are filled.  When it does not fit, the
- * AF_CUT_LAST field (the statement) is cut to what is left, the JSON
- * fields are replaced in table order by {"truncated": true} (never cut),
- * then dropped, and any other long text is shortened.
+ * text_cap: the longest each text field may stay so that all of them (lens,
+ * n of them, each with its terminator) fit in avail bytes: every field
+ * shorter than the cap is kept whole, only the longest are cut.  A long
+ * claim of the application (an actor or user agent of 4 kB) thus cannot
+ * crowd out the fields nobody can forge (db_user, object_name, command).
  */
+static uint32
+text_cap(const size_t *lens, int n, uint32 avail)
+{
+	uint32		lo = 0;
+	uint32		hi = AUDIT_QUEUE_SLOT;
+
+	while (lo < hi)
+	{
+		uint32		mid = lo + (hi - lo + 1) / 2;
+		size_t		sum = 0;
+		int			i;
+
+		for (i = 0; i < n; i++)
+			sum += Min(lens[i], (size_t) mid) + 1;
+		if (sum <= avail)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/*
+ * audit_event_serialize: write an event into buf (AUDIT_QUEUE_SLOT bytes)
+ * and return the bytes used; occurred_at and backend_pid are filled.  When it
+ * does not fit, the AF_CUT_LAST field (the statement) is cut to what is left;
+ * if the rest still does not fit, the longest texts are cut to a common
+ * length (text_cap(), never below SLOT_TEXT_MIN bytes each) and, only when
+ * even that is too much, the JSON fields are replaced in table order by
+ * {"truncated": true} (never cut), then dropped.
+ */
+#define SLOT_TEXT_MIN 256
 uint32
 audit_event_serialize(const AuditEvent *ev, char *buf)
 {
 	SlotHeader *h = (SlotHeader *) buf;
 	const char *s[AUDIT_NCOLUMNS];
+	size_t		lens[AUDIT_NCOLUMNS];
+	int			ntext = 0;
 	uint32		len = MAXALIGN(sizeof(SlotHeader));
-	uint32		need = len;
+	uint32		avail = AUDIT_QUEUE_SLOT - 64 - len;
+	size_t		json = 0;
+	size_t		text_min = 0;
+	uint32		cap = AUDIT_QUEUE_SLOT;
 	AuditEvent	copy = *ev;
 	int			i;
 
@@ -172,29 +209,45 @@ audit_event_serialize(const AuditEvent *ev, char *buf)
 				s[i] = jsonb_text(*AUDIT_FIELD_PTR(&copy, f, Jsonb *));
 				break;
 		}
-		if (s[i] != NULL && !(f->flags & AF_CUT_LAST))
-			need += strlen(s[i]) + 1;
+		if (s[i] == NULL || (f->flags & AF_CUT_LAST))
+			continue;
+		if (f->kind == AF_JSON)
+			json += strlen(s[i]) + 1;
+		else
+		{
+			lens[ntext] = strlen(s[i]);
+			text_min += Min(lens[ntext], (size_t) SLOT_TEXT_MIN) + 1;
+			ntext++;
+		}
 	}
-	/* every field but the statement must fit: JSON fields give way first */
-	for (i = 0; i < AUDIT_NCOLUMNS && need + 64 > AUDIT_QUEUE_SLOT; i++)
+	/* the JSON fields give way only when the texts, cut, leave no room */
+	for (i = 0; i < AUDIT_NCOLUMNS && json + text_min > avail; i++)
 	{
 		const char *trunc = "{\"truncated\": true}";
 
 		if (audit_event_fields[i].kind != AF_JSON || s[i] == NULL)
 			continue;
-		need -= strlen(s[i]) + 1;
+		json -= strlen(s[i]) + 1;
 		s[i] = trunc;
-		need += strlen(s[i]) + 1;
+		json += strlen(s[i]) + 1;
 	}
+	if (json < avail)
+		cap = text_cap(lens, ntext, avail - (uint32) json);
 	for (i = 0; i < AUDIT_NCOLUMNS; i++)
 	{
 		const AuditField *f = &audit_event_fields[i];
 
 		if (IS_FIXED(f->kind) || (f->flags & AF_CUT_LAST))
 			continue;
-		if (f->kind == AF_JSON && s[i] && len + strlen(s[i]) + 1 > AUDIT_QUEUE_SLOT - 64)
-			s[i] = NULL;		/* a JSON text is never cut */
-		put_field(buf, &len, &h->off[i], s[i], AUDIT_QUEUE_SLOT - 64);
+		if (f->kind == AF_JSON)
+		{
+			if (s[i] && len + strlen(s[i]) + 1 > AUDIT_QUEUE_SLOT - 64)
+				s[i] = NULL;	/* a JSON text is never cut */
+			put_field(buf, &len, &h->off[i], s[i], AUDIT_QUEUE_SLOT - 64);
+		}
+		else
+			put_field(buf, &len, &h->off[i], s[i],
+					  Min(AUDIT_QUEUE_SLOT - 64, len + cap + 1));
 	}
 	/* the statement last, cut to what is left */
 	for (i = 0; i < AUDIT_NCOLUMNS; i++)

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <sys/socket.h>
 
+#include "access/parallel.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -98,6 +99,35 @@ audit_is_context_setting(const char *name)
 }
 
 /*
+ * check_superuser_on: audit_log.internal and audit_log.restore relax the
+ * guard and the capture; PostgreSQL 15 lets a superuser grant SET on any
+ * parameter (GRANT SET ON PARAMETER), so PGC_SUSET alone does not keep them
+ * to superusers.  Only a superuser (the owner of the extension's functions,
+ * in their SET clause) may turn them on.  A parallel worker takes the
+ * leader's settings before its user (the leader checked them).
+ */
+static bool
+check_superuser_on(const char *name, bool newval, GucSource source)
+{
+	if (!newval || source == PGC_S_DEFAULT || !IsNormalProcessingMode() ||
+		IsParallelWorker() || !OidIsValid(GetUserId()) || superuser())
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("only a superuser may turn %s on", name);
+	GUC_check_errdetail("It relaxes what audit_log captures and guards; a grant of SET on it does not suffice.");
+	return false;
+}
+
+/*
+ * check_internal: see check_superuser_on().
+ */
+static bool
+check_internal(bool *newval, void **extra, GucSource source)
+{
+	return check_superuser_on("audit_log.internal", *newval, source);
+}
+
+/*
  * check_restore: audit_log.restore is a choice of the restoring session
  * (PGOPTIONS or SET), never a default of the server, a database or a role:
  * a session with it on that creates the extension captures nothing.
@@ -105,8 +135,10 @@ audit_is_context_setting(const char *name)
 static bool
 check_restore(bool *newval, void **extra, GucSource source)
 {
-	if (!*newval || source == PGC_S_DEFAULT || source >= PGC_S_CLIENT)
+	if (!*newval || source == PGC_S_DEFAULT)
 		return true;
+	if (source >= PGC_S_CLIENT)
+		return check_superuser_on("audit_log.restore", *newval, source);
 	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 	GUC_check_errmsg("audit_log.restore can only be set by the restoring session");
 	GUC_check_errhint("Set it with PGOPTIONS='-c audit_log.restore=on' for the pg_restore or psql that restores the dump.");
@@ -202,7 +234,7 @@ audit_define_settings(void)
 							 NULL, &audit_internal_setting, false,
 							 PGC_SUSET,
 							 GUC_NO_SHOW_ALL | GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
-							 NULL, NULL, NULL);
+							 check_internal, NULL, NULL);
 
 	DefineCustomBoolVariable("audit_log.restore",
 							 "This session restores a dump of a database that has audit_log (see the README, Backup and restore).",
