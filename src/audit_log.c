@@ -54,6 +54,7 @@ _PG_init(void)
 	audit_guard_init();
 	audit_auth_init();
 	audit_log_redact_init();
+	audit_sources_init();
 	audit_launcher_init();
 }
 

@@ -98,6 +98,7 @@ extern const char *audit_last_fatal(int *sqlerrcode);	/* capture_auth.c */
 extern void audit_queue_init(void); /* queue.c */
 extern void audit_launcher_init(void);	/* launcher.c */
 extern void audit_log_redact_init(void);	/* log_redact.c */
+extern void audit_sources_init(void);	/* sources.c */
 
 /* queue.c: events that cannot ride the current transaction */
 extern void audit_queue_event(const AuditEvent *ev, bool cluster);

@@ -23,6 +23,9 @@ extern void audit_check_tamper(Node *n, const char *command,
 							   PlannedStmt *pstmt, const char *query);
 extern void audit_guard_init(void);
 
+/* the TRUNCATE fence of an audit table against a subscription (sources.c) */
+#define REPLICA_FENCE_TRIGGER "audit_log_replica_truncate"
+
 /* restore.c: what a session restoring a dump may do to the audit tables */
 extern bool audit_restore_allows(Node *n);
 

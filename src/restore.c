@@ -31,6 +31,7 @@
 #include "guard.h"
 
 #include "access/xact.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -175,8 +176,10 @@ audit_restore_root_index(void)
  * audit_restore_allows: what the session that restores a dump may do to the
  * audit tables: build partitions (CREATE TABLE, ALTER TABLE ... ATTACH
  * PARTITION / OWNER TO), fill them (COPY FROM; INSERT is let through by the
- * executor hook) and restore their privileges (GRANT SELECT).  Nothing
- * that changes or removes rows, grants a write or adds triggers.
+ * executor hook), restore their privileges (GRANT SELECT) and the
+ * extension's own TRUNCATE fence of a partition (REPLICA_FENCE_TRIGGER, see
+ * sources.c).  Nothing that changes or removes rows, grants a write or adds
+ * any other trigger.
  */
 bool
 audit_restore_allows(Node *n)
@@ -205,12 +208,27 @@ audit_restore_allows(Node *n)
 			return true;
 		case T_CopyStmt:
 			return ((CopyStmt *) n)->is_from;
+		case T_CreateTrigStmt:
+			{
+				CreateTrigStmt *t = (CreateTrigStmt *) n;
+				List	   *fn = t->funcname;
+
+				return strcmp(t->trigname, REPLICA_FENCE_TRIGGER) == 0 && !t->row &&
+					t->timing == TRIGGER_TYPE_BEFORE && t->events == TRIGGER_TYPE_TRUNCATE &&
+					list_length(fn) == 2 &&
+					strcmp(strVal(linitial(fn)), AUDIT_SCHEMA) == 0 &&
+					strcmp(strVal(lsecond(fn)), "_replica_guard") == 0 &&
+					t->args == NIL && t->whenClause == NULL && !t->isconstraint;
+			}
 		case T_AlterTableStmt:
 			foreach(lc, ((AlterTableStmt *) n)->cmds)
 			{
-				AlterTableType t = lfirst_node(AlterTableCmd, lc)->subtype;
+				AlterTableCmd *c = lfirst_node(AlterTableCmd, lc);
 
-				if (t != AT_AttachPartition && t != AT_ChangeOwner)
+				if (c->subtype == AT_EnableAlwaysTrig && c->name &&
+					strcmp(c->name, REPLICA_FENCE_TRIGGER) == 0)
+					continue;
+				if (c->subtype != AT_AttachPartition && c->subtype != AT_ChangeOwner)
 					return false;
 			}
 			return true;

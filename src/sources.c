@@ -47,6 +47,8 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_index.h"
 #include "executor/tuptable.h"
 #include "utils/fmgroids.h"
@@ -61,12 +63,16 @@
 #include "replication/walreceiver.h"
 #include "replication/worker_internal.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "util.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(audit_source_fill);
 PG_FUNCTION_INFO_V1(audit_source_remote);
 PG_FUNCTION_INFO_V1(audit_apply_source);
+PG_FUNCTION_INFO_V1(audit_replica_guard);
 
 #define SOURCE_SUB_PREFIX "audit_log_"
 
@@ -416,4 +422,149 @@ audit_source_remote(PG_FUNCTION_ARGS)
 	if (result == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/* ---------- what a source's subscription may write ---------- */
+
+/*
+ * A subscription's apply and table-sync workers write as the subscription's
+ * owner, a superuser, through neither the executor nor the utility hook,
+ * into whatever tables the source's publication names.  A source whose
+ * superuser alters its publication (adds a table, publishes TRUNCATE), or a
+ * server that only poses as a source, would otherwise rewrite any table of
+ * the central database, the audit tables included.  Two fences, both only
+ * in the workers of audit_log's subscriptions:
+ *
+ * - the object access hook refuses every explicit schema lookup but the
+ *   extension's (the apply resolves a published table as schema.name), so
+ *   such a subscription reaches the audit tables only;
+ * - the trigger function audit_log._replica_guard(), ENABLE ALWAYS on every
+ *   audit table (part 80), refuses there all but the inserts of events and
+ *   seal records (and the redirected seal records of its own source).
+ *
+ * Each refusal is recorded as audit.tamper_attempt and fails the apply, which
+ * stops and retries: nothing of the source is lost, nothing here changes.
+ */
+static object_access_hook_type prev_object_access_hook = NULL;
+
+/*
+ * applying_source: the name of the audit_log subscription this process
+ * applies, NULL in any other process.
+ */
+static const char *
+applying_source(void)
+{
+	if (MySubscription == NULL ||
+		strncmp(MySubscription->name, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0)
+		return NULL;
+	return MySubscription->name;
+}
+
+/*
+ * refuse_replica_write: record a subscription's write to an audit table (or
+ * outside the audit schema) as audit.tamper_attempt, and refuse it.
+ */
+static void
+refuse_replica_write(const char *what, const char *object)
+{
+	AuditEvent	ev;
+	Json		j;
+	char	   *msg = psprintf("subscription \"%s\" may not %s", MySubscription->name, what);
+
+	audit_event_init(&ev, "audit", "audit.tamper_attempt");
+	ev.occurred_at = GetCurrentTimestamp();
+	ev.status = "failure";
+	ev.object_type = "subscription";
+	ev.object_name = MySubscription->name;
+	ev.command = "APPLY";
+	j_begin(&j);
+	j_str(&j, "attempt", what);
+	j_str(&j, "object", object);
+	j_str(&j, "error", msg);
+	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j_end(&j))));
+	audit_queue_event(&ev, false);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", msg),
+			 errdetail("A source's subscription only inserts that source's events and seal records; the attempt has been recorded."),
+			 errhint("Check the publication audit_log_events on the source: audit_log.publish() makes it.")));
+}
+
+/*
+ * source_object_access: the object access hook: in an audit_log
+ * subscription's worker, an explicit lookup of any schema but the
+ * extension's is refused.
+ */
+static void
+source_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					 int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_NAMESPACE_SEARCH && applying_source() != NULL &&
+		((ObjectAccessNamespaceSearch *) arg)->ereport_on_violation &&
+		objectId != get_namespace_oid(AUDIT_SCHEMA, true))
+	{
+		char	   *nsp = get_namespace_name(objectId);
+
+		refuse_replica_write(psprintf("write outside schema %s", AUDIT_SCHEMA),
+							 nsp ? nsp : "?");
+	}
+}
+
+/*
+ * audit_replica_guard: audit_log._replica_guard(), a trigger ENABLE ALWAYS
+ * on the audit tables: in the worker of any subscription (session
+ * replication role replica), refuse the write it fires for; a seal record
+ * of the subscription's own source in source_seals (what
+ * audit_log_source_seal stores) excepted.  Elsewhere it lets the row pass.
+ */
+Datum
+audit_replica_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	const char *op;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("audit_log._replica_guard() must be called as a trigger")));
+	rel = td->tg_relation;
+	if (MySubscription != NULL)
+	{
+		op = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? "INSERT" :
+			TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "UPDATE" :
+			TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "DELETE" : "TRUNCATE";
+		if (strcmp(op, "INSERT") == 0 && applying_source() != NULL &&
+			strcmp(RelationGetRelationName(rel), "source_seals") == 0)
+		{
+			int			attno = SPI_fnumber(RelationGetDescr(rel), "source");
+			bool		isnull;
+			Datum		src = attno > 0 ? heap_getattr(td->tg_trigtuple, attno,
+													  RelationGetDescr(rel), &isnull) : (Datum) 0;
+
+			if (attno > 0 && !isnull &&
+				strcmp(TextDatumGetCString(src), apply_source()) == 0)
+				return PointerGetDatum(td->tg_trigtuple);
+		}
+		refuse_replica_write(psprintf("%s %s.%s", op,
+									  get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel)),
+							 RelationGetRelationName(rel));
+	}
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
+}
+
+/*
+ * audit_sources_init: install the object access hook (called from _PG_init
+ * when preloaded).
+ */
+void
+audit_sources_init(void)
+{
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = source_object_access;
 }

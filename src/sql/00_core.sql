@@ -121,6 +121,44 @@ REVOKE ALL ON TABLE @extschema@.events_default FROM PUBLIC;
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE @extschema@.events_default FROM CURRENT_USER;
 
 /*
+ * _replica_guard(): the trigger, ENABLE ALWAYS on every audit table, that
+ * refuses in a subscription's workers every write but the inserts of events
+ * and seal records (C, src/sources.c: a source's subscription writes as a
+ * superuser, past the tamper guard).  _replica_fence(rel, rows) puts it on a
+ * table: for TRUNCATE always; with rows (a table that is no partition of the
+ * events), for the row writes a subscription never makes there (events and
+ * seal: UPDATE and DELETE; the others: INSERT too).  The partitions of the
+ * events inherit that row trigger; part 80 fences every table the install
+ * made, _lock_down() every partition made later (built detached).
+ */
+CREATE FUNCTION @extschema@._replica_guard() RETURNS trigger
+AS 'MODULE_PATHNAME', 'audit_replica_guard'
+LANGUAGE C;
+CREATE FUNCTION @extschema@._replica_fence(rel regclass, rows boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                    WHERE t.tgrelid = rel AND t.tgname = 'audit_log_replica_truncate') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER audit_log_replica_truncate BEFORE TRUNCATE ON %s'
+                                  ' FOR EACH STATEMENT EXECUTE FUNCTION %I._replica_guard()', rel, '@extschema@');
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_log_replica_truncate', rel);
+    END IF;
+    IF rows AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid = rel AND t.tgname = 'audit_log_replica_write') THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER audit_log_replica_write BEFORE %s ON %s'
+                                  ' FOR EACH ROW EXECUTE FUNCTION %I._replica_guard()',
+            CASE WHEN rel::text IN ('@extschema@.events', '@extschema@.seal')
+                 THEN 'UPDATE OR DELETE' ELSE 'INSERT OR UPDATE OR DELETE' END,
+            rel, '@extschema@');
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_log_replica_write', rel);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._replica_guard(), @extschema@._replica_fence(regclass, boolean) FROM PUBLIC;
+
+/*
  * _partition_name(day): the name of a day's partition, events_pYYYYMMDD.
  */
 CREATE FUNCTION @extschema@._partition_name(day date) RETURNS text

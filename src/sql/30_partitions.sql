@@ -169,7 +169,8 @@ $$;
 
 /*
  * _lock_down(rel): nobody may write an audit table directly, its owner
- * included (the extension's own code passes the tamper guard).
+ * included (the extension's own code passes the tamper guard), nor a
+ * subscription's worker truncate it (_replica_fence()).
  */
 CREATE FUNCTION @extschema@._lock_down(rel text) RETURNS void
 LANGUAGE plpgsql
@@ -180,6 +181,7 @@ BEGIN
     EXECUTE pg_catalog.format(
         'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON TABLE %I.%I FROM CURRENT_USER',
         '@extschema@', rel);
+    PERFORM @extschema@._replica_fence(pg_catalog.format('%I.%I', '@extschema@', rel)::regclass, false);
 END
 $$;
 

@@ -593,3 +593,19 @@ GRANT EXECUTE ON FUNCTION @extschema@.publish(), @extschema@.subscribe(text, tex
     @extschema@.unsubscribe(text), @extschema@.ingest(text, jsonb) TO audit_log_admin;
 REVOKE ALL ON @extschema@.sources FROM PUBLIC;
 GRANT SELECT ON @extschema@.sources TO audit_log_reader, audit_log_admin;
+
+-- Every table of the extension refuses what a subscription's worker may not
+-- write (_replica_fence(), part 00); partitions made later get it from
+-- _lock_down().
+DO $fence$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel, NOT c.relispartition AS rows FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = '@extschema@'::regnamespace AND c.relkind IN ('r', 'p')
+              ORDER BY c.oid
+    LOOP
+        PERFORM @extschema@._replica_fence(r.rel, r.rows);
+    END LOOP;
+END
+$fence$;

@@ -9,7 +9,7 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time usleep);
 use AuditLogNode;
 
 my %node;
@@ -356,6 +356,94 @@ is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE 
 	'1000', 'ingest: the rejected calls stored nothing');
 ($rc, $out, $err) = $central->psql('postgres', "SELECT audit_log.ingest('s1', $feed)");
 like($err, qr/source "s1" is a subscription/, 'ingest: not under a subscription name');
+
+# The attacks of a source's superuser (or of a server posing as a source):
+# its subscription writes on the central as a superuser, past the tamper
+# guard, whatever the publication names.  It may insert its events and seal
+# records, nothing else: a table of the central outside the audit schema, a
+# TRUNCATE of the events, of one of their partitions by name, a write to a
+# configuration table are refused (the apply stops, each attempt recorded as
+# audit.tamper_attempt), and the central keeps its data.  Each refused
+# transaction is then skipped by the central's superuser (ALTER SUBSCRIPTION
+# ... SKIP), as an operator would after reading the error.
+sub refused_then_skipped
+{
+	my ($what, $attempt_re, $log_from, $sub) = @_;
+	$sub //= 'audit_log_s2';
+	ok($central->poll_query_until('postgres', qq{
+		SELECT count(*) > 0 FROM audit_log.events
+		 WHERE source IS NULL AND event_type = 'audit.tamper_attempt' AND object_name = '$sub'
+		   AND details->>'attempt' ~ '$attempt_re'}), "$what: refused and recorded");
+	# the finish LSN of the refused transaction, from the apply's error
+	my $lsn;
+	for (1 .. 600)
+	{
+		my @m = (slurp_file($central->logfile, $log_from) =~ /"$sub".*?finished at ([0-9A-F]+\/[0-9A-F]+)/gs);
+		$lsn = $m[-1] if @m;
+		last if $lsn;
+		usleep(100_000);
+	}
+	ok($lsn, "$what: the apply says which transaction failed");
+	$central->safe_psql('postgres', "ALTER SUBSCRIPTION $sub SKIP (lsn = '$lsn')");
+	ok($central->poll_query_until('postgres',
+		"SELECT subskiplsn = '0/0' FROM pg_subscription WHERE subname = '$sub'"),
+		"$what: skipped");
+}
+$central->safe_psql('postgres', q{
+	CREATE TABLE public.victim (id int PRIMARY KEY, v text);
+	INSERT INTO public.victim VALUES (1, 'the central''s own');});
+my $s2_events = $central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's2'");
+my $holds = $central->safe_psql('postgres', 'SELECT count(*) FROM audit_log.legal_hold');
+my $log_at = -s $central->logfile;
+my $c1_s2 = 'host=' . $node{s2}->host . ' port=' . $node{s2}->port . ' dbname=postgres';
+$node{s2}->safe_psql('postgres', q{
+	CREATE TABLE public.victim (id int PRIMARY KEY, v text);
+	ALTER PUBLICATION audit_log_events ADD TABLE public.victim;
+	INSERT INTO public.victim VALUES (2, 'written by the source');});
+refused_then_skipped('a table outside the audit schema', 'write outside schema audit_log', $log_at);
+is($central->safe_psql('postgres', 'SELECT string_agg(id || v, \',\') FROM public.victim'),
+	"1the central's own", 'the central\'s table is untouched');
+$log_at = -s $central->logfile;
+$node{s2}->safe_psql('postgres', q{
+	ALTER PUBLICATION audit_log_events SET (publish = 'insert, truncate');
+	BEGIN; SET LOCAL audit_log.internal = on; TRUNCATE audit_log.events; COMMIT;});
+refused_then_skipped('TRUNCATE of the events', 'TRUNCATE audit_log\.events', $log_at);
+my $leaf = $node{s2}->safe_psql('postgres', q{
+	SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	 WHERE i.inhparent = ('audit_log.' || audit_log._partition_name(current_date))::regclass
+	 ORDER BY c.relname LIMIT 1});
+$log_at = -s $central->logfile;
+# Any subscription is fenced so, not only audit_log's: a superuser's own
+# subscription to a publication of one partition, truncated on its side.
+$node{s2}->safe_psql('postgres', qq{
+	CREATE PUBLICATION rogue FOR TABLE audit_log.$leaf WITH (publish = 'truncate')});
+$central->safe_psql('postgres', "CREATE SUBSCRIPTION rogue CONNECTION '$c1_s2' PUBLICATION rogue WITH (copy_data = false)");
+$node{s2}->safe_psql('postgres', qq{
+	BEGIN; SET LOCAL audit_log.internal = on; TRUNCATE audit_log.$leaf; COMMIT;});
+refused_then_skipped('TRUNCATE of a partition by its name', "TRUNCATE audit_log\\.$leaf", $log_at, 'rogue');
+$central->safe_psql('postgres', 'DROP SUBSCRIPTION rogue');
+$log_at = -s $central->logfile;
+$node{s2}->safe_psql('postgres', q{CREATE PUBLICATION rogue2 FOR TABLE audit_log.legal_hold WITH (publish = 'insert')});
+$central->safe_psql('postgres', "CREATE SUBSCRIPTION rogue2 CONNECTION '$c1_s2' PUBLICATION rogue2 WITH (copy_data = false)");
+$node{s2}->safe_psql('postgres', q{
+	BEGIN; SET LOCAL audit_log.internal = on;
+	INSERT INTO audit_log.legal_hold (name, from_time, to_time, reason)
+	VALUES ('forged', now() - interval '1 day', now(), 'a hold the central never placed'); COMMIT;});
+refused_then_skipped('a write to a configuration table', 'INSERT audit_log\.legal_hold', $log_at, 'rogue2');
+$central->safe_psql('postgres', 'DROP SUBSCRIPTION rogue2');
+is($central->safe_psql('postgres', "SELECT count(*) FROM audit_log.events WHERE source = 's2'") >= $s2_events ? 'kept' : 'lost',
+	'kept', 'the events of s2 on the central are all kept');
+is($central->safe_psql('postgres', 'SELECT count(*) FROM audit_log.legal_hold'), $holds, 'no hold was forged');
+# The source put right: its events flow again.
+$node{s2}->safe_psql('postgres', q{
+	ALTER PUBLICATION audit_log_events DROP TABLE public.victim;
+	ALTER PUBLICATION audit_log_events SET (publish = 'insert');
+	DROP PUBLICATION rogue, rogue2;
+	SELECT audit_log.log('app.after_the_attacks');});
+# (s2 truncated its own events meanwhile: the central keeps its copy)
+ok($central->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM audit_log.events WHERE source = 's2' AND event_type = 'app.after_the_attacks'}),
+	's2: the events after the attacks arrive, once');
 
 # 8 (part). A stopped source shows down.
 $node{s2}->stop;
