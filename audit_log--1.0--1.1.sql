@@ -9,6 +9,13 @@
  */
 \echo Use "ALTER EXTENSION audit_log UPDATE TO '1.1'" to load this file. \quit
 
+-- The script's own statements (DO blocks, views) run under search_path =
+-- pg_catalog, pg_temp: while it runs, PostgreSQL puts on the path the schema
+-- of pgcrypto (public, by CASCADE), where a role may have planted a
+-- function or operator that an unqualified call would pick over
+-- pg_catalog's.  Everything of the extension is named with its schema.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 -- ==== hardening (issue 8): internal operations marked by the SET clause ====
 -- The mark of 1.0, _internal(), could outlive a failed call; 1.1 functions
 -- set audit_log.internal in their SET clause instead.
@@ -5127,6 +5134,11 @@ BEGIN
     END LOOP;
 END
 $fence$;
+
+-- ==== integrity: SHA-256 is PostgreSQL's own (pgcrypto's schema named by its text could be replaced) ====
+CREATE OR REPLACE FUNCTION @extschema@._sha256(bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $f$ SELECT pg_catalog.sha256($1) $f$;
 
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$

@@ -5,6 +5,13 @@
  */
 \echo Use "CREATE EXTENSION audit_log CASCADE" to load this file. \quit
 
+-- The script's own statements (DO blocks, views) run under search_path =
+-- pg_catalog, pg_temp: while it runs, PostgreSQL puts on the path the schema
+-- of pgcrypto (public, by CASCADE), where a role may have planted a
+-- function or operator that an unqualified call would pick over
+-- pg_catalog's.  Everything of the extension is named with its schema.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 -- Objects made ready beforehand by a role that is not a superuser are not
 -- trusted: the owner of a schema named audit_log could drop the trail with
 -- it, and a role that administers one of the extension's roles (16 and

@@ -27,18 +27,13 @@
  * open.
  */
 
--- SHA-256 through pgcrypto, wherever CASCADE installed it.
-DO $sha$
-DECLARE
-    s text;
-BEGIN
-    SELECT n.nspname INTO STRICT s FROM pg_catalog.pg_extension e
-      JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto';
-    EXECUTE pg_catalog.format(
-        'CREATE FUNCTION @extschema@._sha256(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE '
-        'AS $f$ SELECT %I.digest($1, ''sha256'') $f$', s);
-END
-$sha$;
+-- SHA-256, PostgreSQL's own (the bytes pgcrypto's digest(x, 'sha256') gave
+-- 1.0).  Inlined into seal(), verify() and maintain() (no SET clause), so it
+-- names nothing a role could replace: pgcrypto's schema is often one a
+-- database owner may write to.
+CREATE FUNCTION @extschema@._sha256(bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $f$ SELECT pg_catalog.sha256($1) $f$;
 
 /*
  * _canonical(text): the UTF-8 bytes of a text in any server encoding,

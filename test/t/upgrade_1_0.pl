@@ -11,6 +11,8 @@ use AuditLogNode;
 
 # The extension is created at version 1.0 below.
 my $node = audit_node('upgrade', extension => 0);
+# (the role of the attacks on the scripts, below)
+$node->safe_psql('postgres', 'CREATE ROLE planter');
 
 my $db = 'postgres';
 my $default_version = $node->safe_psql($db,
@@ -139,7 +141,46 @@ is($mrc, 0, 'on 1.0, a nested mark cleared by a caught error leaves the outer ma
 my $upto = $node->safe_psql($db, 'SELECT max(event_id) FROM audit_log.events');
 my $before = $node->safe_psql($db, snapshot_sql($upto));
 
+# The attack on the update (and, below, on a fresh install): while an
+# extension's script runs, PostgreSQL puts the schema of pgcrypto (public,
+# by CASCADE) on its path.  A role that may write there plants functions and
+# an operator with the exact types of calls the scripts make unqualified,
+# where pg_catalog has no exact match; they make it a superuser if they ever
+# run as one.
+sub plant
+{
+	my ($dbname) = @_;
+	$node->safe_psql($dbname, q{
+		ALTER SCHEMA public OWNER TO planter;
+		SET ROLE planter;
+		CREATE FUNCTION public.escalate() RETURNS void LANGUAGE plpgsql AS $f$
+		BEGIN IF current_setting('is_superuser') = 'on' THEN EXECUTE 'ALTER ROLE planter SUPERUSER'; END IF; END $f$;
+		CREATE FUNCTION public.generate_series(date, date, interval) RETURNS SETOF date LANGUAGE plpgsql AS $f$
+		BEGIN PERFORM public.escalate();
+		      RETURN QUERY SELECT d::date FROM pg_catalog.generate_series($1::timestamp, $2::timestamp, $3) d; END $f$;
+		CREATE FUNCTION public.contains(text[], text[]) RETURNS boolean LANGUAGE plpgsql AS $f$
+		BEGIN PERFORM public.escalate(); RETURN pg_catalog.arraycontains($1, $2); END $f$;
+		CREATE OPERATOR public.@> (LEFTARG = text[], RIGHTARG = text[], FUNCTION = public.contains);
+		CREATE FUNCTION public.like_name(name, name) RETURNS boolean LANGUAGE plpgsql AS $f$
+		BEGIN PERFORM public.escalate(); RETURN pg_catalog.textregexeq($1::text, $2::text); END $f$;
+		CREATE OPERATOR public.~ (LEFTARG = name, RIGHTARG = name, FUNCTION = public.like_name);
+		RESET ROLE;});
+}
+sub unplant
+{
+	my ($dbname) = @_;
+	$node->safe_psql($dbname, q{
+		DROP OPERATOR public.@> (text[], text[]); DROP OPERATOR public.~ (name, name);
+		DROP FUNCTION public.contains(text[], text[]), public.like_name(name, name),
+		    public.generate_series(date, date, interval), public.escalate();
+		ALTER SCHEMA public OWNER TO pg_database_owner;});
+}
+plant($db);
+
 $node->safe_psql($db, 'ALTER EXTENSION audit_log UPDATE');
+is($node->safe_psql($db, "SELECT rolsuper FROM pg_roles WHERE rolname = 'planter'"), 'f',
+	'the update ran none of the planted functions and operators');
+unplant($db);
 is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'audit_log'"),
 	$default_version, "updated to $default_version");
 is($node->safe_psql($db, snapshot_sql($upto)), $before,
@@ -232,7 +273,31 @@ is($node->safe_psql($db, q{
 
 # The updated schema equals a fresh install's (extension members only).
 $node->safe_psql($db, 'CREATE DATABASE fresh');
+plant('fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION audit_log CASCADE');
+is($node->safe_psql('fresh', "SELECT rolsuper FROM pg_roles WHERE rolname = 'planter'"), 'f',
+	'a fresh install ran none of the planted functions and operators');
+# Nor does seal() (nor verify(), nor the writer's maintain()), whose SHA-256
+# named pgcrypto's schema by its text: the owner of that schema renames it
+# and plants a digest() of its own.
+$node->safe_psql('fresh', q{
+	GRANT CREATE ON DATABASE fresh TO planter;
+	SET ROLE planter;
+	ALTER SCHEMA public RENAME TO public_old;
+	CREATE SCHEMA public;
+	CREATE FUNCTION public.digest(bytea, text) RETURNS bytea LANGUAGE plpgsql AS $f$
+	BEGIN PERFORM public_old.escalate(); RETURN pg_catalog.sha256($1); END $f$;
+	RESET ROLE;
+	SELECT audit_log._record_at(now() - interval '3 hours', 'app', 'app.sealed_soon');});
+$node->safe_psql('fresh', 'SELECT audit_log.seal()');
+$node->safe_psql('fresh', 'SELECT count(*) FROM audit_log.verify()');
+is($node->safe_psql('fresh', "SELECT rolsuper FROM pg_roles WHERE rolname = 'planter'"), 'f',
+	'seal() and verify() ran no planted digest()');
+$node->safe_psql('fresh', q{
+	DROP SCHEMA public CASCADE;
+	ALTER SCHEMA public_old RENAME TO public;
+	REVOKE CREATE ON DATABASE fresh FROM planter;});
+unplant('fresh');
 
 # schema_of(db): the extension's objects as pg_dump --schema-only prints them,
 # one statement per entry, sorted.
