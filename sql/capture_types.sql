@@ -161,6 +161,19 @@ INSERT INTO typ_kept2.t VALUES (4, NULL, NULL);
 SELECT object_name, resource_id, new_data FROM table_events
  WHERE object_name IN ('typ_kept.t', 'typ_kept2.t') AND command = 'INSERT' ORDER BY event_id;
 
+-- A json value jsonb cannot hold (a \u0000 escape, a number beyond
+-- numeric) is recorded as the JSON string of its text: any writer could
+-- store one, and its row must stay writable.  Others are JSON as usual.
+INSERT INTO typ_all (id, j) VALUES (20, '{"a": "x\u0000y", "b": 1}'), (21, '"\\u0000 \u0000"'),
+    (22, '[1e100000, 2]'), (23, '{"ok": "\u00e9\ud83d\ude00 \\u0000", "n": -1.5e-30}');
+UPDATE typ_all SET j = '{"b": 2}' WHERE id = 20;
+UPDATE typ_all SET j = '[1e-100000]' WHERE id = 23;
+DELETE FROM typ_all WHERE id IN (21, 22);
+SELECT resource_id, command, old_data -> 'j' AS old_j, jsonb_typeof(old_data -> 'j') AS old_type,
+       new_data -> 'j' AS new_j, jsonb_typeof(new_data -> 'j') AS new_type
+  FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('20', '21', '22', '23')
+ ORDER BY event_id;
+
 -- Row images (compress.c): an image that compresses is stored compressed,
 -- a small one (under 1 kB) as well as a large one; images that do not
 -- compress are stored as they are (and after a run of those the writer

@@ -21,6 +21,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -184,15 +185,92 @@ container_to_tree(JsonbContainer *jc, JsonbValue *v)
 }
 
 /*
- * json_value: a jsonb or json value (col->typid) as a jsonb.
+ * json_text_jsonb_safe: whether jsonb_in() takes the (valid) json text s:
+ * not when a string holds a \u0000 escape, or, in a database whose encoding
+ * is not UTF-8, a \u escape of a character outside ASCII (it may have none
+ * there), nor when a number is beyond numeric (conservatively: a number of
+ * over 1000 characters, or with an exponent of more than 3 digits).
+ * Backslashes occur only inside strings, and no byte of a multibyte
+ * character of a server encoding is ASCII.
+ */
+static bool
+json_text_jsonb_safe(const char *s)
+{
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	bool		in_string = false;
+	const char *p = s;
+
+	while (*p != '\0')
+	{
+		if (in_string)
+		{
+			if (*p == '"')
+				in_string = false;
+			else if (*p == '\\' && p[1] == 'u')
+			{
+				unsigned int code = 0;
+				int			k;
+
+				/* json_in() checked the four hex digits */
+				for (k = 2; k < 6; k++)
+					code = code * 16 + (isdigit((unsigned char) p[k]) ? p[k] - '0' :
+										(p[k] | 0x20) - 'a' + 10);
+				if (code == 0 || (!utf8 && code > 0x7f))
+					return false;
+				p += 5;
+			}
+			else if (*p == '\\')
+				p++;
+		}
+		else if (*p == '"')
+			in_string = true;
+		else if (*p == '-' || isdigit((unsigned char) *p))
+		{
+			const char *start = p;
+			const char *exponent = NULL;
+
+			while (*p != '\0' && strchr("0123456789.eE+-", *p) != NULL)
+			{
+				if (*p == 'e' || *p == 'E')
+					exponent = p + 1;
+				p++;
+			}
+			if (p - start > 1000)
+				return false;
+			if (exponent != NULL)
+			{
+				if (*exponent == '+' || *exponent == '-')
+					exponent++;
+				if (p - exponent > 3)
+					return false;
+			}
+			continue;
+		}
+		p++;
+	}
+	return true;
+}
+
+/*
+ * json_value: a jsonb or json value (col->typid) as a jsonb.  A json value
+ * jsonb cannot hold (json_text_jsonb_safe()) is the JSON string of its
+ * text, rather than an error that would leave its row unwritable.
  */
 static Jsonb *
 json_value(JsonField *col, Datum value)
 {
+	char	   *str;
+	JsonbValue	v;
+
 	if (col->typid == JSONBOID)
 		return DatumGetJsonbP(value);
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-											  CStringGetDatum(TextDatumGetCString(value))));
+	str = TextDatumGetCString(value);
+	if (json_text_jsonb_safe(str))
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(str)));
+	v.type = jbvString;
+	v.val.string.val = str;
+	v.val.string.len = strlen(str);
+	return JsonbValueToJsonb(&v);
 }
 
 /*
