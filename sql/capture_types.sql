@@ -161,6 +161,55 @@ INSERT INTO typ_kept2.t VALUES (4, NULL, NULL);
 SELECT object_name, resource_id, new_data FROM table_events
  WHERE object_name IN ('typ_kept.t', 'typ_kept2.t') AND command = 'INSERT' ORDER BY event_id;
 
+-- Ranges and multiranges are strings in range_out()'s form, their bounds
+-- written like columns (timestamptz in UTC, dates in ISO, floats shortest),
+-- money a number: the same row reads the same whatever the writer's
+-- TimeZone, DateStyle, IntervalStyle and extra_float_digits.
+CREATE TYPE typ_floatrange AS RANGE (subtype = float8);
+CREATE TYPE typ_ivrange AS RANGE (subtype = interval);
+CREATE TABLE typ_ranges (id int PRIMARY KEY, tz tstzrange, ts tsrange, d daterange, n numrange,
+    f typ_floatrange, iv typ_ivrange, mtz tstzmultirange, md datemultirange, da daterange[],
+    e int4range, m money);
+SELECT audit_log.enable('typ_ranges');
+INSERT INTO typ_ranges VALUES (1, '[2024-06-01 12:00:00+00,2024-06-02 00:00:00+00)',
+    '(2024-06-01 12:00:00.5,infinity]', '[2024-02-29,2024-03-02)', '(1.50,)', '[0.1,0.30000000000000004]',
+    '[1 day 02:00:00,2 years)', '{[2024-06-01 12:00:00+00,2024-06-01 13:00:00+00),[2024-06-02 00:00:00+00,)}',
+    '{}', ARRAY['[2024-01-01,2024-01-05)'::daterange, 'empty'], 'empty', 1234.56);
+SET timezone = 'America/New_York';
+SET datestyle = 'SQL, DMY';
+SET IntervalStyle = 'iso_8601';
+SET extra_float_digits = -3;
+INSERT INTO typ_ranges SELECT 2, tz, ts, d, n, f, iv, mtz, md, da, e, m FROM typ_ranges WHERE id = 1;
+RESET timezone;
+RESET datestyle;
+RESET IntervalStyle;
+RESET extra_float_digits;
+SELECT count(DISTINCT new_data - 'id') AS images FROM table_events WHERE object_name = 'public.typ_ranges';
+SELECT k, v FROM table_events, jsonb_each(new_data) AS e(k, v)
+ WHERE object_name = 'public.typ_ranges' AND resource_id = '2' ORDER BY k;
+-- the recorded text reads back as the same value
+SELECT (new_data ->> 'tz')::tstzrange = r.tz AS tz, (new_data ->> 'ts')::tsrange = r.ts AS ts,
+       (new_data ->> 'mtz')::tstzmultirange = r.mtz AS mtz, (new_data ->> 'f')::typ_floatrange = r.f AS f,
+       (new_data ->> 'iv')::typ_ivrange = r.iv AS iv, (new_data ->> 'm')::numeric::money = r.m AS m
+  FROM table_events, typ_ranges r
+ WHERE object_name = 'public.typ_ranges' AND resource_id = '2' AND r.id = 2;
+SELECT audit_log.disable('typ_ranges');
+DROP TABLE typ_ranges;
+DROP TYPE typ_floatrange, typ_ivrange;
+
+-- A json value jsonb cannot hold (a \u0000 escape, a number beyond
+-- numeric) is recorded as the JSON string of its text: any writer could
+-- store one, and its row must stay writable.  Others are JSON as usual.
+INSERT INTO typ_all (id, j) VALUES (20, '{"a": "x\u0000y", "b": 1}'), (21, '"\\u0000 \u0000"'),
+    (22, '[1e100000, 2]'), (23, '{"ok": "\u00e9\ud83d\ude00 \\u0000", "n": -1.5e-30}');
+UPDATE typ_all SET j = '{"b": 2}' WHERE id = 20;
+UPDATE typ_all SET j = '[1e-100000]' WHERE id = 23;
+DELETE FROM typ_all WHERE id IN (21, 22);
+SELECT resource_id, command, old_data -> 'j' AS old_j, jsonb_typeof(old_data -> 'j') AS old_type,
+       new_data -> 'j' AS new_j, jsonb_typeof(new_data -> 'j') AS new_type
+  FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('20', '21', '22', '23')
+ ORDER BY event_id;
+
 -- Row images (compress.c): an image that compresses is stored compressed,
 -- a small one (under 1 kB) as well as a large one; images that do not
 -- compress are stored as they are (and after a run of those the writer

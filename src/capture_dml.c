@@ -326,11 +326,12 @@ add_event(CaptureState *cs, const char *code, const char *command,
 }
 
 /*
- * capture_rows: one event per row of a transition table (INSERT, DELETE).
+ * capture_rows: one event per row of a transition table (INSERT, DELETE;
+ * the rows an UPDATE took out of the table, command "UPDATE").
  */
 static void
 capture_rows(CaptureState *cs, Tuplestorestate *ts, bool is_insert,
-			 const char *code)
+			 const char *code, const char *command)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
 	MemoryContext old;
@@ -347,26 +348,57 @@ capture_rows(CaptureState *cs, Tuplestorestate *ts, bool is_insert,
 		rid = resource_id_of(cs, slot);
 		MemoryContextSwitchTo(old);
 		if (is_insert)
-			add_event(cs, code, "INSERT", NULL, data, rid);
+			add_event(cs, code, command, NULL, data, rid);
 		else
-			add_event(cs, code, "DELETE", data, NULL, rid);
+			add_event(cs, code, command, data, NULL, rid);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 }
 
 /*
  * capture_updates: one event per updated row that changed an audited
- * column (and a watched one, with when_changed).  The old and new
- * transition tables hold the rows in the same order.
+ * column (and a watched one, with when_changed).
+ *
+ * The old and new transition tables hold the rows in the same order, one
+ * new row for each old row, except for a row the UPDATE moved to another
+ * partition whose insert there a BEFORE INSERT trigger skipped (returned
+ * NULL): PostgreSQL stores its old row when it deletes it from its
+ * partition, and no new row (nodeModifyTable.c, ExecCrossPartitionUpdate()).
+ * Such a row left the table: recorded as a delete (delete_code, command
+ * UPDATE).  Nothing in the transition tables tells which old rows lost
+ * their new row (a moved row's key changes with its partition key, and a
+ * trigger may change any value), so when only some did, the rows cannot
+ * be paired: the statement fails rather than record events of the wrong
+ * rows.  Equal counts (the usual case) pair by position.
  */
 static void
 capture_updates(CaptureState *cs, Tuplestorestate *oldts,
-				Tuplestorestate *newts, const char *code)
+				Tuplestorestate *newts, const char *code,
+				const char *delete_code)
 {
-	TupleTableSlot *oslot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
-	TupleTableSlot *nslot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
-	bool	   *changed = palloc(sizeof(bool) * cs->natts);
+	TupleTableSlot *oslot;
+	TupleTableSlot *nslot;
+	bool	   *changed;
+	int64		nold = tuplestore_tuple_count(oldts);
+	int64		nnew = tuplestore_tuple_count(newts);
 
+	if (nnew != nold)
+	{
+		if (nnew != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot audit UPDATE of \"%s\": a BEFORE INSERT trigger skipped " INT64_FORMAT " of the rows it moved between partitions",
+							cs->t->object_name, nold - nnew),
+					 errdetail("Which of the statement's " INT64_FORMAT " rows were updated and which left the table cannot be told apart.",
+							   nold),
+					 errhint("Update the rows that move between partitions one at a time, or make the trigger raise an error instead of returning NULL.")));
+		capture_rows(cs, oldts, false, delete_code, "UPDATE");
+		return;
+	}
+
+	oslot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
+	nslot = MakeSingleTupleTableSlot(cs->desc, &TTSOpsMinimalTuple);
+	changed = palloc(sizeof(bool) * cs->natts);
 	tuplestore_rescan(oldts);
 	tuplestore_rescan(newts);
 	while (tuplestore_gettupleslot(oldts, true, false, oslot) &&
@@ -489,8 +521,9 @@ audit_capture(PG_FUNCTION_ARGS)
 									"audit_log capture",
 									ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(stmtcxt);
-	rows = td->tg_newtable != NULL ? tuplestore_tuple_count(td->tg_newtable) :
-		td->tg_oldtable != NULL ? tuplestore_tuple_count(td->tg_oldtable) : 1;
+	/* an UPDATE's old rows: as many as its new ones, or more */
+	rows = td->tg_oldtable != NULL ? tuplestore_tuple_count(td->tg_oldtable) :
+		td->tg_newtable != NULL ? tuplestore_tuple_count(td->tg_newtable) : 1;
 
 	audit_capture_table_enter();
 	PG_TRY();
@@ -500,12 +533,13 @@ audit_capture(PG_FUNCTION_ARGS)
 		args = td->tg_trigger->tgargs;
 
 		if (TRIGGER_FIRED_BY_INSERT(ev) && td->tg_newtable != NULL)
-			capture_rows(&cs, td->tg_newtable, true, args[ARG_INSERT_CODE]);
+			capture_rows(&cs, td->tg_newtable, true, args[ARG_INSERT_CODE], "INSERT");
 		else if (TRIGGER_FIRED_BY_UPDATE(ev) && td->tg_oldtable != NULL &&
 				 td->tg_newtable != NULL)
-			capture_updates(&cs, td->tg_oldtable, td->tg_newtable, args[ARG_UPDATE_CODE]);
+			capture_updates(&cs, td->tg_oldtable, td->tg_newtable, args[ARG_UPDATE_CODE],
+							args[ARG_DELETE_CODE]);
 		else if (TRIGGER_FIRED_BY_DELETE(ev) && td->tg_oldtable != NULL)
-			capture_rows(&cs, td->tg_oldtable, false, args[ARG_DELETE_CODE]);
+			capture_rows(&cs, td->tg_oldtable, false, args[ARG_DELETE_CODE], "DELETE");
 		else if (TRIGGER_FIRED_BY_TRUNCATE(ev) && !truncate_seen(&cs))
 			add_event(&cs, args[ARG_TRUNCATE_CODE], "TRUNCATE", NULL, NULL, NULL);
 		flush_batch(&cs);

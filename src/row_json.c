@@ -5,8 +5,9 @@
  *		(old_data, new_data) of capture_dml.c: scalars, domains as their
  *		base type, arrays as (nested) JSON arrays, composites as objects of
  *		their attributes, jsonb/json as themselves; but timestamptz always
- *		in UTC, and intervals, bytea and floats in PostgreSQL's default
- *		styles, so that the same value reads the same in every event.
+ *		in UTC, intervals, bytea and floats in PostgreSQL's default styles,
+ *		money as a number and ranges with their bounds written the same
+ *		way, so that the same value reads the same in every event.
  *
  * audit_json_field_init() looks a type up once (syscache, typcache) per
  * statement; audit_value_to_jsonb() then runs per value without catalog
@@ -21,6 +22,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -30,7 +32,9 @@
 #include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/multirangetypes.h"
 #include "utils/numeric.h"
+#include "utils/rangetypes.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -101,6 +105,16 @@ audit_json_field_init(JsonField *col, Oid typid, int depth)
 	{
 		col->elem = palloc0(sizeof(JsonField));
 		audit_json_field_init(col->elem, elemtype, depth + 1);
+	}
+	else if (typtype == TYPTYPE_RANGE || typtype == TYPTYPE_MULTIRANGE)
+	{
+		TypeCacheEntry *tc = lookup_type_cache(col->typid, typtype == TYPTYPE_RANGE ?
+											   TYPECACHE_RANGE_INFO : TYPECACHE_MULTIRANGE_INFO);
+
+		col->multirange = typtype == TYPTYPE_MULTIRANGE;
+		col->range = col->multirange ? tc->rngtype : tc;
+		col->bound = palloc0(sizeof(JsonField));
+		audit_json_field_init(col->bound, col->range->rngelemtype->type_id, depth + 1);
 	}
 	else if (typtype == TYPTYPE_COMPOSITE)
 	{
@@ -184,15 +198,92 @@ container_to_tree(JsonbContainer *jc, JsonbValue *v)
 }
 
 /*
- * json_value: a jsonb or json value (col->typid) as a jsonb.
+ * json_text_jsonb_safe: whether jsonb_in() takes the (valid) json text s:
+ * not when a string holds a \u0000 escape, or, in a database whose encoding
+ * is not UTF-8, a \u escape of a character outside ASCII (it may have none
+ * there), nor when a number is beyond numeric (conservatively: a number of
+ * over 1000 characters, or with an exponent of more than 3 digits).
+ * Backslashes occur only inside strings, and no byte of a multibyte
+ * character of a server encoding is ASCII.
+ */
+static bool
+json_text_jsonb_safe(const char *s)
+{
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	bool		in_string = false;
+	const char *p = s;
+
+	while (*p != '\0')
+	{
+		if (in_string)
+		{
+			if (*p == '"')
+				in_string = false;
+			else if (*p == '\\' && p[1] == 'u')
+			{
+				unsigned int code = 0;
+				int			k;
+
+				/* json_in() checked the four hex digits */
+				for (k = 2; k < 6; k++)
+					code = code * 16 + (isdigit((unsigned char) p[k]) ? p[k] - '0' :
+										(p[k] | 0x20) - 'a' + 10);
+				if (code == 0 || (!utf8 && code > 0x7f))
+					return false;
+				p += 5;
+			}
+			else if (*p == '\\')
+				p++;
+		}
+		else if (*p == '"')
+			in_string = true;
+		else if (*p == '-' || isdigit((unsigned char) *p))
+		{
+			const char *start = p;
+			const char *exponent = NULL;
+
+			while (*p != '\0' && strchr("0123456789.eE+-", *p) != NULL)
+			{
+				if (*p == 'e' || *p == 'E')
+					exponent = p + 1;
+				p++;
+			}
+			if (p - start > 1000)
+				return false;
+			if (exponent != NULL)
+			{
+				if (*exponent == '+' || *exponent == '-')
+					exponent++;
+				if (p - exponent > 3)
+					return false;
+			}
+			continue;
+		}
+		p++;
+	}
+	return true;
+}
+
+/*
+ * json_value: a jsonb or json value (col->typid) as a jsonb.  A json value
+ * jsonb cannot hold (json_text_jsonb_safe()) is the JSON string of its
+ * text, rather than an error that would leave its row unwritable.
  */
 static Jsonb *
 json_value(JsonField *col, Datum value)
 {
+	char	   *str;
+	JsonbValue	v;
+
 	if (col->typid == JSONBOID)
 		return DatumGetJsonbP(value);
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-											  CStringGetDatum(TextDatumGetCString(value))));
+	str = TextDatumGetCString(value);
+	if (json_text_jsonb_safe(str))
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(str)));
+	v.type = jbvString;
+	v.val.string.val = str;
+	v.val.string.len = strlen(str);
+	return JsonbValueToJsonb(&v);
 }
 
 /*
@@ -327,10 +418,122 @@ composite_to_jsonb(JsonField *col, Datum value, JsonbValue *v)
 	v->val.object.pairs = pairs;
 }
 
+static char *value_text(JsonField *col, Datum value);
+
+/*
+ * range_append: a range value as range_out() writes it (bounds quoted
+ * the same way), each bound as value_text() writes it, to buf.
+ */
+static void
+range_append(StringInfo buf, JsonField *col, RangeType *range)
+{
+	RangeBound	lower;
+	RangeBound	upper;
+	bool		empty;
+	char		flags = range_get_flags(range);
+
+	range_deserialize(col->range, range, &lower, &upper, &empty);
+	if (flags & RANGE_EMPTY)
+	{
+		appendStringInfoString(buf, "empty");
+		return;
+	}
+	appendStringInfoChar(buf, (flags & RANGE_LB_INC) ? '[' : '(');
+	for (int b = 0; b < 2; b++)
+	{
+		const char *s;
+		bool		quote;
+
+		if (b == 1)
+			appendStringInfoChar(buf, ',');
+		if (!(b == 0 ? RANGE_HAS_LBOUND(flags) : RANGE_HAS_UBOUND(flags)))
+			continue;
+		s = value_text(col->bound, b == 0 ? lower.val : upper.val);
+		quote = s[0] == '\0' || strpbrk(s, "\"\\()[],") != NULL;
+		for (const char *c = s; *c != '\0' && !quote; c++)
+			quote = isspace((unsigned char) *c);
+		if (quote)
+			appendStringInfoChar(buf, '"');
+		for (const char *c = s; *c != '\0'; c++)
+		{
+			if (*c == '"' || *c == '\\')
+				appendStringInfoChar(buf, *c);
+			appendStringInfoChar(buf, *c);
+		}
+		if (quote)
+			appendStringInfoChar(buf, '"');
+	}
+	appendStringInfoChar(buf, (flags & RANGE_UB_INC) ? ']' : ')');
+}
+
+/*
+ * value_text: a value as text without the writer's session settings:
+ * ranges and multiranges as range_out() and multirange_out() write them,
+ * of bounds written this way; the types audit_value_to_jsonb() writes
+ * whatever the settings, as the string or number it writes; others by
+ * their output function.
+ */
+static char *
+value_text(JsonField *col, Datum value)
+{
+	JsonbValue	v;
+
+	if (col->range != NULL)
+	{
+		StringInfoData buf;
+
+		check_stack_depth();
+		initStringInfo(&buf);
+		if (col->multirange)
+		{
+			int32		n;
+			RangeType **ranges;
+
+			multirange_deserialize(col->range, DatumGetMultirangeTypeP(value), &n, &ranges);
+			appendStringInfoChar(&buf, '{');
+			for (int32 i = 0; i < n; i++)
+			{
+				if (i > 0)
+					appendStringInfoChar(&buf, ',');
+				range_append(&buf, col, ranges[i]);
+			}
+			appendStringInfoChar(&buf, '}');
+		}
+		else
+			range_append(&buf, col, DatumGetRangeTypeP(value));
+		return buf.data;
+	}
+	switch (col->typid)
+	{
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case CASHOID:
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case INTERVALOID:
+		case BYTEAOID:
+			audit_value_to_jsonb(col, value, false, &v);
+			if (v.type == jbvString)
+				return pnstrdup(v.val.string.val, v.val.string.len);
+			if (v.type == jbvNumeric)
+				return DatumGetCString(DirectFunctionCall1(numeric_out,
+														   NumericGetDatum(v.val.numeric)));
+			break;
+		default:
+			break;
+	}
+	return OutputFunctionCall(&col->out, value);
+}
+
 /*
  * audit_value_to_jsonb: one value as a JsonbValue, the way to_jsonb()
  * would write it for scalars, arrays and composites (but timestamptz always
- * in UTC, intervals, bytea and floats in the default styles); other types
+ * in UTC, intervals, bytea and floats in the default styles, money as a
+ * number, ranges and multiranges as value_text() writes them); other types
  * as their text form.
  */
 void
@@ -351,6 +554,14 @@ audit_value_to_jsonb(JsonField *col, Datum value, bool isnull, JsonbValue *v)
 	if (col->fields != NULL)
 	{
 		composite_to_jsonb(col, value, v);
+		return;
+	}
+	if (col->range != NULL)
+	{
+		/* bounds (timestamptz in UTC, ...) as columns are written */
+		v->type = jbvString;
+		v->val.string.val = value_text(col, value);
+		v->val.string.len = strlen(v->val.string.val);
 		return;
 	}
 	switch (col->typid)
@@ -468,6 +679,11 @@ audit_value_to_jsonb(JsonField *col, Datum value, bool isnull, JsonbValue *v)
 				v->val.string.len = len * 2 + 2;
 				return;
 			}
+		case CASHOID:
+			/* a number, not lc_monetary's currency format */
+			v->type = jbvNumeric;
+			v->val.numeric = DatumGetNumeric(DirectFunctionCall1(cash_numeric, value));
+			return;
 		case JSONBOID:
 		case JSONOID:
 			jsonb_to_tree(json_value(col, value), v);

@@ -35,6 +35,9 @@ typedef struct JsonField
 	int		   *fieldorder;		/* live attributes in jsonb key order */
 	int			nfields;
 	TupleDesc	fielddesc;		/* the composite's row type */
+	struct TypeCacheEntry *range;	/* ranges, multiranges: the range type */
+	bool		multirange;
+	struct JsonField *bound;	/* ranges, multiranges: how to write a bound */
 } JsonField;
 
 extern int	audit_json_key_cmp(const char *a, const char *b);

@@ -171,5 +171,20 @@ is(sql('enc_euc_jp', q{
 	  FROM audit_log.events WHERE event_type = 'privilege.granted' AND status = 'failure'}),
 	't', 'EUC_JP: its user agent, cut to fit the queue, ends with a whole character');
 
+# A json column holding a \u escape of a character outside ASCII, which a
+# LATIN1 database may not hold as jsonb (U+4E2D has no LATIN1 byte): the row
+# stays writable, its value recorded as the JSON string of its text.
+sql('enc_latin1', q{
+	CREATE TABLE enc_json (id int PRIMARY KEY, j json);
+	SELECT audit_log.enable('enc_json');
+	INSERT INTO enc_json VALUES (1, '{"a": "\u4e2d \u00e9"}');
+	UPDATE enc_json SET j = '{"a": "plain"}'});
+is(sql('enc_latin1', q{
+	SELECT string_agg(command || ' ' || coalesce(jsonb_typeof(new_data -> 'j'), '-') || ' '
+	                  || coalesce(old_data ->> 'j', '-') || ' ' || (new_data ->> 'j'), '; ' ORDER BY event_id)
+	  FROM audit_log.events WHERE object_name = 'public.enc_json'}),
+	'INSERT string - {"a": "\u4e2d \u00e9"}; UPDATE object {"a": "\u4e2d \u00e9"} {"a": "plain"}',
+	'LATIN1: a json value with a \\u escape jsonb cannot hold is recorded as its text');
+
 $node->stop;
 done_testing();
