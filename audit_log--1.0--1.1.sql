@@ -5139,6 +5139,321 @@ $fence$;
 CREATE OR REPLACE FUNCTION @extschema@._sha256(bytea) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $f$ SELECT pg_catalog.sha256($1) $f$;
+-- ==== schema changes of audited tables: inheritance refused unless parent and child are both audited; column options follow a renamed or dropped column; a dropped table's options forgotten ====
+CREATE OR REPLACE FUNCTION @extschema@._partition_changed(child regclass, parent regclass, attached boolean, command text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    audited regclass;
+    own boolean;
+    names record;
+BEGIN
+    IF child IS NULL OR parent IS NULL
+       OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) child) THEN
+        RETURN;
+    END IF;
+    IF parent::oid OPERATOR(pg_catalog.=) 0::oid THEN
+        -- child was renamed or moved: if audited, its partitions' capture
+        -- names it anew
+        IF EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child) THEN
+            PERFORM @extschema@._sync_capture(child);
+        END IF;
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) parent) THEN
+        RETURN;
+    END IF;
+    IF attached AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) child) THEN
+        -- an inheritance child (CREATE TABLE ... INHERITS, ALTER TABLE ...
+        -- INHERIT): statement triggers fire only for the table a statement
+        -- names, so parent and child are both audited or neither is
+        own := EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child);
+        IF own AND NOT EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) parent) THEN
+            RAISE EXCEPTION 'cannot make audited table "%" an inheritance child of "%", which is not audited',
+                            child::text, parent::text
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = format('Rows written through %s would not be recorded.', parent::text),
+                      HINT = format('Enable auditing on %s first, or disable auditing on %s.',
+                                    parent::text, child::text);
+        ELSIF NOT own AND EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) parent) THEN
+            RAISE EXCEPTION 'cannot make "%" an inheritance child of audited table "%": it is not audited',
+                            child::text, parent::text
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = format('Rows written to %s would be seen through %s without being recorded.',
+                                      child::text, parent::text),
+                      HINT = CASE WHEN command LIKE 'CREATE%'
+                             THEN 'Create the table without INHERITS, enable auditing on it, then ALTER TABLE ... INHERIT.'
+                             ELSE format('Enable auditing on %s first.', child::text) END;
+        END IF;
+        RETURN;
+    END IF;
+    audited := @extschema@._audited_ancestor(parent);
+    SELECT format('%I.%I', cn.nspname, c.relname) AS child_name,
+           format('%I.%I', pn.nspname, p.relname) AS parent_name,
+           (SELECT format('%I.%I', an.nspname, a.relname)
+              FROM pg_class a JOIN pg_namespace an ON an.oid OPERATOR(pg_catalog.=) a.relnamespace
+             WHERE a.oid OPERATOR(pg_catalog.=) audited) AS audited_name
+      INTO names
+      FROM pg_class c JOIN pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) c.relnamespace,
+           pg_class p JOIN pg_namespace pn ON pn.oid OPERATOR(pg_catalog.=) p.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) child AND p.oid OPERATOR(pg_catalog.=) parent;
+    IF audited IS NULL THEN
+        IF attached AND EXISTS (SELECT 1 FROM pg_partition_tree(child) t
+                                  JOIN @extschema@.table_config c ON c.relid OPERATOR(pg_catalog.=) t.relid) THEN
+            RAISE EXCEPTION 'cannot attach audited table "%" as a partition of "%", which is not audited',
+                            names.child_name, names.parent_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = format('Rows written through %s would not be recorded.', names.parent_name),
+                      HINT = format('Enable auditing on %s first, or disable auditing on %s.',
+                                    pg_partition_root(parent)::text, child::text);
+        END IF;
+        RETURN;
+    END IF;
+    own := EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child);
+    PERFORM @extschema@._sync_capture(child);
+    IF attached THEN
+        PERFORM @extschema@._record('audit', 'audit.partition_attached', 'success', 'table',
+            names.audited_name, command,
+            jsonb_build_object('partition', names.child_name, 'parent', names.parent_name,
+                               'enabled_itself', own));
+    ELSE
+        PERFORM @extschema@._record('audit', 'audit.partition_detached', 'success', 'table',
+            names.audited_name, command,
+            jsonb_build_object('partition', names.child_name, 'parent', names.parent_name,
+                               'audited', own));
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._enabled_details(audited regclass, updated boolean)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object('category', c.category, 'event_types', c.event_types,
+               'exclude_columns', pg_catalog.to_jsonb(c.exclude_columns),
+               'mask_columns', pg_catalog.to_jsonb(c.mask_columns),
+               'when_changed', pg_catalog.to_jsonb(c.when_changed), 'updated', updated)
+      FROM @extschema@.table_config c
+     WHERE c.relid OPERATOR(pg_catalog.=) audited
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._column_changed(rel regclass, old_name text, new_name text, command text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    t record;
+    changed regclass[] := '{}';
+    becomes text;
+BEGIN
+    IF rel IS NULL OR old_name IS NULL THEN
+        RETURN;
+    END IF;
+    new_name := NULLIF(new_name, '');
+    FOR t IN
+        WITH RECURSIVE tree(relid) AS (
+            SELECT rel::oid
+            UNION
+            SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid)
+        SELECT c.relid, format('%I.%I', n.nspname, r.relname) AS qname
+          FROM @extschema@.table_config c
+          JOIN tree ON tree.relid OPERATOR(pg_catalog.=) c.relid::oid
+          JOIN pg_class r ON r.oid OPERATOR(pg_catalog.=) c.relid::oid
+          JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+         WHERE old_name OPERATOR(pg_catalog.=) ANY (c.exclude_columns || c.mask_columns || c.when_changed)
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                            WHERE a.attrelid OPERATOR(pg_catalog.=) c.relid::oid
+                              AND a.attname OPERATOR(pg_catalog.=) old_name
+                              AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+         ORDER BY 2
+    LOOP
+        becomes := CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a
+                                      WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid::oid
+                                        AND a.attname OPERATOR(pg_catalog.=) new_name
+                                        AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+                        THEN new_name END;
+        UPDATE @extschema@.table_config c
+           SET exclude_columns = ARRAY(SELECT DISTINCT coalesce(NULLIF(x, old_name), becomes)
+                                         FROM unnest(c.exclude_columns) x
+                                        WHERE coalesce(NULLIF(x, old_name), becomes) IS NOT NULL ORDER BY 1),
+               mask_columns = ARRAY(SELECT DISTINCT coalesce(NULLIF(x, old_name), becomes)
+                                      FROM unnest(c.mask_columns) x
+                                     WHERE coalesce(NULLIF(x, old_name), becomes) IS NOT NULL ORDER BY 1),
+               when_changed = ARRAY(SELECT DISTINCT coalesce(NULLIF(x, old_name), becomes)
+                                      FROM unnest(c.when_changed) x
+                                     WHERE coalesce(NULLIF(x, old_name), becomes) IS NOT NULL ORDER BY 1)
+         WHERE c.relid OPERATOR(pg_catalog.=) t.relid;
+        changed := changed || t.relid;
+        PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', t.qname, command,
+            @extschema@._enabled_details(t.relid, true) ||
+            CASE WHEN becomes IS NULL THEN jsonb_build_object('column_dropped', old_name)
+                 ELSE jsonb_build_object('column_renamed', jsonb_build_object('from', old_name, 'to', becomes)) END);
+    END LOOP;
+    -- the capture of each, and of the partitions that take its options
+    FOR t IN SELECT u AS relid FROM unnest(changed) u LOOP
+        PERFORM @extschema@._sync_capture(t.relid);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._tables_dropped()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+BEGIN
+    DELETE FROM @extschema@.table_config c
+     WHERE c.relid::oid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.relid::oid);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data',
+    event_types jsonb DEFAULT NULL, exclude_columns text[] DEFAULT NULL,
+    mask_columns text[] DEFAULT NULL, when_changed text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    rel record;
+    ops constant text[] := ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
+    codes text[] := ARRAY['data.insert', 'data.update', 'data.delete', 'data.truncate'];
+    ex text[];
+    mk text[];
+    wc text[];
+    k text;
+    v jsonb;
+    i int;
+    other record;
+    was_enabled boolean;
+    qname text;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'table to audit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.relispartition, n.nspname, c.relname,
+           EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                     AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'audit_log') AS ours
+      INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', target::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    qname := format('%I.%I', rel.nspname, rel.relname);
+    IF rel.ours OR rel.nspname = '@extschema@' THEN
+        RAISE EXCEPTION 'cannot audit "%": it belongs to audit_log', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The audit tables are protected by the extension itself.';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = format('It is a %s.', CASE rel.relkind WHEN 'v' THEN 'view'
+                      WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                      WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
+                      WHEN 'c' THEN 'composite type' ELSE 'relation that is not a table' END),
+                  HINT = 'Only ordinary and partitioned tables can be audited.';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION '"%" is a partition', qname
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = format('Enable auditing on its partitioned table %s.',
+                                (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
+    END IF;
+    IF category IS NULL OR NOT category = ANY (@extschema@._categories()) THEN
+        RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use one of ' || array_to_string(@extschema@._categories(), ', ') || '.';
+    END IF;
+
+    IF event_types IS NOT NULL THEN
+        IF jsonb_typeof(event_types) <> 'object' THEN
+            RAISE EXCEPTION 'event_types must be a JSON object mapping operations to event codes'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example {"INSERT": "user.role_added", "DELETE": "user.role_removed"}.';
+        END IF;
+        FOR k, v IN SELECT * FROM jsonb_each(event_types) LOOP
+            i := array_position(ops, upper(k));
+            IF i IS NULL THEN
+                RAISE EXCEPTION 'unknown operation "%" in event_types', k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
+            END IF;
+            IF jsonb_typeof(v) <> 'string'
+               OR NOT @extschema@._is_event_code(v #>> '{}')
+               OR length(v #>> '{}') > 100 THEN
+                RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Event codes are lowercase dotted identifiers such as "user.role_added".';
+            END IF;
+            codes[i] := v #>> '{}';
+        END LOOP;
+    END IF;
+    FOR i IN 1..4 LOOP
+        SELECT t.category, t.builtin INTO other
+          FROM @extschema@.event_type_catalog t WHERE t.event_type = codes[i];
+        IF @extschema@._is_reserved_code(codes[i]) AND codes[i] NOT LIKE 'data.%' THEN
+            RAISE EXCEPTION 'event type "%" is reserved for audit_log''s own capture', codes[i]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Choose a code of your own, such as "user.role_added".';
+        ELSIF FOUND AND NOT other.builtin AND other.category <> enable.category THEN
+            RAISE EXCEPTION 'event type "%" already belongs to category "%"', codes[i], other.category
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use the same category as the other tables with this code, or another code.';
+        END IF;
+    END LOOP;
+
+    ex := @extschema@._check_columns(target, exclude_columns, 'exclude_columns');
+    mk := @extschema@._check_columns(target, mask_columns, 'mask_columns');
+    wc := @extschema@._check_columns(target, when_changed, 'when_changed');
+
+    -- Everything is valid: apply.
+    INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
+    SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
+      FROM unnest(codes) WITH ORDINALITY AS u(c, o)
+     WHERE c NOT LIKE 'data.%'
+    ON CONFLICT (event_type) DO NOTHING;
+
+    -- The whole tree, before it is read: a partition being attached or
+    -- detached (SHARE UPDATE EXCLUSIVE on its parent) is waited for.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
+    was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
+    INSERT INTO @extschema@.table_config AS t
+           (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
+    VALUES (target, category,
+            jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2], 'DELETE', codes[3], 'TRUNCATE', codes[4]),
+            ex, mk, wc, now(), session_user)
+    ON CONFLICT (relid) DO UPDATE
+       SET category = excluded.category, event_types = excluded.event_types,
+           exclude_columns = excluded.exclude_columns, mask_columns = excluded.mask_columns,
+           when_changed = excluded.when_changed, enabled_at = excluded.enabled_at,
+           enabled_by = excluded.enabled_by;
+    -- The table and every partition of its tree, at any depth (statement
+    -- triggers fire only for the table a statement names).
+    PERFORM @extschema@._sync_capture(target);
+
+    PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
+        @extschema@._enabled_details(target, was_enabled));
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._enabled_details(regclass, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._column_changed(regclass, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._tables_dropped() FROM PUBLIC;
+-- the options of tables dropped before the update
+DELETE FROM @extschema@.table_config c
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.relid::oid);
 
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$

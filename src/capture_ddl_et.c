@@ -19,8 +19,19 @@
  * PARTITION) is handed to audit_log._partition_changed(), which gives it
  * the capture of its audited ancestor, or takes it away, in the command's
  * transaction; so is a partitioned table renamed or moved to another
- * schema (its partitions' capture carries its name).  The relations come from the collected commands (OIDs, never
- * names looked up again).  That function is SECURITY DEFINER and granted to
+ * schema (its partitions' capture carries its name).  So is an
+ * inheritance child created (CREATE TABLE ... INHERITS) or attached
+ * (ALTER [FOREIGN] TABLE ... INHERIT): refused unless child and parent are
+ * both audited or neither is.  A column renamed or dropped by ALTER TABLE
+ * goes to audit_log._column_changed(): the column options follow it.
+ * ALTER TRIGGER audit_log_* ... DEPENDS ON EXTENSION is refused (dropping
+ * the extension would drop the capture).  At sql_drop, also with the
+ * preload: a capture trigger dropped with another object (CASCADE, an
+ * extension) while its table stays is audit.capture_disabled, and the
+ * options of dropped audited tables are forgotten
+ * (audit_log._tables_dropped()).  The relations come from the collected
+ * commands (OIDs; the parents of CREATE TABLE ... INHERITS, and on
+ * PostgreSQL 15 an attached partition, by name again).  That function is SECURITY DEFINER and granted to
  * nobody: it is called through the function manager, which checks no
  * EXECUTE privilege, so a table owner without rights on capture() gets
  * the capture on the partition it creates, and nothing else: the function
@@ -49,6 +60,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "guard.h"
 #include "object_names.h"
 #include "redact.h"
 #include "util.h"
@@ -164,8 +176,10 @@ et_capture(FunctionCallInfo fcinfo, const char *query, bool drops)
 }
 
 /*
- * A partition created, attached or detached by the command; or (parent
- * InvalidOid) a partitioned table renamed or moved to another schema.
+ * A partition or inheritance child created, attached or detached by the
+ * command; or (parent InvalidOid) a partitioned table renamed or moved to
+ * another schema; or (column set) a column of child renamed to newname or
+ * (newname NULL) dropped.
  */
 typedef struct PartChange
 {
@@ -173,7 +187,46 @@ typedef struct PartChange
 	Oid			parent;
 	bool		attached;
 	const char *tag;
+	const char *column;
+	const char *newname;
 } PartChange;
+
+/*
+ * new_change: a PartChange appended to *changes.
+ */
+static PartChange *
+new_change(List **changes, Oid child, Oid parent, bool attached, const char *tag)
+{
+	PartChange *c = palloc0(sizeof(PartChange));
+
+	c->child = child;
+	c->parent = parent;
+	c->attached = attached;
+	c->tag = tag;
+	*changes = lappend(*changes, c);
+	return c;
+}
+
+/*
+ * refuse_trigger_depends: ALTER TRIGGER audit_log_* ... DEPENDS ON
+ * EXTENSION: dropping the extension would drop the capture with it.
+ */
+static void
+refuse_trigger_depends(AlterObjectDependsStmt *d)
+{
+	const char *trig;
+
+	if (d->objectType != OBJECT_TRIGGER || d->remove || d->object == NULL ||
+		!IsA(d->object, List) || list_length((List *) d->object) < 1)
+		return;
+	trig = strVal(llast((List *) d->object));
+	if (audit_is_audit_trigger(trig))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("capture trigger \"%s\" cannot depend on an extension", trig),
+				 errdetail("Dropping the extension would drop the capture of the table."),
+				 errhint("Use audit_log.disable() to stop auditing the table.")));
+}
 
 /*
  * is_table: an ordinary, partitioned or foreign table (not an index).
@@ -251,13 +304,18 @@ partition_changes(void)
 		ListCell   *lc;
 		MemoryContext oldcxt;
 
-		if (isnull || classid != RelationRelationId)
+		if (isnull)
 			continue;
 		objid = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
 		if (isnull || !OidIsValid(objid))
 			continue;
 		cmd = (CollectedCommand *) DatumGetPointer(SPI_getbinval(tup, td, 4, &isnull));
 		if (isnull || cmd == NULL)
+			continue;
+		if (cmd->type == SCT_Simple && cmd->parsetree &&
+			IsA(cmd->parsetree, AlterObjectDependsStmt))
+			refuse_trigger_depends((AlterObjectDependsStmt *) cmd->parsetree);
+		if (classid != RelationRelationId)
 			continue;
 		/* the list outlives SPI_finish() */
 		oldcxt = MemoryContextSwitchTo(outer);
@@ -269,14 +327,34 @@ partition_changes(void)
 								   IsA(cmd->parsetree, CreateForeignTableStmt)) &&
 				is_table(objid) && get_rel_relispartition(objid))
 			{
-				PartChange *c = palloc(sizeof(PartChange));
+				Oid			parent = get_partition_parent(objid, true);
 
-				c->child = objid;
-				c->parent = get_partition_parent(objid, true);
-				c->attached = true;
-				c->tag = tag;
-				if (OidIsValid(c->parent))
-					changes = lappend(changes, c);
+				if (OidIsValid(parent))
+					new_change(&changes, objid, parent, true, tag);
+			}
+			/* CREATE [FOREIGN] TABLE ... INHERITS: parents by name again */
+			else if (cmd->parsetree && (IsA(cmd->parsetree, CreateStmt) ||
+										IsA(cmd->parsetree, CreateForeignTableStmt)) &&
+					 is_table(objid))
+			{
+				foreach(lc, ((CreateStmt *) cmd->parsetree)->inhRelations)
+				{
+					Oid			parent = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+
+					if (OidIsValid(parent))
+						new_change(&changes, objid, parent, true, tag);
+				}
+			}
+			/* ALTER TABLE ... RENAME COLUMN: the column options follow */
+			else if (cmd->parsetree && IsA(cmd->parsetree, RenameStmt) &&
+					 ((RenameStmt *) cmd->parsetree)->renameType == OBJECT_COLUMN &&
+					 ((RenameStmt *) cmd->parsetree)->relationType == OBJECT_TABLE)
+			{
+				RenameStmt *r = (RenameStmt *) cmd->parsetree;
+				PartChange *c = new_change(&changes, objid, InvalidOid, false, tag);
+
+				c->column = pstrdup(r->subname);
+				c->newname = pstrdup(r->newname);
 			}
 			/*
 			 * ALTER TABLE ... RENAME TO / SET SCHEMA of a partitioned table:
@@ -289,29 +367,41 @@ partition_changes(void)
 					  (IsA(cmd->parsetree, AlterObjectSchemaStmt) &&
 					   ((AlterObjectSchemaStmt *) cmd->parsetree)->objectType == OBJECT_TABLE)) &&
 					 get_rel_relkind(objid) == RELKIND_PARTITIONED_TABLE)
-			{
-				PartChange *c = palloc(sizeof(PartChange));
-
-				c->child = objid;
-				c->parent = InvalidOid;
-				c->attached = false;
-				c->tag = tag;
-				changes = lappend(changes, c);
-			}
+				new_change(&changes, objid, InvalidOid, false, tag);
 		}
-		else if (cmd->type == SCT_AlterTable &&
-				 get_rel_relkind(cmd->d.alterTable.objectId) == RELKIND_PARTITIONED_TABLE)
+		else if (cmd->type == SCT_AlterTable && is_table(cmd->d.alterTable.objectId))
 		{
 			foreach(lc, cmd->d.alterTable.subcmds)
 			{
 				CollectedATSubcmd *sub = lfirst(lc);
 				AlterTableCmd *atc = (AlterTableCmd *) sub->parsetree;
-				PartChange *c;
 
 				Oid			parent = cmd->d.alterTable.objectId;
 				Oid			child;
 
-				if (atc == NULL || !IsA(atc, AlterTableCmd) ||
+				if (atc == NULL || !IsA(atc, AlterTableCmd))
+					continue;
+				/* ALTER TABLE ... DROP COLUMN: the column options lose it */
+				if (atc->subtype == AT_DropColumn && atc->name)
+				{
+					PartChange *c = new_change(&changes, parent, InvalidOid, false, tag);
+
+					c->column = pstrdup(atc->name);
+					continue;
+				}
+				/* ALTER [FOREIGN] TABLE child INHERIT parent */
+				if (atc->subtype == AT_AddInherit && atc->def && IsA(atc->def, RangeVar))
+				{
+					Oid			inh = sub->address.classId == RelationRelationId ?
+						sub->address.objectId : InvalidOid;
+
+					if (!OidIsValid(inh))
+						inh = RangeVarGetRelid((RangeVar *) atc->def, NoLock, true);
+					if (OidIsValid(inh))
+						new_change(&changes, parent, inh, true, tag);
+					continue;
+				}
+				if (get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE ||
 					(atc->subtype != AT_AttachPartition &&
 					 atc->subtype != AT_DetachPartition &&
 					 atc->subtype != AT_DetachPartitionFinalize) ||
@@ -324,12 +414,7 @@ partition_changes(void)
 				/* the first step of DETACH CONCURRENTLY: FINALIZE finishes it */
 				if (atc->subtype != AT_AttachPartition && get_rel_relispartition(child))
 					continue;
-				c = palloc(sizeof(PartChange));
-				c->child = child;
-				c->parent = parent;
-				c->attached = (atc->subtype == AT_AttachPartition);
-				c->tag = tag;
-				changes = lappend(changes, c);
+				new_change(&changes, child, parent, atc->subtype == AT_AttachPartition, tag);
 			}
 		}
 		MemoryContextSwitchTo(oldcxt);
@@ -339,8 +424,26 @@ partition_changes(void)
 }
 
 /*
- * sync_partitions: hand each partition the command created, attached or
- * detached to audit_log._partition_changed().
+ * audit_sql_function: the OID of audit_log's function name(argtypes), by
+ * the catalog (the user may have no USAGE on the audit schema);
+ * InvalidOid when there is none (a database still on the 1.0 SQL).
+ */
+static Oid
+audit_sql_function(const char *name, Oid *argtypes, int nargs)
+{
+	Oid			nsp = get_namespace_oid(AUDIT_SCHEMA, true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
+						   PointerGetDatum(buildoidvector(argtypes, nargs)),
+						   ObjectIdGetDatum(nsp));
+}
+
+/*
+ * sync_partitions: hand each partition or inheritance child the command
+ * created, attached or detached to audit_log._partition_changed(), each
+ * column renamed or dropped to audit_log._column_changed().
  */
 static void
 sync_partitions(EventTriggerData *trig)
@@ -348,31 +451,34 @@ sync_partitions(EventTriggerData *trig)
 	List	   *changes;
 	ListCell   *lc;
 	Oid			fn;
-	Oid			nsp;
+	Oid			colfn;
 	Oid			argtypes[4] = {REGCLASSOID, REGCLASSOID, BOOLOID, TEXTOID};
+	Oid			colargtypes[4] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID};
 
 	if (trig->tag != CMDTAG_CREATE_TABLE && trig->tag != CMDTAG_CREATE_FOREIGN_TABLE &&
-		trig->tag != CMDTAG_ALTER_TABLE && trig->tag != CMDTAG_CREATE_SCHEMA)
+		trig->tag != CMDTAG_ALTER_TABLE && trig->tag != CMDTAG_ALTER_FOREIGN_TABLE &&
+		trig->tag != CMDTAG_CREATE_SCHEMA && trig->tag != CMDTAG_ALTER_TRIGGER)
 		return;
 	changes = partition_changes();
 	if (changes == NIL)
 		return;
-	/* by the catalog: the user may have no USAGE on the audit schema */
-	nsp = get_namespace_oid(AUDIT_SCHEMA, true);
-	fn = OidIsValid(nsp) ?
-		GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-						CStringGetDatum("_partition_changed"),
-						PointerGetDatum(buildoidvector(argtypes, 4)),
-						ObjectIdGetDatum(nsp)) : InvalidOid;
-	if (!OidIsValid(fn))
-		return;					/* the 1.0 SQL */
+	fn = audit_sql_function("_partition_changed", argtypes, 4);
+	colfn = audit_sql_function("_column_changed", colargtypes, 4);
 	foreach(lc, changes)
 	{
 		PartChange *c = lfirst(lc);
+		const char *tag = c->tag ? c->tag : GetCommandTagName(trig->tag);
 
-		OidFunctionCall4(fn, ObjectIdGetDatum(c->child), ObjectIdGetDatum(c->parent),
-						 BoolGetDatum(c->attached),
-						 CStringGetTextDatum(c->tag ? c->tag : GetCommandTagName(trig->tag)));
+		if (c->column)
+		{
+			if (OidIsValid(colfn))
+				OidFunctionCall4(colfn, ObjectIdGetDatum(c->child), CStringGetTextDatum(c->column),
+								 CStringGetTextDatum(c->newname ? c->newname : ""),
+								 CStringGetTextDatum(tag));
+		}
+		else if (OidIsValid(fn))
+			OidFunctionCall4(fn, ObjectIdGetDatum(c->child), ObjectIdGetDatum(c->parent),
+							 BoolGetDatum(c->attached), CStringGetTextDatum(tag));
 	}
 }
 
@@ -393,12 +499,75 @@ audit_et_ddl_end(PG_FUNCTION_ARGS)
 }
 
 /*
+ * drops_sync: at sql_drop, with or without the preload: each capture
+ * trigger dropped with another object (DROP ... CASCADE, DROP EXTENSION)
+ * while its table stays is audit.capture_disabled (one the statement
+ * named is classified from the statement, by the hook or et_capture());
+ * then the options of the dropped audited tables are forgotten.
+ */
+static void
+drops_sync(EventTriggerData *trig)
+{
+	Classify	c = {NIL, NULL, NULL};
+	AuditEvent *evs;
+	int			n = 0;
+	int			pin;
+	uint64		i;
+	ListCell   *lc;
+	Oid			noargs[1] = {InvalidOid};
+	Oid			fn;
+
+	if (audit_internal_active() || creating_extension || audit_restoring() ||
+		!OidIsValid(audit_events_relid(true)))
+		return;
+	c.command = GetCommandTagName(trig->tag);
+	c.statement = audit_redact_statement(debug_query_string);
+	pin = audit_pin_search_path();
+	SPI_connect();
+	if (SPI_execute("SELECT pg_catalog.format('%I.%I', d.address_names[1], d.address_names[2]), "
+					"d.address_names[3] "
+					"FROM pg_catalog.pg_event_trigger_dropped_objects() d "
+					"WHERE d.object_type OPERATOR(pg_catalog.=) 'trigger' AND NOT d.original "
+					"AND d.address_names[3] OPERATOR(pg_catalog.=) ANY "
+					"('{audit_log_insert,audit_log_update,audit_log_delete,audit_log_truncate}'::pg_catalog.text[]) "
+					"AND EXISTS (SELECT 1 FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace s "
+					"ON s.oid OPERATOR(pg_catalog.=) r.relnamespace "
+					"WHERE s.nspname OPERATOR(pg_catalog.=) d.address_names[1] "
+					"AND r.relname OPERATOR(pg_catalog.=) d.address_names[2]) "
+					"ORDER BY 1, 2", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "audit_log: event trigger query failed");
+	for (i = 0; i < SPI_processed; i++)
+		audit_classify_capture_disabled(&c, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+										SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2),
+										"dropped with another object");
+	evs = palloc0(sizeof(AuditEvent) * (list_length(c.events) + 1));
+	foreach(lc, c.events)
+	{
+		UEvent	   *u = lfirst(lc);
+
+		u->ev.details = audit_jsonb_merge(audit_text_to_jsonb(u->details),
+										  audit_text_to_jsonb("{\"source\": \"event trigger\"}"));
+		evs[n++] = u->ev;
+	}
+	if (n > 0)
+		audit_write_events(evs, n);
+	SPI_finish();
+	audit_unpin_search_path(pin);
+	fn = audit_sql_function("_tables_dropped", noargs, 0);
+	if (OidIsValid(fn))
+		OidFunctionCall0(fn);
+}
+
+/*
  * audit_et_sql_drop: sql_drop event trigger function (the objects the
- * user named, not their dependents).
+ * user named, not their dependents; see drops_sync() for those).
  */
 Datum
 audit_et_sql_drop(PG_FUNCTION_ARGS)
 {
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "not fired by event trigger manager");
+	drops_sync((EventTriggerData *) fcinfo->context);
 	et_capture(fcinfo,
 			   "SELECT NULL::text, object_type, object_identity "
 			   "FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original", true);

@@ -403,6 +403,23 @@ ddl_object_name(Node *n)
 		case T_CommentStmt:
 			name = audit_node_name(((CommentStmt *) n)->object);
 			break;
+		case T_AlterObjectDependsStmt:
+			{
+				AlterObjectDependsStmt *d = (AlterObjectDependsStmt *) n;
+
+				/* a trigger as CREATE TRIGGER names it: "trigger on table" */
+				if (d->objectType == OBJECT_TRIGGER && d->relation && d->object &&
+					IsA(d->object, List) && list_length((List *) d->object) >= 1)
+				{
+					char	   *relname = audit_rv_name(d->relation);
+
+					name = psprintf("%s on %s", strVal(llast((List *) d->object)),
+									relname ? relname : d->relation->relname);
+				}
+				else
+					name = d->relation ? audit_rv_name(d->relation) : audit_node_name(d->object);
+				break;
+			}
 		default:
 			break;
 	}

@@ -59,10 +59,11 @@ audit_classify_add_event(Classify *c, const char *category, const char *code,
 /* ---------- capture switched off, drops ---------- */
 
 /*
- * capture_disabled: an audit.capture_disabled event for a trigger of ours.
+ * audit_classify_capture_disabled: an audit.capture_disabled event for a
+ * trigger of ours.
  */
-static void
-capture_disabled(Classify *c, const char *table, const char *trigger, const char *action)
+void
+audit_classify_capture_disabled(Classify *c, const char *table, const char *trigger, const char *action)
 {
 	Json		j;
 	UEvent	   *u = audit_classify_add_event(c, "audit", "audit.capture_disabled", "table", table, false);
@@ -113,10 +114,10 @@ classify_alter_table(Classify *c, AlterTableStmt *a)
 		if (all)
 		{
 			if (OidIsValid(get_trigger_oid(relid, "audit_log_insert", true)))
-				capture_disabled(c, table, "audit_log_*", action);
+				audit_classify_capture_disabled(c, table, "audit_log_*", action);
 		}
 		else if (audit_is_audit_trigger(cmd->name))
-			capture_disabled(c, table, cmd->name, action);
+			audit_classify_capture_disabled(c, table, cmd->name, action);
 	}
 }
 
@@ -138,7 +139,7 @@ classify_drop_trigger(Classify *c, Node *obj)
 	{
 		List	   *rel = list_truncate(list_copy(l), list_length(l) - 1);
 
-		capture_disabled(c, audit_node_name((Node *) rel), trig, "drop trigger");
+		audit_classify_capture_disabled(c, audit_node_name((Node *) rel), trig, "drop trigger");
 	}
 }
 
@@ -149,7 +150,7 @@ static void
 classify_rename_trigger(Classify *c, RenameStmt *r)
 {
 	if (r->renameType == OBJECT_TRIGGER && audit_is_audit_trigger(r->subname))
-		capture_disabled(c, r->relation ? audit_rv_name(r->relation) : NULL, r->subname,
+		audit_classify_capture_disabled(c, r->relation ? audit_rv_name(r->relation) : NULL, r->subname,
 						 "rename trigger");
 }
 
@@ -162,7 +163,7 @@ static void
 classify_create_trigger(Classify *c, CreateTrigStmt *t)
 {
 	if (t->replace && audit_is_audit_trigger(t->trigname))
-		capture_disabled(c, audit_rv_name(t->relation), t->trigname, "replace trigger");
+		audit_classify_capture_disabled(c, audit_rv_name(t->relation), t->trigname, "replace trigger");
 }
 
 /*
@@ -230,7 +231,7 @@ classify_drop(Classify *c, DropStmt *d)
 		if (d->removeType == OBJECT_TRIGGER)
 			classify_drop_trigger(c, obj);
 		if (d->removeType == OBJECT_EVENT_TRIGGER && name && strncmp(name, "audit_log_", 10) == 0)
-			capture_disabled(c, NULL, name, "drop event trigger");
+			audit_classify_capture_disabled(c, NULL, name, "drop event trigger");
 	}
 }
 
@@ -362,7 +363,7 @@ static void
 classify_alter_event_trigger(Classify *c, AlterEventTrigStmt *a)
 {
 	if (strncmp(a->trigname, "audit_log_", 10) == 0 && a->tgenabled != TRIGGER_FIRES_ALWAYS)
-		capture_disabled(c, NULL, a->trigname, "alter event trigger");
+		audit_classify_capture_disabled(c, NULL, a->trigname, "alter event trigger");
 	classify_generic_ddl(c, (Node *) a);
 }
 

@@ -36,6 +36,8 @@ typedef struct Classify
 /* utility_classify.c */
 extern List *audit_classify(Node *n, Classify *c);
 extern List *audit_classify_capture_off(Node *n, Classify *c);
+extern void audit_classify_capture_disabled(Classify *c, const char *table,
+											const char *trigger, const char *action);
 extern UEvent *audit_classify_add_event(Classify *c, const char *category,
 										const char *code, const char *object_type,
 										const char *object_name, bool cluster);

@@ -201,6 +201,10 @@ REVOKE ALL ON FUNCTION @extschema@._sync_capture(regclass) FROM PUBLIC;
  * refused: the rows written through the parent would not be recorded.
  * parent 0: child, a partitioned table, was renamed or moved to another
  * schema; if it is audited, its partitions' capture takes its new name.
+ * child an inheritance child (not a partition) newly of parent: refused
+ * unless both or neither are audited (an unaudited child's rows would be
+ * seen through its audited parent unrecorded; an audited child's rows
+ * written through an unaudited parent would not be recorded).
  * Called by the ddl_command_end event trigger (C) through the function
  * manager, in the DDL's transaction; granted to nobody.
  */
@@ -228,6 +232,30 @@ BEGIN
         RETURN;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid OPERATOR(pg_catalog.=) parent) THEN
+        RETURN;
+    END IF;
+    IF attached AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) child) THEN
+        -- an inheritance child (CREATE TABLE ... INHERITS, ALTER TABLE ...
+        -- INHERIT): statement triggers fire only for the table a statement
+        -- names, so parent and child are both audited or neither is
+        own := EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) child);
+        IF own AND NOT EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) parent) THEN
+            RAISE EXCEPTION 'cannot make audited table "%" an inheritance child of "%", which is not audited',
+                            child::text, parent::text
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = format('Rows written through %s would not be recorded.', parent::text),
+                      HINT = format('Enable auditing on %s first, or disable auditing on %s.',
+                                    parent::text, child::text);
+        ELSIF NOT own AND EXISTS (SELECT 1 FROM @extschema@.table_config c WHERE c.relid OPERATOR(pg_catalog.=) parent) THEN
+            RAISE EXCEPTION 'cannot make "%" an inheritance child of audited table "%": it is not audited',
+                            child::text, parent::text
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = format('Rows written to %s would be seen through %s without being recorded.',
+                                      child::text, parent::text),
+                      HINT = CASE WHEN command LIKE 'CREATE%'
+                             THEN 'Create the table without INHERITS, enable auditing on it, then ALTER TABLE ... INHERIT.'
+                             ELSE format('Enable auditing on %s first.', child::text) END;
+        END IF;
         RETURN;
     END IF;
     audited := @extschema@._audited_ancestor(parent);
@@ -268,6 +296,118 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._partition_changed(regclass, regclass, boolean, text) FROM PUBLIC;
+
+/*
+ * _enabled_details(audited, updated): the details of audit.enabled: the
+ * table's options as stored, and whether they replaced earlier ones.
+ */
+CREATE FUNCTION @extschema@._enabled_details(audited regclass, updated boolean)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object('category', c.category, 'event_types', c.event_types,
+               'exclude_columns', pg_catalog.to_jsonb(c.exclude_columns),
+               'mask_columns', pg_catalog.to_jsonb(c.mask_columns),
+               'when_changed', pg_catalog.to_jsonb(c.when_changed), 'updated', updated)
+      FROM @extschema@.table_config c
+     WHERE c.relid OPERATOR(pg_catalog.=) audited
+$$;
+REVOKE ALL ON FUNCTION @extschema@._enabled_details(regclass, boolean) FROM PUBLIC;
+
+/*
+ * _column_changed(rel, old_name, new_name, command): ALTER TABLE renamed
+ * (new_name) or dropped (new_name '') the column old_name of rel.  The
+ * column options of rel and of every table below it (partitions,
+ * inheritance children: the rename or drop recursed there) that named
+ * that column follow it: renamed, or removed with the column (options are
+ * stored by name, and a new column given the old name is another column).
+ * Each table whose options changed gets its capture anew and an
+ * audit.enabled event (updated, with column_renamed or column_dropped).
+ * Called by the ddl_command_end event trigger as _partition_changed() is.
+ */
+CREATE FUNCTION @extschema@._column_changed(rel regclass, old_name text, new_name text, command text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    t record;
+    changed regclass[] := '{}';
+    becomes text;
+BEGIN
+    IF rel IS NULL OR old_name IS NULL THEN
+        RETURN;
+    END IF;
+    new_name := NULLIF(new_name, '');
+    FOR t IN
+        WITH RECURSIVE tree(relid) AS (
+            SELECT rel::oid
+            UNION
+            SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid)
+        SELECT c.relid, format('%I.%I', n.nspname, r.relname) AS qname
+          FROM @extschema@.table_config c
+          JOIN tree ON tree.relid OPERATOR(pg_catalog.=) c.relid::oid
+          JOIN pg_class r ON r.oid OPERATOR(pg_catalog.=) c.relid::oid
+          JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+         WHERE old_name OPERATOR(pg_catalog.=) ANY (c.exclude_columns || c.mask_columns || c.when_changed)
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                            WHERE a.attrelid OPERATOR(pg_catalog.=) c.relid::oid
+                              AND a.attname OPERATOR(pg_catalog.=) old_name
+                              AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+         ORDER BY 2
+    LOOP
+        becomes := CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a
+                                      WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid::oid
+                                        AND a.attname OPERATOR(pg_catalog.=) new_name
+                                        AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+                        THEN new_name END;
+        UPDATE @extschema@.table_config c
+           SET exclude_columns = ARRAY(SELECT DISTINCT coalesce(NULLIF(x, old_name), becomes)
+                                         FROM unnest(c.exclude_columns) x
+                                        WHERE coalesce(NULLIF(x, old_name), becomes) IS NOT NULL ORDER BY 1),
+               mask_columns = ARRAY(SELECT DISTINCT coalesce(NULLIF(x, old_name), becomes)
+                                      FROM unnest(c.mask_columns) x
+                                     WHERE coalesce(NULLIF(x, old_name), becomes) IS NOT NULL ORDER BY 1),
+               when_changed = ARRAY(SELECT DISTINCT coalesce(NULLIF(x, old_name), becomes)
+                                      FROM unnest(c.when_changed) x
+                                     WHERE coalesce(NULLIF(x, old_name), becomes) IS NOT NULL ORDER BY 1)
+         WHERE c.relid OPERATOR(pg_catalog.=) t.relid;
+        changed := changed || t.relid;
+        PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', t.qname, command,
+            @extschema@._enabled_details(t.relid, true) ||
+            CASE WHEN becomes IS NULL THEN jsonb_build_object('column_dropped', old_name)
+                 ELSE jsonb_build_object('column_renamed', jsonb_build_object('from', old_name, 'to', becomes)) END);
+    END LOOP;
+    -- the capture of each, and of the partitions that take its options
+    FOR t IN SELECT u AS relid FROM unnest(changed) u LOOP
+        PERFORM @extschema@._sync_capture(t.relid);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._column_changed(regclass, text, text, text) FROM PUBLIC;
+
+/*
+ * _tables_dropped(): forget the options of the audited tables the command
+ * dropped (a table given the same OID later is not audited).  Called by
+ * the sql_drop event trigger (C), with or without the preload, as
+ * _partition_changed() is.
+ */
+CREATE FUNCTION @extschema@._tables_dropped()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+BEGIN
+    DELETE FROM @extschema@.table_config c
+     WHERE c.relid::oid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass::oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.relid::oid);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._tables_dropped() FROM PUBLIC;
 
 INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
     ('audit.partition_attached', 'audit', 'Partition created in or attached to an audited table: captured with its options', true),
@@ -406,11 +546,7 @@ BEGIN
     PERFORM @extschema@._sync_capture(target);
 
     PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
-        jsonb_build_object('category', category,
-            'event_types', jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2],
-                                              'DELETE', codes[3], 'TRUNCATE', codes[4]),
-            'exclude_columns', to_jsonb(ex), 'mask_columns', to_jsonb(mk),
-            'when_changed', to_jsonb(wc), 'updated', was_enabled));
+        @extschema@._enabled_details(target, was_enabled));
 END
 $$;
 

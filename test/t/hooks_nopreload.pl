@@ -150,6 +150,44 @@ SELECT string_agg(event_type || ':' || object_name || ':' || (details->>'trigger
 		'audit.capture_disabled:public.np_off:audit_log_truncate:rename trigger:np_user'),
 	'without the preload, capture turned off by its owner is recorded');
 
+# Schema changes of an audited table by its owner without the preload
+# (the ddl_command_end and sql_drop event triggers): the table made an
+# inheritance child of the owner's table, or given an unaudited child, is
+# refused; a capture trigger made to depend on an extension is refused;
+# a renamed masked column stays masked; a dropped table's options go.
+$node->safe_psql('postgres', q{
+SET ROLE np_user;
+CREATE TABLE public.np_acct (id int PRIMARY KEY, balance int, secret text);
+CREATE TABLE public.np_sneaky (id int, balance int, secret text);
+RESET ROLE;
+SELECT audit_log.enable('public.np_acct', mask_columns => '{secret}');
+});
+for my $ddl ('ALTER TABLE public.np_acct INHERIT public.np_sneaky',
+	'CREATE TABLE public.np_child () INHERITS (public.np_acct)',
+	'ALTER TRIGGER audit_log_update ON public.np_acct DEPENDS ON EXTENSION audit_log')
+{
+	my ($ret, $out, $err) = $node->psql('postgres', "SET ROLE np_user; $ddl");
+	like($err, qr/ERROR:  (cannot make|capture trigger)/, "without the preload, refused: $ddl");
+}
+$node->safe_psql('postgres', q{
+SET ROLE np_user;
+INSERT INTO public.np_acct VALUES (1, 10, 's1');
+ALTER TABLE public.np_acct RENAME secret TO secret_old;
+ALTER TABLE public.np_acct ADD COLUMN secret text;
+UPDATE public.np_acct SET balance = 0, secret = 'new';
+});
+is($node->safe_psql('postgres', q{
+SELECT string_agg(coalesce(old_data::text, '') || ':' || coalesce(new_data::text, ''), E'\n' ORDER BY event_id)
+  FROM audit_log.events WHERE object_name = 'public.np_acct' AND category = 'data'}),
+	join("\n",
+		':{"id": 1, "secret": "***", "balance": 10}',
+		'{"id": 1, "secret": null, "balance": 10, "secret_old": "***"}:{"secret": "new", "balance": 0}'),
+	'without the preload, a renamed masked column stays masked');
+$node->safe_psql('postgres', 'SET ROLE np_user; DROP TABLE public.np_acct, public.np_sneaky');
+is($node->safe_psql('postgres', q{
+SELECT count(*) FROM audit_log.table_config WHERE NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = relid)}),
+	'0', 'without the preload, a dropped table\'s options are forgotten');
+
 # with the preload added, nothing is recorded twice
 add_preload($node);
 $node->restart;
