@@ -5060,6 +5060,12 @@ BEGIN
 END
 $$;
 
+-- ==== session authorization: SET/RESET SESSION AUTHORIZATION recorded ====
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
+    ('auth.session_authorization_set', 'auth', 'Session user changed with SET or RESET SESSION AUTHORIZATION', true)
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

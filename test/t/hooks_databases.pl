@@ -136,6 +136,17 @@ is($node->safe_psql('postgres', q{
 SELECT details->>'roles' FROM audit_log.events WHERE database = 'plain' AND event_type = 'ddl.reassign_owned'}),
 	'["mallory"]', 'REASSIGN OWNED: the roles whose objects were given away');
 
+# --- a superuser impersonating mallory in the database without the
+# extension: the switch and the way back are cluster-wide events
+$node->safe_psql('plain', 'SET SESSION AUTHORIZATION mallory; RESET SESSION AUTHORIZATION;');
+ok($node->poll_query_until('postgres', q{
+SELECT string_agg(details->>'action' || ':' || object_name || ':' || db_user || ':' ||
+                  (details->>'authenticated_user' = session_user), ',' ORDER BY event_id)
+  FROM audit_log.events WHERE database = 'plain' AND event_type = 'auth.session_authorization_set'},
+	'set:mallory:' . $node->safe_psql('postgres', 'SELECT session_user') . ':true,'
+	. 'reset:' . $node->safe_psql('postgres', 'SELECT session_user') . ':mallory:true'),
+	'plain (no extension): SET/RESET SESSION AUTHORIZATION in audit_log.database');
+
 # --- a writer stopped, then terminated: its database's events wait, then land there
 my ($pid1) = $node->safe_psql('postgres',
 	q{SELECT w->>'pid' FROM audit_log.status, jsonb_array_elements(writers) w WHERE w->>'database' = 'app1'});
