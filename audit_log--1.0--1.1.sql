@@ -5455,6 +5455,12 @@ REVOKE ALL ON FUNCTION @extschema@._tables_dropped() FROM PUBLIC;
 DELETE FROM @extschema@.table_config c
  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.relid::oid);
 
+-- ==== session authorization: SET/RESET SESSION AUTHORIZATION recorded ====
+INSERT INTO @extschema@.event_type_catalog (event_type, category, description, builtin) VALUES
+    ('auth.session_authorization_set', 'auth', 'Session user changed with SET or RESET SESSION AUTHORIZATION', true)
+ON CONFLICT (event_type) DO UPDATE
+    SET category = excluded.category, description = excluded.description, builtin = true;
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

@@ -6,6 +6,7 @@
 \i test/include/table_events.sql
 
 \i test/include/try.sql
+\i test/include/wait_for.sql
 
 CREATE TABLE ctx_t (id int PRIMARY KEY, v text);
 SELECT audit_log.enable('ctx_t');
@@ -150,3 +151,32 @@ SET ROLE ctx_writer;
 SELECT audit_log.log('user.by_writer') > 0 AS logged;
 RESET ROLE;
 SELECT event_type, category, effective_role FROM table_events WHERE event_type = 'user.by_writer';
+
+-- The attack: a superuser becomes another role with SET SESSION
+-- AUTHORIZATION and acts as it.  db_user stays session_user (the role it
+-- became), but the switch is recorded and every event after it names the
+-- role that logged in (details.authenticated_user); a failed switch is a
+-- failure; nothing is added once the session is itself again.
+CREATE ROLE ctx_mallory NOLOGIN;
+GRANT CREATE ON SCHEMA public TO ctx_mallory;
+GRANT INSERT ON ctx_t TO ctx_mallory;
+SELECT coalesce(max(event_id), 0) AS sa_start FROM audit_log.events \gset
+SET SESSION AUTHORIZATION ctx_mallory;
+CREATE TABLE ctx_mallory_t (a int);
+INSERT INTO ctx_t VALUES (900, 'as mallory');
+SET SESSION AUTHORIZATION ctx_writer;
+RESET SESSION AUTHORIZATION;
+SELECT pg_temp.try($$SET SESSION AUTHORIZATION ctx_nosuch$$);
+BEGIN;
+SET LOCAL SESSION AUTHORIZATION ctx_plain;
+COMMIT;
+DROP TABLE ctx_mallory_t;
+SELECT pg_temp.wait_for('auth.session_authorization_set', :sa_start, 5) AS all_there;
+SELECT event_type, status, actor, db_user, effective_role, object_name,
+       details - 'sqlstate' AS details
+  FROM audit_log.events
+ WHERE event_id > :sa_start AND category IN ('auth', 'ddl', 'data')
+ ORDER BY status DESC, event_id;
+REVOKE CREATE ON SCHEMA public FROM ctx_mallory;
+REVOKE INSERT ON ctx_t FROM ctx_mallory;
+DROP ROLE ctx_mallory;

@@ -73,6 +73,28 @@ SELECT event_type, object_name, status, count(*) FROM audit_log.events
 -- temporary objects and the extension's own work are not schema changes of the user
 SELECT count(*) AS internal_ddl FROM audit_log.events
  WHERE event_id > :start AND object_name LIKE 'audit_log.%' AND category = 'ddl';
+-- Names and owners: ALTER TABLE ... OWNER TO and REASSIGN OWNED name the
+-- new owner, REASSIGN/DROP OWNED their roles, a renamed schema its old
+-- name; ALTER SUBSCRIPTION and SECURITY LABEL (both failing here: no such
+-- subscription, no label provider) their object.
+CREATE ROLE ud_heir;
+CREATE ROLE ud_gone;
+SELECT coalesce(max(event_id), 0) AS names_start FROM audit_log.events \gset
+CREATE TABLE ud.owned (id int);
+ALTER TABLE ud.owned OWNER TO ud_gone;
+REASSIGN OWNED BY ud_gone TO ud_heir;
+DROP OWNED BY ud_heir CASCADE;
+CREATE SCHEMA ud_named;
+ALTER SCHEMA ud_named RENAME TO ud_renamed;
+DROP SCHEMA ud_renamed;
+ALTER SUBSCRIPTION ud_nosuch DISABLE;
+SECURITY LABEL ON ROLE ud_gone IS 'secret';
+SELECT pg_temp.wait_for('ddl.security_label', :names_start, 1) AS all_there;
+SELECT event_type, status, object_type, object_name, command, details - 'sqlstate' AS details
+  FROM audit_log.events
+ WHERE event_id > :names_start AND category = 'ddl'
+ ORDER BY status DESC, event_id;
+DROP ROLE ud_heir, ud_gone;
 DROP SCHEMA ud CASCADE;
 -- The attack on a queued event: claims of the application too long for a
 -- queue slot (4 kB each) cannot crowd out what nobody can forge.  The

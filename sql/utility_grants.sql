@@ -73,6 +73,29 @@ SELECT event_type, status, object_name, details->>'error' AS error
   FROM audit_log.events
  WHERE event_id > :nested_start AND event_type IN ('privilege.granted', 'ddl.create_table_as', 'ddl.create_table')
  ORDER BY event_id;
+-- CREATE SCHEMA's elements run as subcommands: each is recorded with its
+-- own command, named in the new schema; the GRANTs among them too, those
+-- on the database and on parameters cluster-wide as any such GRANT.  A
+-- failing CREATE SCHEMA fails them all.
+SELECT coalesce(max(event_id), 0) AS schema_start FROM audit_log.events \gset
+CREATE SCHEMA ug_s1 CREATE TABLE t1 (a int) CREATE VIEW v1 AS SELECT a FROM t1
+  CREATE INDEX ON t1 (a) CREATE SEQUENCE sq
+  CREATE TRIGGER t1_noop BEFORE UPDATE ON t1 FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()
+  GRANT ALL ON TABLE ug.accounts TO ug_nobody GRANT SELECT ON t1, v1 TO ug_reader;
+CREATE SCHEMA ug_s2 GRANT SET ON PARAMETER work_mem TO ug_nobody
+  GRANT CONNECT, TEMP ON DATABASE contrib_regression TO ug_nobody
+  GRANT ALL ON ALL TABLES IN SCHEMA ug TO ug_nobody;
+CREATE SCHEMA AUTHORIZATION ug_owner CREATE TABLE t2 (b int) GRANT SELECT ON t2 TO ug_reader;
+CREATE SCHEMA ug_s2 GRANT SELECT ON ug.accounts TO ug_nobody;
+SELECT pg_temp.wait_for('ddl.create_schema', :schema_start, 4) AS all_there;
+SELECT event_type, status, object_type, object_name, command,
+       details - 'sqlstate' AS details
+  FROM audit_log.events
+ WHERE event_id > :schema_start AND category IN ('ddl', 'privilege', 'config')
+ ORDER BY status DESC, event_id;
+REVOKE SET ON PARAMETER work_mem FROM ug_nobody;
+REVOKE CONNECT, TEMP ON DATABASE contrib_regression FROM ug_nobody;
+DROP SCHEMA ug_s1, ug_s2, ug_owner CASCADE;
 DROP SCHEMA ug CASCADE;
 ALTER DEFAULT PRIVILEGES FOR ROLE ug_owner GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
 DROP ROLE ug_reader, ug_owner, ug_nobody;

@@ -10,12 +10,16 @@
  *
  * Every statement, top-level or nested (DO blocks, functions, EXECUTE), is
  * classified before it runs: the events it would produce are built with
- * the session's context at that moment.  Then it runs:
+ * the session's context at that moment.  Subcommands (the elements of
+ * CREATE SCHEMA, the sequences and indexes of CREATE/ALTER TABLE) are not:
+ * CREATE SCHEMA classifies its elements with itself (utility_classify.c),
+ * the others are parts of their statement's event.  Then it runs:
  *  - success: events of this database are written by writer.c in the
  *    current transaction (they commit or roll back with it).  Cluster-wide
- *    events (roles, memberships, databases, ALTER SYSTEM, per-role and
- *    per-database settings, database/parameter grants) issued in a
- *    database other than audit_log.database are kept, serialized, in
+ *    events (roles, memberships, databases and tablespaces, ALTER SYSTEM,
+ *    per-role and per-database settings, database/parameter grants, SET
+ *    SESSION AUTHORIZATION) issued in a database other than
+ *    audit_log.database are kept, serialized, in
  *    TopTransactionContext and queued at commit; if the transaction (or
  *    the subtransaction) aborts they are queued as failures.  Both forms
  *    are built when the event is kept (the callbacks past the commit and

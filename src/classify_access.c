@@ -317,9 +317,37 @@ audit_classify_role(Classify *c, Node *n)
 /* ---------- settings ---------- */
 
 /*
+ * classify_session_authorization: SET/RESET SESSION AUTHORIZATION, a
+ * cluster-wide auth.session_authorization_set: the session's db_user
+ * becomes another role (a superuser impersonating it) or the one that
+ * logged in again.  The events that follow name the authenticated user in
+ * their details (audit_add_authenticated_user()).
+ */
+static void
+classify_session_authorization(Classify *c, VariableSetStmt *s)
+{
+	const char *role = (s->kind == VAR_SET_VALUE) ? ExtractSetVariableArgs(s) : NULL;
+	UEvent	   *u;
+	Json		j;
+
+	u = audit_classify_add_event(c, "auth", "auth.session_authorization_set", "role", NULL, true);
+	if (role == NULL)
+		role = audit_authenticated_user();
+	u->ev.object_name = role;
+	j_begin(&j);
+	j_str(&j, "action", s->kind == VAR_SET_VALUE ? "set" : "reset");
+	j_str(&j, "session_user", role);
+	j_str(&j, "previous_session_user", u->ev.db_user);
+	j_str(&j, "authenticated_user", audit_authenticated_user());
+	j_bool(&j, "local", s->is_local);
+	u->details = j_end(&j);
+}
+
+/*
  * classify_session_setting: SET/RESET of session_replication_role or of
  * an audit_log.* setting that changes what is audited (the context
- * settings, claims of the application, are not events).
+ * settings, claims of the application, are not events), and SET/RESET
+ * SESSION AUTHORIZATION.
  */
 static void
 classify_session_setting(Classify *c, VariableSetStmt *s)
@@ -330,6 +358,11 @@ classify_session_setting(Classify *c, VariableSetStmt *s)
 
 	if (s->name == NULL)
 		return;
+	if (strcmp(s->name, "session_authorization") == 0)
+	{
+		classify_session_authorization(c, s);
+		return;
+	}
 	if (strcmp(s->name, "session_replication_role") == 0)
 		code = "audit.replication_role_changed";
 	else if (strncmp(s->name, "audit_log.", 10) == 0 && !audit_is_context_setting(s->name))

@@ -50,6 +50,7 @@ static const char *const audit_categories[] = {
 
 static char *cached_database = NULL;
 static Oid	cached_database_oid = InvalidOid;
+static char *cached_authenticated = NULL;	/* the role that logged in */
 
 /*
  * audit_valid_category: is this one of the eight categories of DESIGN.md?
@@ -229,6 +230,13 @@ audit_context_snapshot(AuditEvent *ev)
 
 	ev->db_user = OidIsValid(GetSessionUserId()) ?
 		GetUserNameFromId(GetSessionUserId(), true) : NULL;
+	if (cached_authenticated == NULL && ev->db_user != NULL)
+	{
+		char	   *name = GetUserNameFromId(GetAuthenticatedUserId(), true);
+
+		if (name != NULL)
+			cached_authenticated = MemoryContextStrdup(TopMemoryContext, name);
+	}
 	ev->effective_role = OidIsValid(GetUserId()) ?
 		GetUserNameFromId(GetUserId(), true) : NULL;
 	ev->actor = actor ? actor : ev->db_user;
@@ -256,6 +264,36 @@ audit_context_snapshot(AuditEvent *ev)
 		}
 		ev->database = cached_database;
 	}
+}
+
+/*
+ * audit_authenticated_user: the role that logged in, NULL before the
+ * session's first event named its db_user (no catalog access here: safe
+ * while an error unwinds).
+ */
+const char *
+audit_authenticated_user(void)
+{
+	return cached_authenticated;
+}
+
+/*
+ * audit_add_authenticated_user: when an event's db_user (session_user) is
+ * not the role that logged in (SET SESSION AUTHORIZATION), its details
+ * get "authenticated_user": who is really behind the session.  Nothing
+ * otherwise: a string comparison per event.
+ */
+void
+audit_add_authenticated_user(AuditEvent *ev)
+{
+	Json		j;
+
+	if (cached_authenticated == NULL || ev->db_user == NULL ||
+		strcmp(ev->db_user, cached_authenticated) == 0)
+		return;
+	j_begin(&j);
+	j_str(&j, "authenticated_user", cached_authenticated);
+	ev->details = audit_jsonb_merge(ev->details, audit_text_to_jsonb(j_end(&j)));
 }
 
 /*

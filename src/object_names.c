@@ -66,6 +66,31 @@ audit_rolespec_names(List *specs)
 }
 
 /*
+ * rolespec_list_text: the names of a list of RoleSpecs, comma-separated.
+ */
+static char *
+rolespec_list_text(List *specs)
+{
+	StringInfoData s;
+	ListCell   *lc;
+
+	initStringInfo(&s);
+	foreach(lc, audit_rolespec_names(specs))
+		appendStringInfo(&s, "%s%s", s.len ? "," : "", (char *) lfirst(lc));
+	return s.data;
+}
+
+/*
+ * audit_schema_name: the schema CREATE SCHEMA creates (named after its
+ * owner when the statement names only AUTHORIZATION).
+ */
+const char *
+audit_schema_name(CreateSchemaStmt *s)
+{
+	return s->schemaname ? s->schemaname : audit_rolespec_name(s->authrole);
+}
+
+/*
  * audit_rv_relid: the relation a RangeVar names, InvalidOid if none; never an
  * error (no privilege check on the schema: the statement itself checks).
  */
@@ -246,15 +271,7 @@ audit_defel_value(DefElem *d)
 			return TypeNameToString((TypeName *) a);
 		case T_List:
 			if (list_length((List *) a) > 0 && IsA(linitial((List *) a), RoleSpec))
-			{
-				StringInfoData s;
-				ListCell   *lc;
-
-				initStringInfo(&s);
-				foreach(lc, audit_rolespec_names((List *) a))
-					appendStringInfo(&s, "%s%s", s.len ? "," : "", (char *) lfirst(lc));
-				return s.data;
-			}
+				return rolespec_list_text((List *) a);
 			return NULL;
 		default:
 			return NULL;
@@ -316,10 +333,45 @@ ddl_object_name(Node *n)
 				break;
 			}
 		case T_RenameStmt:
-			name = audit_node_name(((RenameStmt *) n)->object);
+			/* databases, tablespaces, schemas: the name is the subname */
+			name = ((RenameStmt *) n)->object ? audit_node_name(((RenameStmt *) n)->object) :
+				((RenameStmt *) n)->subname;
 			break;
 		case T_CreateSchemaStmt:
-			name = ((CreateSchemaStmt *) n)->schemaname;
+			name = audit_schema_name((CreateSchemaStmt *) n);
+			break;
+		case T_AlterDatabaseStmt:
+			name = ((AlterDatabaseStmt *) n)->dbname;
+			break;
+		case T_AlterDatabaseRefreshCollStmt:
+			name = ((AlterDatabaseRefreshCollStmt *) n)->dbname;
+			break;
+		case T_CreateTableSpaceStmt:
+			name = ((CreateTableSpaceStmt *) n)->tablespacename;
+			break;
+		case T_DropTableSpaceStmt:
+			name = ((DropTableSpaceStmt *) n)->tablespacename;
+			break;
+		case T_AlterTableSpaceOptionsStmt:
+			name = ((AlterTableSpaceOptionsStmt *) n)->tablespacename;
+			break;
+		case T_ReassignOwnedStmt:
+			name = rolespec_list_text(((ReassignOwnedStmt *) n)->roles);
+			break;
+		case T_DropOwnedStmt:
+			name = rolespec_list_text(((DropOwnedStmt *) n)->roles);
+			break;
+		case T_SecLabelStmt:
+			name = audit_node_name(((SecLabelStmt *) n)->object);
+			break;
+		case T_AlterPublicationStmt:
+			name = ((AlterPublicationStmt *) n)->pubname;
+			break;
+		case T_AlterSubscriptionStmt:
+			name = ((AlterSubscriptionStmt *) n)->subname;
+			break;
+		case T_DropSubscriptionStmt:
+			name = ((DropSubscriptionStmt *) n)->subname;
 			break;
 		case T_CreateFunctionStmt:
 			name = NameListToString(((CreateFunctionStmt *) n)->funcname);

@@ -24,5 +24,6 @@ extern char *audit_tag_object_type(const char *tag);
 extern char *audit_tag_code(const char *tag);
 extern char *audit_defel_value(DefElem *d);
 extern const char *audit_ddl_name(Node *n, RangeVar **later);
+extern const char *audit_schema_name(CreateSchemaStmt *s);
 
 #endif							/* AUDIT_OBJECT_NAMES_H */

@@ -300,9 +300,118 @@ classify_database_extension(Classify *c, Node *n)
 /* ---------- schema changes ---------- */
 
 /*
+ * shared_object: an object of the whole cluster (databases, tablespaces;
+ * roles, whose comments and labels are shared too).
+ */
+static bool
+shared_object(ObjectType t)
+{
+	return t == OBJECT_DATABASE || t == OBJECT_TABLESPACE || t == OBJECT_ROLE;
+}
+
+/*
+ * ddl_is_cluster: a schema change of a shared object, or REASSIGN OWNED
+ * (which also gives away databases and tablespaces): a cluster-wide event,
+ * like CREATE DATABASE's.
+ */
+static bool
+ddl_is_cluster(Node *n)
+{
+	switch (nodeTag(n))
+	{
+		case T_AlterDatabaseStmt:
+		case T_AlterDatabaseRefreshCollStmt:
+		case T_CreateTableSpaceStmt:
+		case T_DropTableSpaceStmt:
+		case T_AlterTableSpaceOptionsStmt:
+		case T_ReassignOwnedStmt:
+			return true;
+		case T_RenameStmt:
+			return shared_object(((RenameStmt *) n)->renameType);
+		case T_AlterOwnerStmt:
+			return shared_object(((AlterOwnerStmt *) n)->objectType);
+		case T_CommentStmt:
+			return shared_object(((CommentStmt *) n)->objtype);
+		case T_SecLabelStmt:
+			return shared_object(((SecLabelStmt *) n)->objtype);
+		default:
+			return false;
+	}
+}
+
+/*
+ * ddl_details: what a schema change's event says besides its object: the
+ * new name, the new owner (OWNER TO, ALTER TABLE ... OWNER TO, REASSIGN
+ * OWNED), the roles of REASSIGN/DROP OWNED, ALTER DATABASE's options; NULL
+ * for nothing.
+ */
+static char *
+ddl_details(Node *n)
+{
+	Json		j;
+	ListCell   *lc;
+
+	j_begin(&j);
+	switch (nodeTag(n))
+	{
+		case T_RenameStmt:
+			j_str(&j, "new_name", ((RenameStmt *) n)->newname);
+			break;
+		case T_AlterOwnerStmt:
+			j_str(&j, "new_owner", audit_rolespec_name(((AlterOwnerStmt *) n)->newowner));
+			break;
+		case T_AlterTableStmt:
+			foreach(lc, ((AlterTableStmt *) n)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+				if (cmd->subtype == AT_ChangeOwner)
+					j_str(&j, "new_owner", audit_rolespec_name(cmd->newowner));
+			}
+			break;
+		case T_ReassignOwnedStmt:
+			j_strlist(&j, "roles", audit_rolespec_names(((ReassignOwnedStmt *) n)->roles));
+			j_str(&j, "new_owner", audit_rolespec_name(((ReassignOwnedStmt *) n)->newrole));
+			break;
+		case T_DropOwnedStmt:
+			j_strlist(&j, "roles", audit_rolespec_names(((DropOwnedStmt *) n)->roles));
+			j_bool(&j, "cascade", ((DropOwnedStmt *) n)->behavior == DROP_CASCADE);
+			break;
+		case T_AlterDatabaseStmt:
+			foreach(lc, ((AlterDatabaseStmt *) n)->options)
+			{
+				DefElem    *d = lfirst_node(DefElem, lc);
+
+				j_str(&j, d->defname, audit_defel_value(d));
+			}
+			break;
+		default:
+			break;
+	}
+	return j.first ? NULL : j_end(&j);
+}
+
+/*
+ * ddl_object_type: the object type of a schema change's event: from its
+ * command tag ("table" for "CREATE TABLE"), but "role" for REASSIGN/DROP
+ * OWNED and the labelled object's type for SECURITY LABEL.
+ */
+static const char *
+ddl_object_type(Node *n, const char *tag)
+{
+	const char *type = NULL;
+
+	if (IsA(n, ReassignOwnedStmt) || IsA(n, DropOwnedStmt))
+		type = "role";
+	else if (IsA(n, SecLabelStmt))
+		type = audit_objtype_name(((SecLabelStmt *) n)->objtype);
+	return type ? type : audit_tag_object_type(tag);
+}
+
+/*
  * classify_generic_ddl: the ddl.<command> event of a schema change, named
  * after its object (qualified after it ran when it did not exist before),
- * with new_name / new_owner where relevant.
+ * with ddl_details(); cluster-wide for shared objects (ddl_is_cluster).
  */
 static void
 classify_generic_ddl(Classify *c, Node *n)
@@ -310,26 +419,100 @@ classify_generic_ddl(Classify *c, Node *n)
 	RangeVar   *later = NULL;
 	const char *name;
 	UEvent	   *u;
-	Json		j;
 
 	if (GetCommandLogLevel(n) != LOGSTMT_DDL)
 		return;
 	name = audit_ddl_name(n, &later);
 	u = audit_classify_add_event(c, "ddl", audit_tag_code(c->command),
-				  audit_tag_object_type(c->command), name, false);
+				  ddl_object_type(n, c->command), name, ddl_is_cluster(n));
 	u->rv = later;
-	if (IsA(n, RenameStmt))
+	u->details = ddl_details(n);
+}
+
+/*
+ * schema_element_rv: the relation an element of CREATE SCHEMA creates or
+ * is about (NULL for a GRANT).
+ */
+static RangeVar *
+schema_element_rv(Node *elt)
+{
+	switch (nodeTag(elt))
 	{
-		j_begin(&j);
-		j_str(&j, "new_name", ((RenameStmt *) n)->newname);
-		u->details = j_end(&j);
+		case T_CreateStmt:
+			return ((CreateStmt *) elt)->relation;
+		case T_CreateSeqStmt:
+			return ((CreateSeqStmt *) elt)->sequence;
+		case T_ViewStmt:
+			return ((ViewStmt *) elt)->view;
+		case T_IndexStmt:
+			return ((IndexStmt *) elt)->relation;
+		case T_CreateTrigStmt:
+			return ((CreateTrigStmt *) elt)->relation;
+		default:
+			return NULL;
 	}
-	else if (IsA(n, AlterOwnerStmt))
+}
+
+/*
+ * schema_element_qualified: a copy of an element of CREATE SCHEMA named as
+ * it runs: its relation in the new schema (CREATE SCHEMA puts it there),
+ * and a GRANT's unqualified tables in the new schema when an element
+ * creates them (the elements run with the new schema first in
+ * search_path; the schema is new, so only they create in it).
+ */
+static Node *
+schema_element_qualified(Node *elt, const char *schema, List *elts)
+{
+	Node	   *copy = copyObject(elt);
+	RangeVar   *rv = schema_element_rv(copy);
+	ListCell   *lc;
+	ListCell   *le;
+
+	if (rv && rv->schemaname == NULL)
+		rv->schemaname = pstrdup(schema);
+	if (!IsA(copy, GrantStmt) || ((GrantStmt *) copy)->targtype != ACL_TARGET_OBJECT)
+		return copy;
+	foreach(lc, ((GrantStmt *) copy)->objects)
 	{
-		j_begin(&j);
-		j_str(&j, "new_owner", audit_rolespec_name(((AlterOwnerStmt *) n)->newowner));
-		u->details = j_end(&j);
+		if (!IsA(lfirst(lc), RangeVar) || ((RangeVar *) lfirst(lc))->schemaname)
+			continue;
+		rv = (RangeVar *) lfirst(lc);
+		foreach(le, elts)
+		{
+			RangeVar   *created = IsA(lfirst(le), CreateStmt) || IsA(lfirst(le), CreateSeqStmt) ||
+				IsA(lfirst(le), ViewStmt) ? schema_element_rv(lfirst(le)) : NULL;
+
+			if (created && strcmp(created->relname, rv->relname) == 0)
+				rv->schemaname = pstrdup(schema);
+		}
 	}
+	return copy;
+}
+
+/*
+ * classify_create_schema: CREATE SCHEMA, then each of its elements (they
+ * run as subcommands, which the hook does not classify), with its own
+ * command tag: a GRANT among them is recorded as any GRANT is.  The
+ * elements' events succeed or fail with the statement.
+ */
+static void
+classify_create_schema(Classify *c, CreateSchemaStmt *s)
+{
+	const char *command = c->command;
+	const char *schema = audit_schema_name(s);
+	ListCell   *lc;
+
+	classify_generic_ddl(c, (Node *) s);
+	foreach(lc, s->schemaElts)
+	{
+		Node	   *elt = lfirst(lc);
+
+		if (schema)
+			elt = schema_element_qualified(elt, schema, s->schemaElts);
+		c->command = GetCommandTagName(CreateCommandTag(elt));
+		audit_classify(elt, c);
+	}
+	c->command = command;
 }
 
 /*
@@ -419,6 +602,9 @@ audit_classify(Node *n, Classify *c)
 		case T_CreateTrigStmt:
 			classify_create_trigger(c, (CreateTrigStmt *) n);
 			classify_generic_ddl(c, n);
+			break;
+		case T_CreateSchemaStmt:
+			classify_create_schema(c, (CreateSchemaStmt *) n);
 			break;
 		default:
 			classify_generic_ddl(c, n);

@@ -256,6 +256,7 @@ INSERT INTO @extschema@.event_type_catalog (event_type, category, description, b
     ('extension.dropped', 'ddl', 'Extension dropped', true),
     ('auth.login_succeeded', 'auth', 'Successful login', true),
     ('auth.login_failed', 'auth', 'Failed login attempt', true),
+    ('auth.session_authorization_set', 'auth', 'Session user changed with SET or RESET SESSION AUTHORIZATION', true),
     ('audit.enabled', 'audit', 'Auditing enabled or its options changed on a table', true),
     ('audit.disabled', 'audit', 'Auditing removed from a table', true),
     ('audit.capture_disabled', 'audit', 'Audit capture turned off by other means than disable()', true),

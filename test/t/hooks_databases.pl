@@ -104,6 +104,49 @@ SELECT string_agg(DISTINCT database, ',' ORDER BY database) FROM audit_log.event
 	'app1,app2,app3,plain,postgres'),
 	'logins to every database in audit_log.database');
 
+# --- The attack: changes of databases and tablespaces (shared objects)
+# made from a database without the extension, some inside CREATE SCHEMA:
+# cluster-wide events, in audit_log.database.
+my $tsdir = PostgreSQL::Test::Utils::tempdir();
+$node->safe_psql('postgres', 'CREATE DATABASE victim; CREATE ROLE r_heir;');
+$node->safe_psql('plain', qq{
+ALTER DATABASE victim OWNER TO mallory;
+ALTER DATABASE victim CONNECTION LIMIT 0;
+ALTER DATABASE victim RENAME TO victim2;
+CREATE TABLESPACE ts_plain LOCATION '$tsdir';
+ALTER TABLESPACE ts_plain OWNER TO mallory;
+ALTER TABLESPACE ts_plain SET (seq_page_cost = 2);
+ALTER TABLESPACE ts_plain RENAME TO ts_plain2;
+DROP TABLESPACE ts_plain2;
+REASSIGN OWNED BY mallory TO r_heir;
+CREATE SCHEMA s_plain GRANT CONNECT, TEMP ON DATABASE victim2 TO mallory
+  GRANT SET ON PARAMETER work_mem TO mallory;
+});
+ok($node->poll_query_until('postgres', q{
+SELECT string_agg(event_type || ':' || object_name || ':' ||
+                  coalesce(details->>'new_owner', details->>'new_name', details->>'connection_limit', '-'),
+                  ',' ORDER BY event_id)
+  FROM audit_log.events WHERE database = 'plain' AND status = 'success' AND category IN ('ddl', 'privilege', 'config')},
+	'ddl.alter_database:victim:mallory,ddl.alter_database:victim:0,ddl.alter_database:victim:victim2,'
+	. 'ddl.create_tablespace:ts_plain:-,ddl.alter_tablespace:ts_plain:mallory,ddl.alter_tablespace:ts_plain:-,'
+	. 'ddl.alter_tablespace:ts_plain:ts_plain2,ddl.drop_tablespace:ts_plain2:-,ddl.reassign_owned:mallory:r_heir,'
+	. 'privilege.granted:victim2:-,config.parameter_granted:work_mem:-'),
+	'plain (no extension): its changes of databases and tablespaces in audit_log.database');
+is($node->safe_psql('postgres', q{
+SELECT details->>'roles' FROM audit_log.events WHERE database = 'plain' AND event_type = 'ddl.reassign_owned'}),
+	'["mallory"]', 'REASSIGN OWNED: the roles whose objects were given away');
+
+# --- a superuser impersonating mallory in the database without the
+# extension: the switch and the way back are cluster-wide events
+$node->safe_psql('plain', 'SET SESSION AUTHORIZATION mallory; RESET SESSION AUTHORIZATION;');
+ok($node->poll_query_until('postgres', q{
+SELECT string_agg(details->>'action' || ':' || object_name || ':' || db_user || ':' ||
+                  (details->>'authenticated_user' = session_user), ',' ORDER BY event_id)
+  FROM audit_log.events WHERE database = 'plain' AND event_type = 'auth.session_authorization_set'},
+	'set:mallory:' . $node->safe_psql('postgres', 'SELECT session_user') . ':true,'
+	. 'reset:' . $node->safe_psql('postgres', 'SELECT session_user') . ':mallory:true'),
+	'plain (no extension): SET/RESET SESSION AUTHORIZATION in audit_log.database');
+
 # --- a writer stopped, then terminated: its database's events wait, then land there
 my ($pid1) = $node->safe_psql('postgres',
 	q{SELECT w->>'pid' FROM audit_log.status, jsonb_array_elements(writers) w WHERE w->>'database' = 'app1'});
