@@ -11,7 +11,9 @@
  * Tamper guard (preload only: the ExecutorStart hook installed by
  * audit_guard_init(), the utility check called by capture_utility.c's
  * ProcessUtility hook before a statement runs).  Writing to, truncating,
- * altering, dropping, granting on, adding a trigger or rule to
+ * altering, dropping, granting on (also a grant of more than SELECT on ALL
+ * TABLES IN SCHEMA audit_log, or by ALTER DEFAULT PRIVILEGES IN SCHEMA
+ * audit_log), adding a trigger or rule to
  * audit_log.events or its partitions, adding a partition to them (CREATE
  * [FOREIGN] TABLE ... PARTITION OF, also in CREATE SCHEMA, ATTACH
  * PARTITION) or detaching one fails with SQLSTATE 42501 and is queued as
@@ -434,6 +436,41 @@ audit_check_role_tamper(Node *n, const char *command, PlannedStmt *pstmt, const 
 }
 
 /*
+ * grants_write: a GRANT on tables gives a privilege that writes, removes or
+ * pins rows or adds a trigger (ALL included).
+ */
+static bool
+grants_write(GrantStmt *g)
+{
+	ListCell   *lc;
+
+	if (g->privileges == NIL)
+		return true;			/* ALL [PRIVILEGES] */
+	foreach(lc, g->privileges)
+	{
+		const char *p = lfirst_node(AccessPriv, lc)->priv_name;
+
+		if (p == NULL || strcmp(p, "select") != 0)
+			return true;		/* insert, update, delete, truncate, references, trigger */
+	}
+	return false;
+}
+
+/*
+ * schema_tamper: refuse a grant aimed at every table, or every future
+ * table, of the audit schema (the events and their partitions among them)
+ * and record the attempt.
+ */
+static void
+schema_tamper(const char *what, const char *command, PlannedStmt *pstmt, const char *query)
+{
+	refuse(what, "schema", AUDIT_SCHEMA, command, audit_statement_text(pstmt, query),
+		   psprintf(_("%s in audit schema %s is not allowed"), what, AUDIT_SCHEMA),
+		   _("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
+		   _("Grant SELECT only, or name the tables of the schema that are not audit tables."));
+}
+
+/*
  * audit_check_tamper: refuse a utility statement aimed at the audit tables.
  */
 void
@@ -538,12 +575,43 @@ audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char 
 			{
 				GrantStmt  *g = (GrantStmt *) n;
 
-				if (!g->is_grant || g->objtype != OBJECT_TABLE || g->targtype != ACL_TARGET_OBJECT)
+				if (!g->is_grant || g->objtype != OBJECT_TABLE)
+					return;
+				if (g->targtype == ACL_TARGET_ALL_IN_SCHEMA)
+				{
+					/* ALL TABLES IN SCHEMA audit_log: the events among them */
+					foreach(lc, g->objects)
+						if (strcmp(strVal(lfirst(lc)), AUDIT_SCHEMA) == 0 && grants_write(g))
+							schema_tamper("GRANT ON ALL TABLES", command, pstmt, query);
+					return;
+				}
+				if (g->targtype != ACL_TARGET_OBJECT)
 					return;
 				foreach(lc, g->objects)
 					if (audit_is_events_rv(lfirst(lc)))
 						tamper("GRANT", audit_rv_relid(lfirst(lc)), command,
 							   audit_statement_text(pstmt, query));
+				return;
+			}
+		case T_AlterDefaultPrivilegesStmt:
+			{
+				/* future partitions of the events: IN SCHEMA audit_log */
+				AlterDefaultPrivilegesStmt *a = (AlterDefaultPrivilegesStmt *) n;
+
+				if (!a->action->is_grant || a->action->objtype != OBJECT_TABLE ||
+					!grants_write(a->action))
+					return;
+				foreach(lc, a->options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+					ListCell   *s;
+
+					if (strcmp(d->defname, "schemas") != 0)
+						continue;
+					foreach(s, (List *) d->arg)
+						if (strcmp(strVal(lfirst(s)), AUDIT_SCHEMA) == 0)
+							schema_tamper("ALTER DEFAULT PRIVILEGES", command, pstmt, query);
+				}
 				return;
 			}
 		default:
