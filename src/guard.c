@@ -340,23 +340,47 @@ is_audit_role(const char *name)
 }
 
 /*
- * role_tamper: refuse what is done to the extension's role name (if it is
- * one) and record the attempt, unless the current role holds the ADMIN
- * OPTION on it (a superuser gave it deliberately, as 16 asks).
+ * holds_audit_role: the role is a member of one of the extension's roles
+ * (and so could be logged in as, or granted, to get its rights).
+ */
+static bool
+holds_audit_role(Oid role)
+{
+	static const char *const roles[] = AUDIT_ROLES;
+	int			i;
+
+	for (i = 0; roles[i] != NULL; i++)
+	{
+		Oid			r = get_role_oid(roles[i], true);
+
+		if (OidIsValid(r) && is_member_of_role_nosuper(role, r))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * role_tamper: refuse what is done to the role name if it is one of the
+ * extension's roles or a member of one, and record the attempt, unless the
+ * current role holds the ADMIN OPTION on it (a superuser gave it
+ * deliberately, as 16 asks).
  */
 static void
 role_tamper(const char *what, const char *name, const char *command,
 			PlannedStmt *pstmt, const char *query)
 {
-	Oid			role;
+	Oid			role = name ? get_role_oid(name, true) : InvalidOid;
 
-	if (!is_audit_role(name))
+	/* a member may change itself (its own password, say) */
+	if (!is_audit_role(name) &&
+		!(OidIsValid(role) && role != GetUserId() && holds_audit_role(role)))
 		return;
-	role = get_role_oid(name, true);
 	if (OidIsValid(role) && is_admin_of_role(GetUserId(), role))
 		return;
 	refuse(what, "role", name, command, audit_statement_text(pstmt, query),
-		   psprintf(_("%s on audit role %s is not allowed"), what, name),
+		   is_audit_role(name) ?
+		   psprintf(_("%s on audit role %s is not allowed"), what, name) :
+		   psprintf(_("%s on role %s, a member of the audit roles, is not allowed"), what, name),
 		   _("Before PostgreSQL 16 a CREATEROLE role can administer every role that is not a superuser; the audit_log roles are administered by superusers only. The attempt has been recorded."),
 		   _("Ask a superuser to grant or change the audit_log roles (README: Security)."));
 }
@@ -377,8 +401,9 @@ role_tamper_list(const char *what, List *specs, const char *command,
 /*
  * audit_check_role_tamper: before PostgreSQL 16, refuse to a role that is
  * not a superuser the statements that would give it the extension's roles
- * or change them: GRANT/REVOKE of their membership, CREATE ROLE ... IN
- * ROLE, CREATE/ALTER/RENAME/DROP ROLE and ALTER ROLE ... SET on them (from
+ * or change them or their members (whose password it could otherwise set):
+ * GRANT/REVOKE of their membership, CREATE ROLE ... IN ROLE,
+ * CREATE/ALTER/RENAME/DROP ROLE and ALTER ROLE ... SET on them (from
  * 16 on, CREATEROLE needs the ADMIN OPTION on the role, which the install
  * refuses to find held by one that is not a superuser, and which a
  * superuser who grants it later means to give: a holder of the ADMIN
