@@ -72,5 +72,60 @@ SELECT statement FROM audit_log.events
  WHERE event_id > :start AND object_name = 'ver_member' AND event_type = 'role.password_changed'
  ORDER BY event_id;
 
+-- A CREATEROLE role that is not a superuser cannot take or change the
+-- extension's roles: 15 lets CREATEROLE administer every such role, and
+-- audit_log refuses it (42501, recorded as audit.tamper_attempt); 16 and
+-- later ask for the ADMIN OPTION, which PostgreSQL refuses itself (42501,
+-- not recorded by audit_log).  Either way every attack fails with 42501 and
+-- changes nothing.  The same holds for a member of the roles (ver_alice),
+-- whose password would open them.  A role given the ADMIN OPTION by a
+-- superuser may grant.
+SELECT coalesce(max(event_id), 0) AS cr_start FROM audit_log.events \gset
+CREATE ROLE ver_cr CREATEROLE;
+CREATE ROLE ver_admin_holder CREATEROLE;
+CREATE ROLE ver_alice LOGIN IN ROLE audit_log_admin;
+GRANT audit_log_reader TO ver_admin_holder WITH ADMIN OPTION;
+CREATE FUNCTION pg_temp.attempt(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'done';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$;
+SET ROLE ver_cr;
+SELECT s AS attack, pg_temp.attempt(s) AS sqlstate
+  FROM unnest(ARRAY[
+    'GRANT audit_log_admin TO ver_cr',
+    'CREATE ROLE ver_evil IN ROLE audit_log_admin',
+    'ALTER GROUP audit_log_admin ADD USER ver_cr',
+    'ALTER ROLE audit_log_admin LOGIN PASSWORD ''ver-x''',
+    'ALTER ROLE audit_log_admin SET search_path = public',
+    'ALTER ROLE audit_log_writer RENAME TO ver_writer',
+    'REVOKE audit_log_reader FROM audit_log_admin',
+    'DROP ROLE audit_log_reader',
+    'ALTER ROLE ver_alice PASSWORD ''ver-y''',
+    'GRANT ver_alice TO ver_cr']) WITH ORDINALITY AS a(s, n)
+ ORDER BY n;
+RESET ROLE;
+SET ROLE ver_admin_holder;
+GRANT audit_log_reader TO ver_cr;
+RESET ROLE;
+SELECT r.rolname, r.rolcanlogin, r.rolconfig,
+       pg_has_role('ver_cr', r.oid, 'MEMBER') AS ver_cr_member,
+       pg_has_role('audit_log_admin', 'audit_log_reader', 'MEMBER') AS admin_reads
+  FROM pg_roles r WHERE r.rolname LIKE 'audit\_log\_%' ORDER BY r.rolname;
+SELECT count(*) AS ver_evil FROM pg_roles WHERE rolname = 'ver_evil';
+SELECT rolpassword IS NULL AS alice_no_password, pg_has_role('ver_cr', 'ver_alice', 'MEMBER') AS ver_cr_alice
+  FROM pg_authid WHERE rolname = 'ver_alice';
+-- 15 recorded the ten attempts, as tamper attempts on the roles
+SELECT current_setting('server_version_num')::int >= 160000 OR
+       pg_temp.wait_for('audit.tamper_attempt', :cr_start, 10) AS arrived;
+SELECT count(*) = CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 0 ELSE 10 END
+       AS tamper_recorded,
+       count(*) FILTER (WHERE object_type = 'role' AND status = 'failure' AND effective_role = 'ver_cr')
+         = count(*) AS all_on_roles
+  FROM audit_log.events WHERE event_id > :cr_start AND event_type = 'audit.tamper_attempt';
+DROP ROLE ver_cr, ver_admin_holder, ver_alice;
+
 DROP TABLE ver_deferrable, ver_immediate, ver_big;
 DROP ROLE ver_member, ver_group;

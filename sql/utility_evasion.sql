@@ -52,3 +52,25 @@ SELECT event_type, status, effective_role, object_name, command, details
 SELECT count(*) AS forged FROM audit_log.events WHERE event_type = 'app.forged';
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ue_t'::regclass ORDER BY 1;
 DROP TABLE ue_t;
+-- Grants on every table of the audit schema, now or to come, that would
+-- write to the events: refused and recorded; SELECT passes.
+SELECT coalesce(max(event_id), 0) AS schema_start FROM audit_log.events \gset
+CREATE ROLE ue_own;
+GRANT INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON ALL TABLES IN SCHEMA audit_log TO ue_own;
+GRANT ALL ON ALL TABLES IN SCHEMA public, audit_log TO ue_own;
+ALTER DEFAULT PRIVILEGES IN SCHEMA audit_log GRANT INSERT ON TABLES TO ue_own;
+ALTER DEFAULT PRIVILEGES FOR ROLE CURRENT_USER IN SCHEMA public, audit_log GRANT ALL ON TABLES TO ue_own;
+GRANT SELECT ON ALL TABLES IN SCHEMA audit_log TO ue_own;
+ALTER DEFAULT PRIVILEGES IN SCHEMA audit_log GRANT SELECT ON TABLES TO ue_own;
+SELECT has_table_privilege('ue_own', 'audit_log.events', 'INSERT') AS can_insert,
+       has_table_privilege('ue_own', 'audit_log.events', 'TRIGGER') AS can_trigger,
+       has_table_privilege('ue_own', 'audit_log.events', 'SELECT') AS can_select;
+SELECT defaclobjtype, defaclacl::text LIKE '%ue_own=r/%' AS select_only
+  FROM pg_default_acl WHERE defaclnamespace = 'audit_log'::regnamespace ORDER BY 1;
+SELECT pg_temp.wait_for('audit.tamper_attempt', :schema_start, 4) AS all_there;
+SELECT event_type, status, object_type, object_name, command, details
+  FROM audit_log.events
+ WHERE event_id > :schema_start AND event_type = 'audit.tamper_attempt' ORDER BY event_id;
+ALTER DEFAULT PRIVILEGES IN SCHEMA audit_log REVOKE SELECT ON TABLES FROM ue_own;
+REVOKE SELECT ON ALL TABLES IN SCHEMA audit_log FROM ue_own;
+DROP ROLE ue_own;

@@ -31,6 +31,41 @@ SELECT count(*) AS leaks_in_view FROM audit_log.event_log e
  WHERE event_id > :start AND e::text ILIKE '%pw0-%';
 SELECT audit_log._redact('CREATE ROLE x PASSWORD ''a''''b'' LOGIN') AS redacted,
        audit_log._redact('SELECT ''kept''') AS untouched;
+-- Passwords that do not say "password": a URI's user:password@, a
+-- connection string set as a whole (subscription, primary_conninfo), and
+-- "password" spelt with escapes the text scan cannot read (U& identifier,
+-- E'' escape, a string continued on the next line).  Each secret contains
+-- "Hunter2"; no event holds it, and _redact() hides a URI's.
+SELECT coalesce(max(event_id), 0) AS uri_start FROM audit_log.events \gset
+CREATE SERVER up_srv2 FOREIGN DATA WRAPPER up_fdw;
+CREATE USER MAPPING FOR up_user SERVER up_srv2 OPTIONS (user 'bob', U&"p\0061ssword" 'Hunter2-A');
+ALTER SERVER up_srv2 OPTIONS (ADD U&"p\0061ssword" 'Hunter2-B');
+SET client_min_messages = error;  -- (the warnings of connect = false differ between versions)
+CREATE SUBSCRIPTION up_sub_e CONNECTION E'host=h user=rep p\x61ssword=Hunter2-C dbname=x'
+    PUBLICATION p WITH (connect = false);
+CREATE SUBSCRIPTION up_sub_uri CONNECTION 'postgresql://rep:Hunter2-D@db.example:5432/x'
+    PUBLICATION p WITH (connect = false);
+RESET client_min_messages;
+ALTER SUBSCRIPTION up_sub_uri CONNECTION 'postgresql://rep:Hunter2-E@db.example/x';
+ALTER SUBSCRIPTION up_sub_uri CONNECTION 'host=h pass'
+    'word=Hunter2-F';
+ALTER SYSTEM SET primary_conninfo = 'postgresql://rep:Hunter2-H@primary.example/postgres';
+ALTER SYSTEM SET U&"primary_conn\0069nfo" = 'host=h p'
+    'assword=Hunter2-I';
+ALTER SYSTEM RESET primary_conninfo;
+SELECT pg_temp.wait_for('config.system_altered', :uri_start, 3) AS all_there;
+SELECT event_type, object_name, details, statement
+  FROM audit_log.events
+ WHERE event_id > :uri_start AND category IN ('ddl', 'role', 'config')
+ ORDER BY event_id;
+SELECT count(*) AS leaks FROM audit_log.events e
+ WHERE event_id > :uri_start AND e::text ILIKE '%hunter2%';
+SELECT audit_log._redact('SELECT dblink_connect(''postgres://rep:Hunter2-G@h/x'')') AS uri_redacted;
+ALTER SUBSCRIPTION up_sub_e SET (slot_name = NONE);
+ALTER SUBSCRIPTION up_sub_uri SET (slot_name = NONE);
+DROP SUBSCRIPTION up_sub_e;
+DROP SUBSCRIPTION up_sub_uri;
 DROP SERVER up_srv CASCADE;
+DROP SERVER up_srv2 CASCADE;
 DROP FOREIGN DATA WRAPPER up_fdw;
 DROP ROLE up_user, "up_Quoted";

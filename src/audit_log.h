@@ -26,6 +26,12 @@
 #define AUDIT_EVENTS_TABLE		"events"
 #define AUDIT_EVENTS_SEQ		"events_event_id_seq"
 
+/*
+ * The extension's roles (cluster-wide; src/sql/00_core.sql creates them),
+ * NULL-terminated: guard.c keeps them out of the reach of CREATEROLE roles.
+ */
+#define AUDIT_ROLES				{"audit_log_reader", "audit_log_writer", "audit_log_admin", NULL}
+
 /* The event row: AuditEvent, AUDIT_NCOLUMNS, the field table (event.h). */
 #include "event.h"
 

@@ -40,8 +40,8 @@
  * (audit_capture_suspended(), guard.c), nor are the statements of a session
  * restoring a dump (restore.c).
  *
- * Passwords: a statement whose text mentions "password" (any case) is
- * stored with every string literal replaced (redact.c); role options and
+ * Passwords: a statement whose text may hold a password (redact.c) is
+ * stored with every string literal replaced; role options and
  * user mapping options never carry their values into details.
  *
  * Writers: before DROP DATABASE, ALTER DATABASE RENAME/SET TABLESPACE and

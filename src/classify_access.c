@@ -79,15 +79,17 @@ setting_details(Json *j, VariableSetStmt *set, bool secret)
 
 /*
  * setting_is_secret: the value of a setting must not be stored: its name
- * says password or secret, or the statement's text was redacted (it
- * mentions a password).
+ * says password, secret or conninfo (a connection string, such as
+ * primary_conninfo, may hold a password in any form), or the statement's
+ * text was redacted (it may hold a password).
  */
 static bool
 setting_is_secret(Classify *c, VariableSetStmt *set)
 {
 	const char *name = set->name;
 
-	return (name && (strcasestr(name, "password") || strcasestr(name, "secret"))) ||
+	return (name && (strcasestr(name, "password") || strcasestr(name, "secret") ||
+					 strcasestr(name, "conninfo"))) ||
 		(c->statement != NULL && strstr(c->statement, "<redacted>") != NULL);
 }
 

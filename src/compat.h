@@ -183,6 +183,14 @@ audit_grant_role_opts(GrantRoleStmt *g)
 }
 
 /*
+ * AUDIT_CREATEROLE_ADMINISTERS_ALL: a CREATEROLE role may grant, alter,
+ * rename and drop every role that is not a superuser; 16 asks for the
+ * ADMIN OPTION on the role (release notes of 16, "Restrict the privileges
+ * of CREATEROLE").
+ */
+#define AUDIT_CREATEROLE_ADMINISTERS_ALL (PG_VERSION_NUM < 160000)
+
+/*
  * audit_root_to_child_map: the map from the row type of the partitioned
  * table to that of its partition rri (NULL when they are the same), for
  * rows that ExecFindPartition() routed there.

@@ -11,14 +11,19 @@
  * Tamper guard (preload only: the ExecutorStart hook installed by
  * audit_guard_init(), the utility check called by capture_utility.c's
  * ProcessUtility hook before a statement runs).  Writing to, truncating,
- * altering, dropping, granting on, adding a trigger or rule to
+ * altering, dropping, granting on (also a grant of more than SELECT on ALL
+ * TABLES IN SCHEMA audit_log, or by ALTER DEFAULT PRIVILEGES IN SCHEMA
+ * audit_log), adding a trigger or rule to
  * audit_log.events or its partitions, adding a partition to them (CREATE
  * [FOREIGN] TABLE ... PARTITION OF, also in CREATE SCHEMA, ATTACH
  * PARTITION) or detaching one fails with SQLSTATE 42501 and is queued as
  * audit.tamper_attempt (failure), whoever asks, superusers included,
  * unless audit_capture_suspended() (the extension's own upkeep, its
  * worker, its install scripts).  The event is queued, not written: the
- * statement's transaction is about to fail.
+ * statement's transaction is about to fail.  Before PostgreSQL 16 the same
+ * check refuses to a role that is not a superuser the grant, creation,
+ * change, renaming and drop of the extension's roles (AUDIT_ROLES), which
+ * CREATEROLE would otherwise allow it (audit_check_role_tamper()).
  *
  * Internal operations.  The extension's own functions (enable, maintain,
  * seal...) do DDL on audit objects that the hooks must neither capture as a
@@ -56,7 +61,9 @@
 #include "commands/extension.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -247,24 +254,23 @@ audit_is_events_rv(RangeVar *rv)
 }
 
 /*
- * tamper_hint: record an attempt on the audit tables and refuse it; the
- * hint tells how to restore a dump when the attempt looks like a restore.
+ * refuse: record an attempt on the audit trail as audit.tamper_attempt
+ * (queued: the statement's transaction is about to fail) and refuse it
+ * with 42501 and message, detail and hint (full sentences).
  */
 static void
-tamper_hint(const char *what, Oid relid, const char *command, const char *statement,
-			bool restore_hint)
+refuse(const char *what, const char *object_type, const char *object_name,
+	   const char *command, const char *statement, const char *msg,
+	   const char *detail, const char *hint)
 {
 	AuditEvent	ev;
 	Json		j;
-	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-	char	   *rel = psprintf("%s.%s", nsp ? nsp : AUDIT_SCHEMA, get_rel_name(relid));
-	char	   *msg = psprintf("%s on audit table %s is not allowed", what, rel);
 
 	audit_event_init(&ev, "audit", "audit.tamper_attempt");
 	ev.occurred_at = GetCurrentTimestamp();
 	ev.status = "failure";
-	ev.object_type = "table";
-	ev.object_name = rel;
+	ev.object_type = object_type;
+	ev.object_name = object_name;
 	ev.command = command;
 	ev.statement = statement;
 	j_begin(&j);
@@ -274,11 +280,28 @@ tamper_hint(const char *what, Oid relid, const char *command, const char *statem
 	audit_queue_event(&ev, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s on audit table %s is not allowed", what, rel),
-			 errdetail("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
-			 restore_hint ?
-			 errhint("To restore a dump into a new database, restore it in a session with audit_log.restore = on (README: Backup and restore).") :
-			 errhint("Use audit_log.maintain() and retention policies to remove old events.")));
+			 errmsg_internal("%s", msg),
+			 errdetail_internal("%s", detail),
+			 errhint("%s", hint)));
+}
+
+/*
+ * tamper_hint: record an attempt on the audit tables and refuse it; the
+ * hint tells how to restore a dump when the attempt looks like a restore.
+ */
+static void
+tamper_hint(const char *what, Oid relid, const char *command, const char *statement,
+			bool restore_hint)
+{
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+	char	   *rel = psprintf("%s.%s", nsp ? nsp : AUDIT_SCHEMA, get_rel_name(relid));
+
+	refuse(what, "table", rel, command, statement,
+		   psprintf(_("%s on audit table %s is not allowed"), what, rel),
+		   _("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
+		   restore_hint ?
+		   _("To restore a dump into a new database, restore it in a session with audit_log.restore = on (README: Backup and restore).") :
+		   _("Use audit_log.maintain() and retention policies to remove old events."));
 }
 
 /*
@@ -302,6 +325,177 @@ audit_capture_suspended(void)
 }
 
 /*
+ * is_audit_role: name is one of the extension's roles (AUDIT_ROLES).
+ */
+static bool
+is_audit_role(const char *name)
+{
+	static const char *const roles[] = AUDIT_ROLES;
+	int			i;
+
+	for (i = 0; name != NULL && roles[i] != NULL; i++)
+		if (strcmp(name, roles[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * holds_audit_role: the role is a member of one of the extension's roles
+ * (and so could be logged in as, or granted, to get its rights).
+ */
+static bool
+holds_audit_role(Oid role)
+{
+	static const char *const roles[] = AUDIT_ROLES;
+	int			i;
+
+	for (i = 0; roles[i] != NULL; i++)
+	{
+		Oid			r = get_role_oid(roles[i], true);
+
+		if (OidIsValid(r) && is_member_of_role_nosuper(role, r))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * role_tamper: refuse what is done to the role name if it is one of the
+ * extension's roles or a member of one, and record the attempt, unless the
+ * current role holds the ADMIN OPTION on it (a superuser gave it
+ * deliberately, as 16 asks).
+ */
+static void
+role_tamper(const char *what, const char *name, const char *command,
+			PlannedStmt *pstmt, const char *query)
+{
+	Oid			role = name ? get_role_oid(name, true) : InvalidOid;
+
+	/* a member may change itself (its own password, say) */
+	if (!is_audit_role(name) &&
+		!(OidIsValid(role) && role != GetUserId() && holds_audit_role(role)))
+		return;
+	if (OidIsValid(role) && is_admin_of_role(GetUserId(), role))
+		return;
+	refuse(what, "role", name, command, audit_statement_text(pstmt, query),
+		   is_audit_role(name) ?
+		   psprintf(_("%s on audit role %s is not allowed"), what, name) :
+		   psprintf(_("%s on role %s, a member of the audit roles, is not allowed"), what, name),
+		   _("Before PostgreSQL 16 a CREATEROLE role can administer every role that is not a superuser; the audit_log roles are administered by superusers only. The attempt has been recorded."),
+		   _("Ask a superuser to grant or change the audit_log roles (README: Security)."));
+}
+
+/*
+ * role_tamper_list: role_tamper() for each RoleSpec of specs.
+ */
+static void
+role_tamper_list(const char *what, List *specs, const char *command,
+				 PlannedStmt *pstmt, const char *query)
+{
+	ListCell   *lc;
+
+	foreach(lc, specs)
+		role_tamper(what, audit_rolespec_name(lfirst(lc)), command, pstmt, query);
+}
+
+/*
+ * audit_check_role_tamper: before PostgreSQL 16, refuse to a role that is
+ * not a superuser the statements that would give it the extension's roles
+ * or change them or their members (whose password it could otherwise set):
+ * GRANT/REVOKE of their membership, CREATE ROLE ... IN ROLE,
+ * CREATE/ALTER/RENAME/DROP ROLE and ALTER ROLE ... SET on them (from
+ * 16 on, CREATEROLE needs the ADMIN OPTION on the role, which the install
+ * refuses to find held by one that is not a superuser, and which a
+ * superuser who grants it later means to give: a holder of the ADMIN
+ * OPTION passes here too).
+ */
+static void
+audit_check_role_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char *query)
+{
+	ListCell   *lc;
+
+	if (!AUDIT_CREATEROLE_ADMINISTERS_ALL || superuser())
+		return;
+	switch (nodeTag(n))
+	{
+		case T_GrantRoleStmt:
+			{
+				GrantRoleStmt *g = (GrantRoleStmt *) n;
+
+				foreach(lc, g->granted_roles)
+					role_tamper(g->is_grant ? "GRANT" : "REVOKE",
+								lfirst_node(AccessPriv, lc)->priv_name, command, pstmt, query);
+				break;
+			}
+		case T_CreateRoleStmt:
+			role_tamper("CREATE ROLE", ((CreateRoleStmt *) n)->role, command, pstmt, query);
+			foreach(lc, ((CreateRoleStmt *) n)->options)
+			{
+				DefElem    *d = lfirst_node(DefElem, lc);
+
+				if (strcmp(d->defname, "addroleto") == 0)
+					role_tamper_list("GRANT", (List *) d->arg, command, pstmt, query);
+			}
+			break;
+		case T_AlterRoleStmt:
+			role_tamper("ALTER ROLE", audit_rolespec_name(((AlterRoleStmt *) n)->role),
+						command, pstmt, query);
+			break;
+		case T_AlterRoleSetStmt:
+			role_tamper("ALTER ROLE SET", audit_rolespec_name(((AlterRoleSetStmt *) n)->role),
+						command, pstmt, query);
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) n)->renameType == OBJECT_ROLE)
+			{
+				role_tamper("ALTER ROLE RENAME", ((RenameStmt *) n)->subname, command, pstmt, query);
+				role_tamper("ALTER ROLE RENAME", ((RenameStmt *) n)->newname, command, pstmt, query);
+			}
+			break;
+		case T_DropRoleStmt:
+			role_tamper_list("DROP ROLE", ((DropRoleStmt *) n)->roles, command, pstmt, query);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * grants_write: a GRANT on tables gives a privilege that writes, removes or
+ * pins rows or adds a trigger (ALL included).
+ */
+static bool
+grants_write(GrantStmt *g)
+{
+	ListCell   *lc;
+
+	if (g->privileges == NIL)
+		return true;			/* ALL [PRIVILEGES] */
+	foreach(lc, g->privileges)
+	{
+		const char *p = lfirst_node(AccessPriv, lc)->priv_name;
+
+		if (p == NULL || strcmp(p, "select") != 0)
+			return true;		/* insert, update, delete, truncate, references, trigger */
+	}
+	return false;
+}
+
+/*
+ * schema_tamper: refuse a grant aimed at every table, or every future
+ * table, of the audit schema (the events and their partitions among them)
+ * and record the attempt.
+ */
+static void
+schema_tamper(const char *what, const char *command, PlannedStmt *pstmt, const char *query)
+{
+	refuse(what, "schema", AUDIT_SCHEMA, command, audit_statement_text(pstmt, query),
+		   psprintf(_("%s in audit schema %s is not allowed"), what, AUDIT_SCHEMA),
+		   _("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
+		   _("Grant SELECT only, or name the tables of the schema that are not audit tables."));
+}
+
+/*
  * audit_check_tamper: refuse a utility statement aimed at the audit tables.
  */
 void
@@ -311,6 +505,7 @@ audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char 
 	const char *what = NULL;
 	ListCell   *lc;
 
+	audit_check_role_tamper(n, command, pstmt, query);
 	if (audit_restoring() && audit_restore_allows(n))
 		return;
 
@@ -405,12 +600,43 @@ audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char 
 			{
 				GrantStmt  *g = (GrantStmt *) n;
 
-				if (!g->is_grant || g->objtype != OBJECT_TABLE || g->targtype != ACL_TARGET_OBJECT)
+				if (!g->is_grant || g->objtype != OBJECT_TABLE)
+					return;
+				if (g->targtype == ACL_TARGET_ALL_IN_SCHEMA)
+				{
+					/* ALL TABLES IN SCHEMA audit_log: the events among them */
+					foreach(lc, g->objects)
+						if (strcmp(strVal(lfirst(lc)), AUDIT_SCHEMA) == 0 && grants_write(g))
+							schema_tamper("GRANT ON ALL TABLES", command, pstmt, query);
+					return;
+				}
+				if (g->targtype != ACL_TARGET_OBJECT)
 					return;
 				foreach(lc, g->objects)
 					if (audit_is_events_rv(lfirst(lc)))
 						tamper("GRANT", audit_rv_relid(lfirst(lc)), command,
 							   audit_statement_text(pstmt, query));
+				return;
+			}
+		case T_AlterDefaultPrivilegesStmt:
+			{
+				/* future partitions of the events: IN SCHEMA audit_log */
+				AlterDefaultPrivilegesStmt *a = (AlterDefaultPrivilegesStmt *) n;
+
+				if (!a->action->is_grant || a->action->objtype != OBJECT_TABLE ||
+					!grants_write(a->action))
+					return;
+				foreach(lc, a->options)
+				{
+					DefElem    *d = lfirst_node(DefElem, lc);
+					ListCell   *s;
+
+					if (strcmp(d->defname, "schemas") != 0)
+						continue;
+					foreach(s, (List *) d->arg)
+						if (strcmp(strVal(lfirst(s)), AUDIT_SCHEMA) == 0)
+							schema_tamper("ALTER DEFAULT PRIVILEGES", command, pstmt, query);
+				}
 				return;
 			}
 		default:

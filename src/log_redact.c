@@ -2,8 +2,8 @@
  *
  * log_redact.c
  *		Passwords kept out of PostgreSQL's own server log (preload only): an
- *		emit_log_hook that shows, in place of a statement text that mentions
- *		a password, the text audit_log stores for it (every string literal
+ *		emit_log_hook that shows, in place of a statement text that may hold
+ *		a password (audit_may_hold_secret()), the text audit_log stores for it (every string literal
  *		replaced by '<redacted>', audit_redact_statement() of
  *		utility_classify.c) or, when that text is not known, AUDIT_REDACT_WITHHELD.
  *
@@ -30,8 +30,8 @@
  * memo's redactions in place of the texts; a text that needs redaction and
  * is not in the memo (a statement that failed to parse) is withheld.
  *
- * Fast path: a text needs redaction only if it mentions "password" (any
- * letter case) and has a quote or a dollar sign (a string literal has one);
+ * Fast path: a text needs redaction only if it may hold a password
+ * (audit_may_hold_secret()) and has a quote or a dollar sign (a string literal has one);
  * a report without such a field is left as it is after one pass over each
  * field.  The hook changes the report's fields, so the client receives the
  * same redacted fields; debug_query_string is pointed at a redacted copy
@@ -84,26 +84,15 @@ static const char *shown_for = NULL;	/* ... and what it pointed at before */
 static bool scanning = false;
 
 /*
- * mentions_password: whether s contains "password" in any letter case.
- */
-static bool
-mentions_password(const char *s)
-{
-	for (; *s; s++)
-		if ((*s | 0x20) == 'p' && pg_strncasecmp(s, "password", 8) == 0)
-			return true;
-	return false;
-}
-
-/*
- * needs_redaction: whether audit_redact_statement() could change s: it
- * mentions a password and may hold a string literal ('...', E'...',
- * U&'...', B'...', X'...', $$...$$ all need a quote or a dollar sign).
+ * needs_redaction: whether audit_redact_statement() could change s: it may
+ * hold a password (audit_may_hold_secret()) and a string literal ('...',
+ * E'...', U&'...', B'...', X'...', $$...$$ all need a quote or a dollar
+ * sign).
  */
 static bool
 needs_redaction(const char *s)
 {
-	return s != NULL && mentions_password(s) && strpbrk(s, "'$") != NULL;
+	return s != NULL && strpbrk(s, "'$") != NULL && audit_may_hold_secret(s);
 }
 
 /*

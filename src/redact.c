@@ -2,10 +2,12 @@
  *
  * redact.c
  *		The statement text an event stores: this statement's part of the
- *		query string, with secrets redacted.  A statement whose text
- *		mentions "password" (any letter case) is stored with every string
- *		literal replaced by '<redacted>'; one that cannot be scanned is
- *		withheld altogether.  Also audit_log._redact(text), the same
+ *		query string, with secrets redacted.  A statement whose text may
+ *		hold a password (audit_may_hold_secret(): it mentions "password"
+ *		or "conninfo", holds a URI, or sets a subscription's connection,
+ *		a user mapping's or a server's options) is stored with every
+ *		string literal replaced by '<redacted>'; one that cannot be
+ *		scanned is withheld altogether.  Also audit_log._redact(text), the same
  *		redaction for the event trigger functions and for tests, and the
  *		redaction used by any other consumer (a log hook, say) through
  *		audit_redact_statement().
@@ -26,26 +28,58 @@
 PG_FUNCTION_INFO_V1(audit_redact);
 
 /*
+ * mentions: whether s contains word (lower case) in any letter case.
+ */
+static bool
+mentions(const char *s, const char *word)
+{
+	size_t		n = strlen(word);
+
+	for (; *s; s++)
+		if ((*s | 0x20) == word[0] && pg_strncasecmp(s, word, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * audit_may_hold_secret: whether the text s may carry a password, so that
+ * its string literals are to be redacted (any letter case): it mentions
+ * "password"; or "conninfo" (primary_conninfo and the like, whole
+ * connection strings); or "://" (a URI's user:password@); or it is a
+ * subscription's statement (its CONNECTION string); or it has OPTIONS and
+ * is a user mapping's or a server's; or it holds a U& escape, which can
+ * spell any name.  A value can hide "password" from this scan (E'\x..'
+ * escapes, a string continued on the next line), a keyword cannot: the
+ * statements that carry connection options are caught by their keywords,
+ * and then every literal goes, whatever it spells.
+ */
+bool
+audit_may_hold_secret(const char *s)
+{
+	if (s == NULL)
+		return false;
+	return mentions(s, "password") || mentions(s, "conninfo") || strstr(s, "://") != NULL ||
+		mentions(s, "subscription") || mentions(s, "u&") ||
+		(mentions(s, "options") && (mentions(s, "mapping") || mentions(s, "server")));
+}
+
+/*
  * audit_redact_statement: the statement with every string literal
- * replaced by '<redacted>' when its text mentions a password (any letter
- * case); otherwise the statement itself.  If it cannot be scanned, it is
- * withheld altogether.
+ * replaced by '<redacted>' when its text may hold a password
+ * (audit_may_hold_secret()); otherwise the statement itself.  If it
+ * cannot be scanned, it is withheld altogether.
  */
 char *
-audit_redact_statement(const char *sql)
+audit_redact_statement(const char *text)
 {
-	const char *p;
-	bool		mention = false;
+	const char *volatile sql = text;
 	StringInfoData out;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (sql == NULL)
+	if (text == NULL)
 		return NULL;
-	for (p = sql; *p && !mention; p++)
-		if (pg_strncasecmp(p, "password", 8) == 0)
-			mention = true;
-	if (!mention)
-		return (char *) sql;
+	if (!audit_may_hold_secret(text))
+		return (char *) text;
 
 	initStringInfo(&out);
 	PG_TRY();

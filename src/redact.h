@@ -15,6 +15,9 @@
 /* what stands for a statement that could not be redacted */
 #define AUDIT_REDACT_WITHHELD	"(statement withheld: it may contain a password)"
 
+/* whether a text may carry a password (its literals are then redacted) */
+extern bool audit_may_hold_secret(const char *s);
+
 /* the text itself, or a copy with its string literals redacted */
 extern char *audit_redact_statement(const char *sql);
 

@@ -8,7 +8,8 @@
 
 /*
  * _redact(statement): the statement with its string literals replaced
- * when it mentions a password.  Used by the capture; granted to nobody.
+ * when it may hold a password (redact.c).  Used by the capture; granted
+ * to nobody.
  */
 CREATE FUNCTION @extschema@._redact(statement text) RETURNS text
 AS 'MODULE_PATHNAME', 'audit_redact'

@@ -71,6 +71,19 @@ AS $$ ALTER ROLE lr_missing PASSWORD 'Zq7-SqlFn' $$;
 SELECT pg_temp.fail_pw();
 CREATE SUBSCRIPTION lr_sub CONNECTION 'host=nowhere password=Zq7-Sub'
   PUBLICATION p WITH (connect = false, bogus = 1);
+-- passwords that do not say "password": a URI's, a whole connection string,
+-- "password" spelt with escapes
+CREATE SUBSCRIPTION lr_sub_uri CONNECTION 'postgresql://rep:Zq7-Uri@db.example:5432/x'
+  PUBLICATION p WITH (connect = false);
+ALTER SUBSCRIPTION lr_sub_uri CONNECTION 'postgresql://rep:Zq7-UriAlter@db.example/x';
+ALTER SUBSCRIPTION lr_sub_uri CONNECTION 'host=h pass'
+  'word=Zq7-Continued';
+CREATE SUBSCRIPTION lr_sub_e CONNECTION E'host=h user=rep p\x61ssword=Zq7-EEscape dbname=x'
+  PUBLICATION p WITH (connect = false);
+ALTER SYSTEM SET primary_conninfo = 'postgresql://rep:Zq7-Primary@primary.example/postgres';
+ALTER SYSTEM RESET primary_conninfo;
+CREATE USER MAPPING FOR lr_weak SERVER lr_srv OPTIONS (user 'bob', U&"p\0061ssword" 'Zq7-UEscape');
+SELECT 'postgres://rep:Zq7-UriSelect@h/x' AS uri;
 BEGIN;
 SELECT 1/0;
 ALTER ROLE lr_user PASSWORD 'Zq7-Aborted';
@@ -130,6 +143,10 @@ sub count_of
 
 like($log, qr/LOG:  statement: CREATE ROLE lr_user PASSWORD $r;?\n/,
 	'log_statement line redacted');
+like($log, qr/LOG:  statement: ALTER SUBSCRIPTION lr_sub_uri CONNECTION $r;?\n/,
+	'a URI\'s password redacted');
+like($log, qr/LOG:  statement: ALTER SYSTEM SET primary_conninfo = $r;?\n/,
+	'a conninfo setting redacted');
 like($log, qr/LOG:  duration: [0-9.]+ ms  statement: CREATE ROLE lr_dur PASSWORD $r;?\n/,
 	'log_min_duration_statement line redacted');
 like($log, qr/ERROR:  role "lr_missing" does not exist\n${gap}STATEMENT:  ALTER ROLE lr_missing PASSWORD $r;?\n[^\n]*ERROR:  syntax error at or near "UNTILL"[^\n]*\n[^\n]*STATEMENT:  $w\n/,
