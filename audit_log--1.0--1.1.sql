@@ -5461,6 +5461,56 @@ INSERT INTO @extschema@.event_type_catalog (event_type, category, description, b
 ON CONFLICT (event_type) DO UPDATE
     SET category = excluded.category, description = excluded.description, builtin = true;
 
+-- ==== sources: publish() accepts only the publication it makes ====
+CREATE OR REPLACE FUNCTION @extschema@.publish() RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    cols text;
+BEGIN
+    IF current_setting('wal_level') <> 'logical' THEN
+        RAISE EXCEPTION 'wal_level is %, a source needs logical', current_setting('wal_level')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run ALTER SYSTEM SET wal_level = logical; and restart the server, then publish() again.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'audit_log_events') THEN
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
+           AND NOT a.attisdropped AND a.attname <> 'source';
+        -- Only the events captured here (source NULL): a feed ingest()ed
+        -- here must not reach the central database as this source's events.
+        EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s) WHERE (source IS NULL), %I.seal'
+                       ' WITH (publish = ''insert'', publish_via_partition_root = true)',
+                       '@extschema@', cols, '@extschema@');
+    ELSIF NOT EXISTS (
+        SELECT FROM pg_publication p JOIN pg_roles o ON o.oid = p.pubowner
+         WHERE p.pubname = 'audit_log_events' AND o.rolsuper AND NOT p.puballtables
+           AND p.pubinsert AND NOT p.pubupdate AND NOT p.pubdelete AND NOT p.pubtruncate
+           AND p.pubviaroot
+           AND (SELECT pg_catalog.array_agg(r.prrelid ORDER BY r.prrelid) FROM pg_publication_rel r
+                 WHERE r.prpubid = p.oid)
+               = (SELECT pg_catalog.array_agg(x ORDER BY x)
+                    FROM unnest(ARRAY['@extschema@.events'::regclass::oid, '@extschema@.seal'::regclass::oid]) x)
+           AND NOT EXISTS (SELECT FROM pg_publication_namespace n WHERE n.pnpubid = p.oid)) THEN
+        -- Made by another role (it may alter it at will), left by an earlier
+        -- install of the extension (it names tables that are gone), or
+        -- altered since: not the trail's publication.
+        RAISE EXCEPTION 'publication "audit_log_events" exists and is not the one publish() makes'
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'It must belong to a superuser and publish only the inserts of audit_log.events and audit_log.seal, through the partitioned root.',
+                  HINT = 'Drop it (DROP PUBLICATION audit_log_events), then call publish() again.';
+    END IF;
+    -- The central database connects as a member of audit_log_reader (with
+    -- REPLICATION); the initial copy reads the events table itself.
+    EXECUTE format('GRANT SELECT ON TABLE %I.events, %I.seal TO audit_log_reader', '@extschema@', '@extschema@');
+    RETURN 'audit_log_events';
+END
+$$;
+
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

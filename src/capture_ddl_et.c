@@ -41,6 +41,7 @@
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -382,7 +383,7 @@ partition_changes(void)
 				if (atc == NULL || !IsA(atc, AlterTableCmd))
 					continue;
 				/* ALTER TABLE ... DROP COLUMN: the column options lose it */
-				if (atc->subtype == AT_DropColumn && atc->name)
+				if (AUDIT_AT_DROP_COLUMN(atc->subtype) && atc->name)
 				{
 					PartChange *c = new_change(&changes, parent, InvalidOid, false, tag);
 

@@ -338,4 +338,14 @@ audit_string_token(int tok)
 	index_beginscan(heap, index, snapshot, nkeys, norderbys)
 #endif
 
+/*
+ * AUDIT_AT_DROP_COLUMN: up to 15, ALTER TABLE ... DROP COLUMN without ONLY
+ * reaches the event triggers as AT_DropColumnRecurse (removed in 16).
+ */
+#if PG_VERSION_NUM < 160000
+#define AUDIT_AT_DROP_COLUMN(t) ((t) == AT_DropColumn || (t) == AT_DropColumnRecurse)
+#else
+#define AUDIT_AT_DROP_COLUMN(t) ((t) == AT_DropColumn)
+#endif
+
 #endif							/* AUDIT_LOG_COMPAT_H */

@@ -209,6 +209,23 @@ BEGIN
         EXECUTE format('CREATE PUBLICATION audit_log_events FOR TABLE %I.events (%s) WHERE (source IS NULL), %I.seal'
                        ' WITH (publish = ''insert'', publish_via_partition_root = true)',
                        '@extschema@', cols, '@extschema@');
+    ELSIF NOT EXISTS (
+        SELECT FROM pg_publication p JOIN pg_roles o ON o.oid = p.pubowner
+         WHERE p.pubname = 'audit_log_events' AND o.rolsuper AND NOT p.puballtables
+           AND p.pubinsert AND NOT p.pubupdate AND NOT p.pubdelete AND NOT p.pubtruncate
+           AND p.pubviaroot
+           AND (SELECT pg_catalog.array_agg(r.prrelid ORDER BY r.prrelid) FROM pg_publication_rel r
+                 WHERE r.prpubid = p.oid)
+               = (SELECT pg_catalog.array_agg(x ORDER BY x)
+                    FROM unnest(ARRAY['@extschema@.events'::regclass::oid, '@extschema@.seal'::regclass::oid]) x)
+           AND NOT EXISTS (SELECT FROM pg_publication_namespace n WHERE n.pnpubid = p.oid)) THEN
+        -- Made by another role (it may alter it at will), left by an earlier
+        -- install of the extension (it names tables that are gone), or
+        -- altered since: not the trail's publication.
+        RAISE EXCEPTION 'publication "audit_log_events" exists and is not the one publish() makes'
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'It must belong to a superuser and publish only the inserts of audit_log.events and audit_log.seal, through the partitioned root.',
+                  HINT = 'Drop it (DROP PUBLICATION audit_log_events), then call publish() again.';
     END IF;
     -- The central database connects as a member of audit_log_reader (with
     -- REPLICATION); the initial copy reads the events table itself.

@@ -33,7 +33,21 @@ for my $s ('s1', 's2')
 		"SELECT count(*) FROM pg_publication WHERE pubname = 'audit_log_events' AND pubinsert AND NOT pubupdate AND pubviaroot"),
 		'1', "$s: one insert-only root publication");
 }
-my ($rc, $out, $err) = $central->psql('postgres',
+# The attack: a role that may create in the database takes the name first
+# (an empty publication it may alter at will): publish() refuses it.
+$node{s1}->safe_psql('postgres', q{
+	ALTER PUBLICATION audit_log_events RENAME TO audit_log_events_aside;
+	CREATE ROLE squatter; GRANT CREATE ON DATABASE postgres TO squatter;
+	SET ROLE squatter; CREATE PUBLICATION audit_log_events; RESET ROLE;});
+my ($rc, $out, $err) = $node{s1}->psql('postgres', 'SELECT audit_log.publish()');
+like($err, qr/publication "audit_log_events" exists and is not the one publish\(\) makes/,
+	'publish() refuses a publication of that name it did not make');
+$node{s1}->safe_psql('postgres', q{
+	DROP PUBLICATION audit_log_events;
+	ALTER PUBLICATION audit_log_events_aside RENAME TO audit_log_events;
+	REVOKE CREATE ON DATABASE postgres FROM squatter; DROP ROLE squatter;});
+is($node{s1}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', 's1: its own is accepted');
+($rc, $out, $err) = $central->psql('postgres',
 	'\set VERBOSITY verbose' . "\n" . 'SELECT audit_log.publish()');
 like($err, qr/55000: wal_level is minimal, a source needs logical/, 'publish without logical WAL: 55000');
 like($err, qr/HINT:.*wal_level = logical/, 'publish without logical WAL: the hint says what to do');
