@@ -71,6 +71,21 @@ SELECT pg_temp.wait_for('audit.tamper_attempt', :schema_start, 4) AS all_there;
 SELECT event_type, status, object_type, object_name, command, details
   FROM audit_log.events
  WHERE event_id > :schema_start AND event_type = 'audit.tamper_attempt' ORDER BY event_id;
+-- The sequence of the event ids: ALTER SEQUENCE ... RESTART (a superuser's),
+-- or UPDATE granted for setval(), would hand the same ids out again.
+SELECT coalesce(max(event_id), 0) AS seq_start FROM audit_log.events \gset
+SELECT last_value AS seq_before FROM audit_log.events_event_id_seq \gset
+ALTER SEQUENCE audit_log.events_event_id_seq RESTART WITH 1;
+ALTER SEQUENCE audit_log.events_event_id_seq RENAME TO ids;
+GRANT UPDATE ON SEQUENCE audit_log.events_event_id_seq TO ue_own;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA audit_log TO ue_own;
+ALTER DEFAULT PRIVILEGES IN SCHEMA audit_log GRANT UPDATE ON SEQUENCES TO ue_own;
+SELECT has_sequence_privilege('ue_own', 'audit_log.events_event_id_seq', 'UPDATE') AS can_setval,
+       (SELECT last_value FROM audit_log.events_event_id_seq) >= :seq_before AS ids_not_restarted;
+SELECT pg_temp.wait_for('audit.tamper_attempt', :seq_start, 5) AS all_there;
+SELECT event_type, status, object_type, object_name, command, details->>'attempt' AS attempt
+  FROM audit_log.events
+ WHERE event_id > :seq_start AND event_type = 'audit.tamper_attempt' ORDER BY event_id;
 ALTER DEFAULT PRIVILEGES IN SCHEMA audit_log REVOKE SELECT ON TABLES FROM ue_own;
 REVOKE SELECT ON ALL TABLES IN SCHEMA audit_log FROM ue_own;
 DROP ROLE ue_own;

@@ -204,7 +204,9 @@ audit_is_audit_trigger(const char *name)
 
 /*
  * audit_is_events_relid: audit_log.events or one of its partitions (by name in
- * the audit schema; any other partition of the events tree by ancestry).
+ * the audit schema; any other partition of the events tree by ancestry), or
+ * the sequence of their ids (ALTER SEQUENCE ... RESTART, or a grant of
+ * UPDATE for setval(), would hand out ids again).
  */
 bool
 audit_is_events_relid(Oid relid)
@@ -216,11 +218,14 @@ audit_is_events_relid(Oid relid)
 	if (!OidIsValid(relid))
 		return false;
 	nsp = get_rel_namespace(relid);
-	if (OidIsValid(nsp) && nsp == get_namespace_oid(AUDIT_SCHEMA, true) &&
-		((kind = get_rel_relkind(relid)) == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE))
+	if (OidIsValid(nsp) && nsp == get_namespace_oid(AUDIT_SCHEMA, true))
 	{
+		kind = get_rel_relkind(relid);
 		name = get_rel_name(relid);
-		if (name && (strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0))
+		if (name && (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) &&
+			(strcmp(name, "events") == 0 || strncmp(name, "events_", 7) == 0))
+			return true;
+		if (name && kind == RELKIND_SEQUENCE && strcmp(name, "events_event_id_seq") == 0)
 			return true;
 	}
 	/*
@@ -537,9 +542,13 @@ audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char 
 			rv = ((RuleStmt *) n)->relation;
 			what = "CREATE RULE";
 			break;
+		case T_AlterSeqStmt:
+			rv = ((AlterSeqStmt *) n)->sequence;
+			what = "ALTER SEQUENCE";
+			break;
 		case T_RenameStmt:
 			rv = ((RenameStmt *) n)->relation;
-			what = "ALTER TABLE";
+			what = ((RenameStmt *) n)->renameType == OBJECT_SEQUENCE ? "ALTER SEQUENCE" : "ALTER TABLE";
 			break;
 		case T_CreateStmt:
 		case T_CreateForeignTableStmt:
@@ -600,14 +609,15 @@ audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char 
 			{
 				GrantStmt  *g = (GrantStmt *) n;
 
-				if (!g->is_grant || g->objtype != OBJECT_TABLE)
+				if (!g->is_grant || (g->objtype != OBJECT_TABLE && g->objtype != OBJECT_SEQUENCE))
 					return;
 				if (g->targtype == ACL_TARGET_ALL_IN_SCHEMA)
 				{
-					/* ALL TABLES IN SCHEMA audit_log: the events among them */
+					/* ALL TABLES (SEQUENCES) IN SCHEMA audit_log: the events (ids) among them */
 					foreach(lc, g->objects)
 						if (strcmp(strVal(lfirst(lc)), AUDIT_SCHEMA) == 0 && grants_write(g))
-							schema_tamper("GRANT ON ALL TABLES", command, pstmt, query);
+							schema_tamper(g->objtype == OBJECT_SEQUENCE ? "GRANT ON ALL SEQUENCES" :
+										  "GRANT ON ALL TABLES", command, pstmt, query);
 					return;
 				}
 				if (g->targtype != ACL_TARGET_OBJECT)
@@ -623,7 +633,8 @@ audit_check_tamper(Node *n, const char *command, PlannedStmt *pstmt, const char 
 				/* future partitions of the events: IN SCHEMA audit_log */
 				AlterDefaultPrivilegesStmt *a = (AlterDefaultPrivilegesStmt *) n;
 
-				if (!a->action->is_grant || a->action->objtype != OBJECT_TABLE ||
+				if (!a->action->is_grant ||
+					(a->action->objtype != OBJECT_TABLE && a->action->objtype != OBJECT_SEQUENCE) ||
 					!grants_write(a->action))
 					return;
 				foreach(lc, a->options)

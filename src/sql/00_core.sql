@@ -31,6 +31,20 @@ BEGIN
                   DETAIL = 'The owner of the schema could drop the audit trail with it.',
                   HINT = 'Drop the schema, or make a superuser its owner, then create the extension.';
     END IF;
+    -- The extension makes its roles NOLOGIN: one made beforehand that may
+    -- log in (15 lets any CREATEROLE role make it so) has a password its
+    -- maker may know, and every right of the extension's role.
+    SELECT g.rolname INTO who
+      FROM pg_catalog.pg_authid g
+     WHERE g.rolname IN ('audit_log_reader', 'audit_log_admin', 'audit_log_writer')
+       AND (g.rolcanlogin OR g.rolpassword IS NOT NULL)
+     ORDER BY 1 LIMIT 1;
+    IF who IS NOT NULL THEN
+        RAISE EXCEPTION 'role "%" of the extension can log in or has a password', who
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The extension makes its roles NOLOGIN; whoever made this one may log in as it.',
+                  HINT = pg_catalog.format('Run ALTER ROLE %I NOLOGIN PASSWORD NULL, or drop the role, then create the extension.', who);
+    END IF;
     SELECT m.rolname || ' administers ' || g.rolname INTO who
       FROM pg_catalog.pg_auth_members a
       JOIN pg_catalog.pg_roles g ON g.oid = a.roleid

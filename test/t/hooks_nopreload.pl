@@ -39,6 +39,14 @@ like($err, qr/a role of the extension is administered by a role that is not a su
 is($node->safe_psql('postgres', "SELECT count(*) FROM pg_extension WHERE extname = 'audit_log'"), '0',
 	'nothing was created');
 $node->safe_psql('postgres', 'DROP ROLE audit_log_admin');
+# A role of the extension made beforehand that can log in, with a password
+# its maker knows (15: any CREATEROLE role may; no ADMIN OPTION needed).
+$node->safe_psql('postgres', q{CREATE ROLE audit_log_admin LOGIN PASSWORD 'known-to-mallory'},
+	extra_params => [ '-U', 'mallory' ]);
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+like($err, qr/role "audit_log_admin" of the extension can log in or has a password/,
+	'CREATE EXTENSION refuses a role of the extension made beforehand that can log in');
+$node->safe_psql('postgres', 'DROP ROLE audit_log_admin');
 
 ($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 is($ret, 0, 'CREATE EXTENSION works without the preload');
