@@ -5461,7 +5461,7 @@ INSERT INTO @extschema@.event_type_catalog (event_type, category, description, b
 ON CONFLICT (event_type) DO UPDATE
     SET category = excluded.category, description = excluded.description, builtin = true;
 
--- ==== sources: publish() accepts only the publication it makes ====
+-- ==== sources: publish() accepts only the publication it makes; subscribe() needs the preload ====
 CREATE OR REPLACE FUNCTION @extschema@.publish() RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -5494,7 +5494,15 @@ BEGIN
                  WHERE r.prpubid = p.oid)
                = (SELECT pg_catalog.array_agg(x ORDER BY x)
                     FROM unnest(ARRAY['@extschema@.events'::regclass::oid, '@extschema@.seal'::regclass::oid]) x)
-           AND NOT EXISTS (SELECT FROM pg_publication_namespace n WHERE n.pnpubid = p.oid)) THEN
+           AND NOT EXISTS (SELECT FROM pg_publication_namespace n WHERE n.pnpubid = p.oid)
+           -- the events: captured here only, every column but source
+           AND EXISTS (SELECT FROM pg_publication_tables t
+                        WHERE t.pubname = p.pubname AND t.schemaname = '@extschema@' AND t.tablename = 'events'
+                          AND t.rowfilter = '(source IS NULL)'
+                          AND t.attnames = (SELECT pg_catalog.array_agg(a.attname ORDER BY a.attnum)
+                                              FROM pg_attribute a
+                                             WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
+                                               AND NOT a.attisdropped AND a.attname <> 'source'))) THEN
         -- Made by another role (it may alter it at will), left by an earlier
         -- install of the extension (it names tables that are gone), or
         -- altered since: not the trail's publication.
@@ -5507,6 +5515,87 @@ BEGIN
     -- REPLICATION); the initial copy reads the events table itself.
     EXECUTE format('GRANT SELECT ON TABLE %I.events, %I.seal TO audit_log_reader', '@extschema@', '@extschema@');
     RETURN 'audit_log_events';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.subscribe(source text, conninfo text, copy_history boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    sub text := 'audit_log_' || source;
+    known @extschema@.source_registry;
+BEGIN
+    PERFORM @extschema@._check_source_name(source);
+    -- The fence of a subscription (src/sources.c) is half in a hook of the
+    -- preloaded library: without it a source's publication could name any
+    -- table of this database.
+    IF NOT (SELECT s.preloaded FROM @extschema@._status() s) THEN
+        RAISE EXCEPTION 'a central audit database needs audit_log in shared_preload_libraries'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Without the preload a subscription could write any table a source publishes.',
+                  HINT = 'Add audit_log to shared_preload_libraries and restart, then subscribe.';
+    END IF;
+    IF conninfo IS NULL OR conninfo = '' THEN
+        RAISE EXCEPTION 'conninfo must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the source database''s connection string, e.g. ''host=db1 dbname=app user=replicator''.';
+    END IF;
+    -- One call for a name at a time, ingest() included (a name keeps its kind).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('audit_log.ingest'), pg_catalog.hashtext(source));
+    SELECT * INTO known FROM @extschema@.source_registry r WHERE r.source = subscribe.source;
+    IF known.kind = 'ingest' THEN
+        RAISE EXCEPTION 'source "%" is an ingested feed', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'A name keeps its kind: the feed''s events would mix with the source''s.',
+                  HINT = 'Subscribe to the source under a name of its own.';
+    END IF;
+    IF (known.source IS NOT NULL AND known.unsubscribed_at IS NULL)
+       OR EXISTS (SELECT 1 FROM pg_subscription s WHERE s.subname = sub) THEN
+        RAISE EXCEPTION 'source "%" already exists', source
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or call audit_log.unsubscribe() first.';
+    END IF;
+    IF coalesce(copy_history, true) AND EXISTS (SELECT 1 FROM @extschema@.events e WHERE e.source = subscribe.source) THEN
+        RAISE EXCEPTION 'events of source "%" are already stored here', source
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'Copying the source''s history again would store its events twice.',
+                  HINT = 'Subscribe with copy_history => false to receive only new events.';
+    END IF;
+    -- The server connects with its own identity: a role that is not a
+    -- superuser must not borrow it (trust, peer, .pgpass) on the source.
+    -- An empty password is none (libpq reads .pgpass); _source_remote()
+    -- then checks that the source asked for it.
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       AND coalesce(@extschema@._conninfo_part(conninfo, 'password'), '') IN ('', '''''') THEN
+        RAISE EXCEPTION 'a conninfo without a password is refused for a role that is not a superuser'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Put the password of the source''s replication role in the conninfo (password=...).';
+    END IF;
+    -- Reachable, with the publication: a clear error, nothing created
+    -- (and, for a role that is not a superuser, one host: _source_remote()).
+    PERFORM @extschema@._source_remote(conninfo, NULL, 'check');
+    -- binary: events travel in the types' binary forms (no jsonb or inet
+    -- text to parse again on the central side; the apply's main cost).
+    EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION audit_log_events'
+                   ' WITH (create_slot = false, slot_name = %L, copy_data = %s, enabled = true,'
+                   ' binary = true)',
+                   sub, conninfo, sub, CASE WHEN coalesce(copy_history, true) THEN 'true' ELSE 'false' END);
+    INSERT INTO @extschema@.source_registry AS r (source, kind, host, port, dbname)
+    VALUES (source, 'subscription', @extschema@._conninfo_part(conninfo, 'host'),
+            @extschema@._conninfo_part(conninfo, 'port'), @extschema@._conninfo_part(conninfo, 'dbname'))
+    ON CONFLICT ON CONSTRAINT source_registry_pkey DO UPDATE
+        SET host = excluded.host, port = excluded.port, dbname = excluded.dbname, unsubscribed_at = NULL;
+    PERFORM @extschema@._record('audit', 'audit.source_subscribed', 'success', 'source', source, 'SELECT',
+        pg_catalog.jsonb_build_object('host', @extschema@._conninfo_part(conninfo, 'host'),
+                                      'port', @extschema@._conninfo_part(conninfo, 'port'),
+                                      'database', @extschema@._conninfo_part(conninfo, 'dbname'),
+                                      'copy_history', coalesce(copy_history, true),
+                                      'again', known.source IS NOT NULL));
+    -- Last: the slot is on the source, outside this transaction.
+    PERFORM @extschema@._source_remote(conninfo, sub, 'create');
 END
 $$;
 

@@ -205,9 +205,12 @@ INSERT INTO typ_all (id, j) VALUES (20, '{"a": "x\u0000y", "b": 1}'), (21, '"\\u
 UPDATE typ_all SET j = '{"b": 2}' WHERE id = 20;
 UPDATE typ_all SET j = '[1e-100000]' WHERE id = 23;
 DELETE FROM typ_all WHERE id IN (21, 22);
+-- Lone surrogates: json takes them, jsonb does not.
+INSERT INTO typ_all (id, j) VALUES (24, '{"a": "\udc00"}'), (25, '["\ud800x"]'), (26, '"\ud800\ud800"');
+DELETE FROM typ_all WHERE id IN (24, 25, 26);
 SELECT resource_id, command, old_data -> 'j' AS old_j, jsonb_typeof(old_data -> 'j') AS old_type,
        new_data -> 'j' AS new_j, jsonb_typeof(new_data -> 'j') AS new_type
-  FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('20', '21', '22', '23')
+  FROM table_events WHERE object_name = 'public.typ_all' AND resource_id IN ('20', '21', '22', '23', '24', '25', '26')
  ORDER BY event_id;
 
 -- Row images (compress.c): an image that compresses is stored compressed,

@@ -73,7 +73,7 @@ extern void audit_event_init(AuditEvent *ev, const char *category,
 							 const char *event_type);
 extern void audit_context_snapshot(AuditEvent *ev);
 extern const char *audit_authenticated_user(void);
-extern void audit_add_authenticated_user(AuditEvent *ev);
+extern Jsonb *audit_details_for_store(const AuditEvent *ev);
 extern const char *audit_category_of(const char *event_type);
 extern bool audit_code_reserved(const char *event_type, bool builtin);
 extern bool audit_valid_category(const char *category);

@@ -19,10 +19,15 @@
  * the transaction the backend starts to set the session up; the event
  * waits for its end: at commit the login succeeded, at abort it failed,
  * with the FATAL's message (kept by an emit_log_hook while a login waits).
+ * From 17 on, a login event trigger of the database runs next, in a
+ * transaction of its own, and may refuse the session too: the event then
+ * waits for that transaction's end.  A backend that exits while a login
+ * waits (between the two) records it as failed.
  *
  *-------------------------------------------------------------------------
  */
 #include "audit_log.h"
+#include "compat.h"
 
 #include <sys/socket.h>
 #include <netdb.h>
@@ -34,6 +39,8 @@
 #include "libpq/libpq-be.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "replication/walsender.h"
+#include "storage/ipc.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/elog.h"
@@ -53,6 +60,7 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 static AuditEvent *login = NULL;
 static char *login_slot = NULL;
 static char *login_line = NULL;
+static bool login_setup_done = false;	/* the setup committed; triggers follow */
 
 /* The last FATAL's message and code (audit_last_fatal). */
 static char fatal_message[256];
@@ -84,6 +92,7 @@ audit_client_auth(Port *port, int status)
 	const char *user;
 	const char *dbname;
 	bool		changed = false;
+	bool		replaced = false;
 	bool		ok = (status == STATUS_OK);
 	MemoryContext old;
 
@@ -101,6 +110,9 @@ audit_client_auth(Port *port, int status)
 	method = port->hba ? hba_authname(port->hba->auth_method) : "unknown";
 	user = audit_valid_text(port->user_name, PG_UTF8, &changed);
 	dbname = audit_valid_text(port->database_name, PG_UTF8, &changed);
+	/* a physical replication connection names no database */
+	if (am_walsender && !am_db_walsender)
+		dbname = NULL;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.occurred_at = GetCurrentTimestamp();
@@ -122,7 +134,10 @@ audit_client_auth(Port *port, int status)
 	appendStringInfoString(&d, "{\"user_name\": ");
 	escape_json(&d, user ? user : "");
 	appendStringInfoString(&d, ", \"database\": ");
-	escape_json(&d, dbname ? dbname : "");
+	if (dbname)
+		escape_json(&d, dbname);
+	else
+		appendStringInfoString(&d, "null");
 	if (changed)
 	{
 		/* the exact bytes the client sent */
@@ -135,6 +150,17 @@ audit_client_auth(Port *port, int status)
 	escape_json(&d, method);
 	appendStringInfoString(&d, ", \"connection\": ");
 	escape_json(&d, ev.client_addr ? "host" : "local");
+	if (port->hba)
+		appendStringInfo(&d, ", \"hba_line\": %d", port->hba->linenumber);
+	appendStringInfo(&d, ", \"ssl\": %s", port->ssl_in_use ? "true" : "false");
+	if (am_walsender)
+		appendStringInfo(&d, ", \"replication\": \"%s\"", am_db_walsender ? "logical" : "physical");
+	/* who proved it (a certificate, peer, LDAP, a pg_ident map): when another name */
+	if (ok && audit_authn_id(port) && (user == NULL || strcmp(audit_authn_id(port), user) != 0))
+	{
+		appendStringInfoString(&d, ", \"authenticated_identity\": ");
+		escape_json(&d, audit_valid_text(audit_authn_id(port), PG_UTF8, &replaced));
+	}
 	if (port->remote_host && port->remote_host[0] && ev.client_addr &&
 		strcmp(port->remote_host, ev.client_addr) != 0)
 	{
@@ -204,20 +230,77 @@ audit_last_fatal(int *sqlerrcode)
 }
 
 /*
- * auth_xact_callback: the end of the transaction that set a login's
- * session up: at commit queue its success (log_connections = all), at
- * abort its failure with the FATAL's message.
+ * login_refused: the waiting login's session was refused (or ended before
+ * it was set up): queue its failure with the FATAL's message.
  */
 static void
-auth_xact_callback(XactEvent event, void *arg)
+login_refused(void)
 {
 	AuditEvent	ev;
 	StringInfoData d;
 	int			code;
 	const char *fatal;
 
+	if (audit_log_connections == AUDIT_CONN_NONE)
+		return;
+	ev = *login;
+	ev.occurred_at = GetCurrentTimestamp();
+	ev.event_type = "auth.login_failed";
+	ev.status = "failure";
+	initStringInfo(&d);
+	appendStringInfoString(&d, "{\"reason\": \"session refused after authentication\", \"error\": ");
+	fatal = audit_last_fatal(&code);
+	escape_json(&d, fatal ? fatal : "the session ended before it was set up");
+	appendStringInfoChar(&d, '}');
+	ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(d.data));
+	audit_queue_event(&ev, true);
+}
+
+/*
+ * login_done: the waiting login is recorded; forget it.
+ */
+static void
+login_done(void)
+{
+	login = NULL;				/* the rest of TopMemoryContext's pieces: a few hundred bytes, once */
+	login_slot = NULL;
+	login_line = NULL;
+	login_setup_done = false;
+}
+
+/*
+ * auth_exit: before_shmem_exit callback: a backend that exits while its
+ * login waits for the login event triggers (before their transaction
+ * began) refused the session.
+ */
+static void
+auth_exit(int code, Datum arg)
+{
+	if (login != NULL)
+	{
+		login_refused();
+		login_done();
+	}
+}
+
+/*
+ * auth_xact_callback: the end of the transaction that set a login's
+ * session up (or, from 17 on, of its login event triggers'): at commit
+ * queue its success (log_connections = all), at abort its failure with
+ * the FATAL's message.
+ */
+static void
+auth_xact_callback(XactEvent event, void *arg)
+{
 	if (login == NULL || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
 		return;
+	if (event == XACT_EVENT_COMMIT && !login_setup_done && AUDIT_LOGIN_TRIGGERS_FOLLOW())
+	{
+		/* the login event triggers decide next, in their transaction */
+		login_setup_done = true;
+		before_shmem_exit(auth_exit, (Datum) 0);
+		return;
+	}
 	/*
 	 * Stamped when queued, not at the authentication: the setup may wait
 	 * (a lock on the database) longer than seal_delay, unseen by seal().
@@ -230,23 +313,9 @@ auth_xact_callback(XactEvent event, void *arg)
 			audit_queue_slot_for(login_slot, login_line, InvalidOid);
 		}
 	}
-	else if (audit_log_connections != AUDIT_CONN_NONE)
-	{
-		ev = *login;
-		ev.occurred_at = GetCurrentTimestamp();
-		ev.event_type = "auth.login_failed";
-		ev.status = "failure";
-		initStringInfo(&d);
-		appendStringInfoString(&d, "{\"reason\": \"session refused after authentication\", \"error\": ");
-		fatal = audit_last_fatal(&code);
-		escape_json(&d, fatal ? fatal : "the session ended before it was set up");
-		appendStringInfoChar(&d, '}');
-		ev.details = audit_jsonb_merge(ev.details, audit_text_to_jsonb(d.data));
-		audit_queue_event(&ev, true);
-	}
-	login = NULL;				/* the rest of TopMemoryContext's pieces: a few hundred bytes, once */
-	login_slot = NULL;
-	login_line = NULL;
+	else
+		login_refused();
+	login_done();
 }
 
 /*

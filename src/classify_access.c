@@ -79,7 +79,7 @@ setting_details(Json *j, VariableSetStmt *set, bool secret)
 
 /*
  * setting_is_secret: the value of a setting must not be stored: its name
- * says password, secret or conninfo (a connection string, such as
+ * says password, secret, passphrase or conninfo (a connection string, such as
  * primary_conninfo, may hold a password in any form), or the statement's
  * text was redacted (it may hold a password).
  */
@@ -89,7 +89,7 @@ setting_is_secret(Classify *c, VariableSetStmt *set)
 	const char *name = set->name;
 
 	return (name && (strcasestr(name, "password") || strcasestr(name, "secret") ||
-					 strcasestr(name, "conninfo"))) ||
+					 strcasestr(name, "passphrase") || strcasestr(name, "conninfo"))) ||
 		(c->statement != NULL && strstr(c->statement, "<redacted>") != NULL);
 }
 
@@ -323,7 +323,7 @@ audit_classify_role(Classify *c, Node *n)
  * cluster-wide auth.session_authorization_set: the session's db_user
  * becomes another role (a superuser impersonating it) or the one that
  * logged in again.  The events that follow name the authenticated user in
- * their details (audit_add_authenticated_user()).
+ * their details (audit_details_for_store()).
  */
 static void
 classify_session_authorization(Classify *c, VariableSetStmt *s)

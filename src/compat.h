@@ -348,4 +348,29 @@ audit_string_token(int tok)
 #define AUDIT_AT_DROP_COLUMN(t) ((t) == AT_DropColumn)
 #endif
 
+/*
+ * AUDIT_LOGIN_TRIGGERS_FOLLOW: from 17 on, a login event trigger runs after
+ * the session's setup transaction, in one of its own (PostgresMain,
+ * EventTriggerOnLogin()), and may still refuse the session: true when it
+ * will run (its own test).
+ */
+#if PG_VERSION_NUM >= 170000
+#include "commands/event_trigger.h"
+#define AUDIT_LOGIN_TRIGGERS_FOLLOW() \
+	(IsUnderPostmaster && event_triggers && OidIsValid(MyDatabaseId) && MyDatabaseHasLoginEventTriggers)
+#else
+#define AUDIT_LOGIN_TRIGGERS_FOLLOW() false
+#endif
+
+/*
+ * audit_authn_id: the identity the client proved (a certificate's name, a
+ * peer's or LDAP's user, a pg_ident map's system name), NULL under trust:
+ * in the Port up to 15, in MyClientConnectionInfo from 16 on.
+ */
+#if PG_VERSION_NUM >= 160000
+#define audit_authn_id(port) (MyClientConnectionInfo.authn_id)
+#else
+#define audit_authn_id(port) ((port)->authn_id)
+#endif
+
 #endif							/* AUDIT_LOG_COMPAT_H */

@@ -278,22 +278,25 @@ audit_authenticated_user(void)
 }
 
 /*
- * audit_add_authenticated_user: when an event's db_user (session_user) is
- * not the role that logged in (SET SESSION AUTHORIZATION), its details
- * get "authenticated_user": who is really behind the session.  Nothing
- * otherwise: a string comparison per event.
+ * audit_details_for_store: an event's details as they are stored: when it
+ * was built in this backend and its db_user (session_user) is not the role
+ * that logged in (SET SESSION AUTHORIZATION), with "authenticated_user":
+ * who is really behind the session.  A new Jsonb in the current memory
+ * context, or the event's own; the event is not changed (it may live in a
+ * context longer than the current one).  Otherwise a string comparison.
  */
-void
-audit_add_authenticated_user(AuditEvent *ev)
+Jsonb *
+audit_details_for_store(const AuditEvent *ev)
 {
 	Json		j;
 
 	if (cached_authenticated == NULL || ev->db_user == NULL ||
+		(ev->backend_pid != 0 && ev->backend_pid != MyProcPid) ||
 		strcmp(ev->db_user, cached_authenticated) == 0)
-		return;
+		return ev->details;
 	j_begin(&j);
 	j_str(&j, "authenticated_user", cached_authenticated);
-	ev->details = audit_jsonb_merge(ev->details, audit_text_to_jsonb(j_end(&j)));
+	return audit_jsonb_merge(ev->details, audit_text_to_jsonb(j_end(&j)));
 }
 
 /*

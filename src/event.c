@@ -59,9 +59,8 @@ audit_event_text(const AuditEvent *ev, const AuditField *f)
 /*
  * audit_event_complete: fill the fields whose 0 means "now" or "this
  * backend": occurred_at, backend_pid, and (own_txid) txid, the current top
- * transaction's full id.  In the backend that built the event (no
- * backend_pid yet), its details get the authenticated user when db_user is
- * another (audit_add_authenticated_user()).
+ * transaction's full id.  (The authenticated user is added to the details
+ * where they are stored or serialized: audit_details_for_store().)
  */
 void
 audit_event_complete(AuditEvent *ev, bool own_txid)
@@ -69,10 +68,7 @@ audit_event_complete(AuditEvent *ev, bool own_txid)
 	if (ev->occurred_at == 0)
 		ev->occurred_at = GetCurrentTimestamp();
 	if (ev->backend_pid == 0)
-	{
-		audit_add_authenticated_user(ev);
 		ev->backend_pid = MyProcPid;
-	}
 	if (own_txid && ev->txid == 0)
 	{
 		FullTransactionId fxid = GetTopFullTransactionId();
@@ -189,6 +185,7 @@ audit_event_serialize(const AuditEvent *ev, char *buf)
 	int			i;
 
 	audit_event_complete(&copy, false);
+	copy.details = audit_details_for_store(&copy);
 	for (i = 0; i < AUDIT_NCOLUMNS; i++)
 	{
 		const AuditField *f = &audit_event_fields[i];

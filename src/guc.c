@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "access/parallel.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -103,14 +104,17 @@ audit_is_context_setting(const char *name)
  * guard and the capture; PostgreSQL 15 lets a superuser grant SET on any
  * parameter (GRANT SET ON PARAMETER), so PGC_SUSET alone does not keep them
  * to superusers.  Only a superuser (the owner of the extension's functions,
- * in their SET clause) may turn them on.  A parallel worker takes the
- * leader's settings before its user (the leader checked them).
+ * in their SET clause) may turn them on, in a SET, a function's SET clause,
+ * a connection's options or a role's settings alike.  A parallel worker
+ * takes the leader's settings before its user (the leader checked them).
  */
 static bool
 check_superuser_on(const char *name, bool newval, GucSource source)
 {
-	if (!newval || source == PGC_S_DEFAULT || !IsNormalProcessingMode() ||
-		IsParallelWorker() || !OidIsValid(GetUserId()) || superuser())
+	if (!newval || source == PGC_S_DEFAULT || IsParallelWorker())
+		return true;
+	/* (a session's startup options and role settings come in its setup transaction) */
+	if (IsTransactionState() && OidIsValid(GetUserId()) && superuser())
 		return true;
 	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 	GUC_check_errmsg("only a superuser may turn %s on", name);

@@ -42,25 +42,41 @@ mentions(const char *s, const char *word)
 }
 
 /*
+ * starts_with: whether s, past leading blanks, begins with word (any case).
+ */
+static bool
+starts_with(const char *s, const char *word)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	return pg_strncasecmp(s, word, strlen(word)) == 0;
+}
+
+/*
  * audit_may_hold_secret: whether the text s may carry a password, so that
  * its string literals are to be redacted (any letter case): it mentions
- * "password"; or "conninfo" (primary_conninfo and the like, whole
- * connection strings); or "://" (a URI's user:password@); or it is a
- * subscription's statement (its CONNECTION string); or it has OPTIONS and
- * is a user mapping's or a server's; or it holds a U& escape, which can
- * spell any name.  A value can hide "password" from this scan (E'\x..'
- * escapes, a string continued on the next line), a keyword cannot: the
- * statements that carry connection options are caught by their keywords,
- * and then every literal goes, whatever it spells.
+ * "password" or "passphrase"; or "conninfo" (primary_conninfo and the
+ * like, whole connection strings); or "://" (a URI's user:password@); or it
+ * is a subscription's statement with its CONNECTION string; or it has
+ * OPTIONS and is a user mapping's or a server's; or it holds a U& escape,
+ * which can spell any name, in a statement that names options or settings
+ * (OPTIONS, ALTER SYSTEM, SET, ALTER ... SET).  A value can hide "password"
+ * from this scan (E'\x..' escapes, a string continued on the next line), a
+ * keyword cannot: the statements that carry connection options are caught
+ * by their keywords, and then every literal goes, whatever it spells.
  */
 bool
 audit_may_hold_secret(const char *s)
 {
 	if (s == NULL)
 		return false;
-	return mentions(s, "password") || mentions(s, "conninfo") || strstr(s, "://") != NULL ||
-		mentions(s, "subscription") || mentions(s, "u&") ||
-		(mentions(s, "options") && (mentions(s, "mapping") || mentions(s, "server")));
+	return mentions(s, "password") || mentions(s, "passphrase") || mentions(s, "conninfo") ||
+		strstr(s, "://") != NULL ||
+		(mentions(s, "subscription") && mentions(s, "connection")) ||
+		(mentions(s, "options") && (mentions(s, "mapping") || mentions(s, "server"))) ||
+		(mentions(s, "u&") &&
+		 (mentions(s, "options") || mentions(s, "system") || starts_with(s, "set") ||
+		  (starts_with(s, "alter") && mentions(s, " set "))));
 }
 
 /*

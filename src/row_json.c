@@ -198,8 +198,24 @@ container_to_tree(JsonbContainer *jc, JsonbValue *v)
 }
 
 /*
+ * hex4: the value of the four hex digits at p (json_in() checked them).
+ */
+static unsigned int
+hex4(const char *p)
+{
+	unsigned int code = 0;
+	int			k;
+
+	for (k = 0; k < 4; k++)
+		code = code * 16 + (isdigit((unsigned char) p[k]) ? p[k] - '0' :
+							(p[k] | 0x20) - 'a' + 10);
+	return code;
+}
+
+/*
  * json_text_jsonb_safe: whether jsonb_in() takes the (valid) json text s:
- * not when a string holds a \u0000 escape, or, in a database whose encoding
+ * not when a string holds a \u0000 escape, a surrogate escape that is not a
+ * high one followed by a low one, or, in a database whose encoding
  * is not UTF-8, a \u escape of a character outside ASCII (it may have none
  * there), nor when a number is beyond numeric (conservatively: a number of
  * over 1000 characters, or with an exponent of more than 3 digits).
@@ -221,15 +237,24 @@ json_text_jsonb_safe(const char *s)
 				in_string = false;
 			else if (*p == '\\' && p[1] == 'u')
 			{
-				unsigned int code = 0;
-				int			k;
+				unsigned int code = hex4(p + 2);
 
-				/* json_in() checked the four hex digits */
-				for (k = 2; k < 6; k++)
-					code = code * 16 + (isdigit((unsigned char) p[k]) ? p[k] - '0' :
-										(p[k] | 0x20) - 'a' + 10);
 				if (code == 0 || (!utf8 && code > 0x7f))
 					return false;
+				/* a surrogate: a high one followed by a low one, else unsafe */
+				if (code >= 0xDC00 && code <= 0xDFFF)
+					return false;
+				if (code >= 0xD800 && code <= 0xDBFF)
+				{
+					unsigned int low;
+
+					if (p[6] != '\\' || p[7] != 'u')
+						return false;
+					low = hex4(p + 8);
+					if (low < 0xDC00 || low > 0xDFFF)
+						return false;
+					p += 6;
+				}
 				p += 5;
 			}
 			else if (*p == '\\')

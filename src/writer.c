@@ -235,6 +235,8 @@ fill_row(AuditEvent *ev, int64 id, Datum *values, bool *nulls, int natts)
 				break;
 			case AF_JSON:
 				j = *AUDIT_FIELD_PTR(ev, f, Jsonb *);
+				if (AUDIT_FIELD_PTR(ev, f, Jsonb *) == &ev->details)
+					j = audit_details_for_store(ev);
 				if (j == NULL)
 					nulls[i] = true;
 				else

@@ -58,6 +58,24 @@ BEGIN
                   DETAIL = 'Such a role can grant itself the rights of the audit_log roles.',
                   HINT = 'Revoke the ADMIN OPTION, or drop the role made beforehand, then create the extension.';
     END IF;
+    -- A membership granted by a role that is not a superuser (15 lets any
+    -- CREATEROLE role grant itself a role it made): its member would hold
+    -- the extension's rights from the start.
+    SELECT m.rolname || ' is a member of ' || g.rolname || ' by the grant of '
+           || coalesce(gr.rolname, 'a dropped role') INTO who
+      FROM pg_catalog.pg_auth_members a
+      JOIN pg_catalog.pg_roles g ON g.oid = a.roleid
+      JOIN pg_catalog.pg_roles m ON m.oid = a.member
+      LEFT JOIN pg_catalog.pg_roles gr ON gr.oid = a.grantor
+     WHERE g.rolname IN ('audit_log_reader', 'audit_log_admin', 'audit_log_writer')
+       AND NOT coalesce(gr.rolsuper, false)
+     ORDER BY 1 LIMIT 1;
+    IF who IS NOT NULL THEN
+        RAISE EXCEPTION 'a role of the extension was granted by a role that is not a superuser: %', who
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Such a grant gives the rights of the audit_log roles to whoever made it.',
+                  HINT = 'Revoke the membership, or drop the role made beforehand, then create the extension.';
+    END IF;
 END
 $trust$;
 

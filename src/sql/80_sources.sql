@@ -218,7 +218,15 @@ BEGIN
                  WHERE r.prpubid = p.oid)
                = (SELECT pg_catalog.array_agg(x ORDER BY x)
                     FROM unnest(ARRAY['@extschema@.events'::regclass::oid, '@extschema@.seal'::regclass::oid]) x)
-           AND NOT EXISTS (SELECT FROM pg_publication_namespace n WHERE n.pnpubid = p.oid)) THEN
+           AND NOT EXISTS (SELECT FROM pg_publication_namespace n WHERE n.pnpubid = p.oid)
+           -- the events: captured here only, every column but source
+           AND EXISTS (SELECT FROM pg_publication_tables t
+                        WHERE t.pubname = p.pubname AND t.schemaname = '@extschema@' AND t.tablename = 'events'
+                          AND t.rowfilter = '(source IS NULL)'
+                          AND t.attnames = (SELECT pg_catalog.array_agg(a.attname ORDER BY a.attnum)
+                                              FROM pg_attribute a
+                                             WHERE a.attrelid = '@extschema@.events'::regclass AND a.attnum > 0
+                                               AND NOT a.attisdropped AND a.attname <> 'source'))) THEN
         -- Made by another role (it may alter it at will), left by an earlier
         -- install of the extension (it names tables that are gone), or
         -- altered since: not the trail's publication.
@@ -251,6 +259,15 @@ DECLARE
     known @extschema@.source_registry;
 BEGIN
     PERFORM @extschema@._check_source_name(source);
+    -- The fence of a subscription (src/sources.c) is half in a hook of the
+    -- preloaded library: without it a source's publication could name any
+    -- table of this database.
+    IF NOT (SELECT s.preloaded FROM @extschema@._status() s) THEN
+        RAISE EXCEPTION 'a central audit database needs audit_log in shared_preload_libraries'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Without the preload a subscription could write any table a source publishes.',
+                  HINT = 'Add audit_log to shared_preload_libraries and restart, then subscribe.';
+    END IF;
     IF conninfo IS NULL OR conninfo = '' THEN
         RAISE EXCEPTION 'conninfo must not be empty'
             USING ERRCODE = 'invalid_parameter_value',

@@ -14,6 +14,8 @@ listen_addresses = '127.0.0.1'
 log_statement = 'none'
 log_min_error_statement = 'panic'
 password_encryption = 'scram-sha-256'
+wal_level = replica
+max_wal_senders = 2
 });
 $node->safe_psql('postgres', q{
 CREATE ROLE alice LOGIN PASSWORD 'TapSecret-Alice1';
@@ -55,6 +57,10 @@ is($rows, join("\n",
 	"auth.login_succeeded|success|bob|bob|127.0.0.1|postgres|postgres|scram-sha-256|bob",
 	"auth.login_failed|failure|ghost'x|ghost'x|127.0.0.1|postgres|postgres|password|ghost'x"),
 	'failed and successful logins with user as given, address, database and method');
+is($node->safe_psql('postgres', q{
+SELECT string_agg(DISTINCT (details->>'ssl') || '|' || (details->>'hba_line'), ',')
+  FROM audit_log.events WHERE category = 'auth' AND client_addr IS NOT NULL AND actor = 'bob'}),
+	'false|3', 'a login says whether SSL carried it and which pg_hba.conf line decided it');
 
 # a name that is not valid UTF-8: stored readable, the exact bytes in details
 $node->connect_fails("$tcp user=\xffodd password=x", 'invalid UTF-8 user name fails',
@@ -133,6 +139,76 @@ SELECT (SELECT count(*) FROM audit_log.events e WHERE e::text ILIKE '%tapsecret%
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM audit_log.events WHERE event_type = 'role.password_changed'"),
 	'6', 'password changes recorded (5 successes, 1 failure)');
+# Who really logged in, when a pg_ident map lets a system user in under a
+# role (many people, one role), and a replication connection, marked so.
+{
+	log_connections('all');
+	my $osuser = getpwuid($<);
+	$node->safe_psql('postgres', q{
+	CREATE ROLE mapped LOGIN; CREATE ROLE repl LOGIN REPLICATION;});
+	$node->append_conf('pg_ident.conf', "m $osuser mapped\n");
+	set_hba($node,
+		'local all mapped peer map=m',
+		'local all all trust',
+		'host all all 127.0.0.1/32 password');
+	my $sock = 'host=' . $node->host . " port=$port dbname=postgres";
+	$node->connect_ok("$sock user=mapped", 'a system user in under a mapped role');
+	$node->connect_ok("$sock user=repl replication=database", 'a logical replication connection');
+	ok(wait_for_events($node, q{event_type = 'auth.login_succeeded' AND actor IN ('mapped', 'repl')}, 2),
+		'both recorded');
+	is($node->safe_psql('postgres', qq{
+	SELECT string_agg(actor || '|' || coalesce(details->>'authenticated_identity', '') || '|'
+	                  || coalesce(details->>'replication', ''), ',' ORDER BY actor)
+	  FROM audit_log.events WHERE event_type = 'auth.login_succeeded' AND actor IN ('mapped', 'repl')}),
+		"mapped|$osuser|,repl||logical",
+		'the identity the system proved, and the replication connection, are in details');
+}
+
+# The attack through a connection's options, or a role's settings: a role
+# granted SET on audit_log.internal (PostgreSQL 15's GRANT SET ON PARAMETER)
+# may not turn the guard off at login either.
+{
+	my $sock = 'host=' . $node->host . " port=$port dbname=postgres";
+	$node->safe_psql('postgres', q{
+	CREATE ROLE optuser LOGIN;
+	GRANT SET ON PARAMETER audit_log.internal TO optuser;});
+	$node->connect_fails("$sock user=optuser options='-c audit_log.internal=on'",
+		'a connection option may not turn audit_log.internal on',
+		expected_stderr => qr/only a superuser may turn audit_log.internal on/);
+	$node->safe_psql('postgres', 'ALTER ROLE optuser SET audit_log.internal = on');
+	my ($ret, $out, $err) = $node->psql('postgres', 'SHOW audit_log.internal',
+		connstr => "$sock user=optuser");
+	is($out, 'off', 'nor a role setting (ignored at login, with a warning)');
+	$node->safe_psql('postgres', 'ALTER ROLE optuser RESET ALL; REVOKE SET ON PARAMETER audit_log.internal FROM optuser');
+}
+
+# From 17 on, a login event trigger runs after the setup and may refuse the
+# session too (PostgreSQL's own way to block logins by hour, address or
+# role): a refused login is a failure with the trigger's message, never a
+# success; a login it lets through is a success.
+if ($node->safe_psql('postgres', 'SHOW server_version_num') >= 170000)
+{
+	log_connections('all');
+	$node->safe_psql('postgres', q{
+	CREATE ROLE erin LOGIN PASSWORD 'TapSecret-Erin1';
+	CREATE ROLE frank LOGIN PASSWORD 'TapSecret-Frank1';
+	CREATE FUNCTION block_erin() RETURNS event_trigger LANGUAGE plpgsql AS $$
+	BEGIN IF session_user = 'erin' THEN RAISE EXCEPTION 'erin may not log in now'; END IF; END $$;
+	CREATE EVENT TRIGGER block_erin ON login EXECUTE FUNCTION block_erin();
+	ALTER EVENT TRIGGER block_erin ENABLE ALWAYS;
+	});
+	$node->connect_fails("$tcp user=erin password=TapSecret-Erin1", 'a login event trigger refuses erin',
+		expected_stderr => qr/erin may not log in now/);
+	$node->connect_ok("$tcp user=frank password=TapSecret-Frank1", 'and lets frank in');
+	ok(wait_for_events($node, q{actor IN ('erin', 'frank')}, 2), 'both logins recorded');
+	is($node->safe_psql('postgres', q{
+	SELECT string_agg(event_type || '|' || actor || '|' || coalesce(details->>'error', ''), ',' ORDER BY actor)
+	  FROM audit_log.events WHERE category = 'auth' AND actor IN ('erin', 'frank')}),
+		'auth.login_failed|erin|erin may not log in now,auth.login_succeeded|frank|',
+		'refused by the login trigger: a failure with its message; let in: a success');
+	$node->safe_psql('postgres', 'DROP EVENT TRIGGER block_erin; DROP FUNCTION block_erin()');
+}
+
 $node->stop;
 my $log = slurp_file($node->logfile);
 unlike($log, qr/TapSecret/i, 'no password in the server log');

@@ -47,6 +47,14 @@ $node->safe_psql('postgres', q{CREATE ROLE audit_log_admin LOGIN PASSWORD 'known
 like($err, qr/role "audit_log_admin" of the extension can log in or has a password/,
 	'CREATE EXTENSION refuses a role of the extension made beforehand that can log in');
 $node->safe_psql('postgres', 'DROP ROLE audit_log_admin');
+# A role of the extension made beforehand and granted to its maker (15: no
+# ADMIN OPTION needed; from 16 its maker administers it).
+$node->safe_psql('postgres', q{CREATE ROLE audit_log_admin; GRANT audit_log_admin TO mallory},
+	extra_params => [ '-U', 'mallory' ]);
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
+like($err, qr/a role of the extension (was granted|is administered) by a role that is not a superuser/,
+	'CREATE EXTENSION refuses a membership its maker granted');
+$node->safe_psql('postgres', 'DROP ROLE audit_log_admin');
 
 ($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION audit_log CASCADE');
 is($ret, 0, 'CREATE EXTENSION works without the preload');
@@ -54,6 +62,13 @@ like($err, qr/WARNING:  audit_log is not in shared_preload_libraries/, 'and warn
 is($node->safe_psql('postgres',
 	'SELECT preloaded, utility_capture, login_capture, worker_pid IS NULL FROM audit_log.status'),
 	'f|f|off|t', 'status shows the hooks are off');
+# A central audit database needs the preload: half of a subscription's fence
+# (no table outside the audit schema) is a hook.
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT audit_log.subscribe('nopre', 'host=" . $node->host . " port=" . $node->port . " dbname=postgres')");
+like($err, qr/a central audit database needs audit_log in shared_preload_libraries/,
+	'subscribe() without the preload: refused');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_subscription"), '0', 'and nothing made');
 
 $node->safe_psql('postgres', q{
 CREATE ROLE np_reader;

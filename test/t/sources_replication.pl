@@ -47,6 +47,19 @@ $node{s1}->safe_psql('postgres', q{
 	ALTER PUBLICATION audit_log_events_aside RENAME TO audit_log_events;
 	REVOKE CREATE ON DATABASE postgres FROM squatter; DROP ROLE squatter;});
 is($node{s1}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', 's1: its own is accepted');
+# Altered since: without its row filter and column list it would send the
+# events of other sources (a central that is also a source) and the source
+# column.
+my $pubcols = $node{s1}->safe_psql('postgres', q{
+	SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+	 WHERE attrelid = 'audit_log.events'::regclass AND attnum > 0 AND NOT attisdropped AND attname <> 'source'});
+$node{s1}->safe_psql('postgres', 'ALTER PUBLICATION audit_log_events SET TABLE audit_log.events, audit_log.seal');
+($rc, $out, $err) = $node{s1}->psql('postgres', 'SELECT audit_log.publish()');
+like($err, qr/publication "audit_log_events" exists and is not the one publish\(\) makes/,
+	'publish() refuses its publication altered to send every event and column');
+$node{s1}->safe_psql('postgres',
+	"ALTER PUBLICATION audit_log_events SET TABLE audit_log.events ($pubcols) WHERE (source IS NULL), audit_log.seal");
+is($node{s1}->safe_psql('postgres', 'SELECT audit_log.publish()'), 'audit_log_events', 's1: put right, accepted again');
 ($rc, $out, $err) = $central->psql('postgres',
 	'\set VERBOSITY verbose' . "\n" . 'SELECT audit_log.publish()');
 like($err, qr/55000: wal_level is minimal, a source needs logical/, 'publish without logical WAL: 55000');
