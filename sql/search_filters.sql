@@ -184,3 +184,15 @@ SELECT p.proname FROM pg_proc p
    AND p.proname IN ('search', 'export', 'export_csv', '_search_where', '_search_filters', '_record', '_load')
  ORDER BY 1;
 DROP ROLE search_reader, search_nobody;
+
+-- The attack on login_activity: an application login (audit_log_writer)
+-- logs an auth.* event whose details mimic a trust login of postgres.  The
+-- view names its actor and its db_user, not what the details claim.
+CREATE ROLE search_app LOGIN IN ROLE audit_log_writer;
+SET SESSION AUTHORIZATION search_app;
+SELECT audit_log.log('auth.login', 'success', 'database', 'postgres', NULL,
+       '{"user_name": "postgres", "auth_method": "trust", "connection": "local"}') IS NOT NULL AS logged;
+RESET SESSION AUTHORIZATION;
+SELECT event_type, user_name, auth_method, db_user, source
+  FROM audit_log.login_activity WHERE event_type = 'auth.login' ORDER BY event_id;
+DROP ROLE search_app;

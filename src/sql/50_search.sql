@@ -119,14 +119,20 @@ SELECT *
   FROM @extschema@.event_log
  WHERE category IN ('role', 'privilege', 'config', 'ddl', 'audit');
 
+-- The user name and method of a login the extension captured come from its
+-- details; an application's auth.* event (log(), a feed) names its actor
+-- and says its method as "method": its details cannot make it read as a
+-- login of another role.  db_user and source tell who wrote it, and where.
 CREATE VIEW @extschema@.login_activity AS
 SELECT e.event_id, e.occurred_at, e.event_type, e.status,
        (e.status = 'success') AS succeeded,
-       COALESCE(e.details ->> 'user_name', e.db_user, e.actor) AS user_name,
+       CASE WHEN e.event_type IN ('auth.login_succeeded', 'auth.login_failed')
+            THEN COALESCE(e.details ->> 'user_name', e.db_user) ELSE e.actor END AS user_name,
        e.database, e.client_addr, e.application_name,
-       COALESCE(e.details ->> 'auth_method', e.details ->> 'method') AS auth_method,
+       CASE WHEN e.event_type IN ('auth.login_succeeded', 'auth.login_failed')
+            THEN e.details ->> 'auth_method' ELSE e.details ->> 'method' END AS auth_method,
        COALESCE(e.details ->> 'error', e.details ->> 'reason') AS failure_reason,
-       e.details
+       e.details, e.db_user, e.source
   FROM @extschema@.events e
  WHERE e.category = 'auth';
 
