@@ -5605,7 +5605,7 @@ $$;
 -- details; an application's auth.* event (log(), a feed) names its actor
 -- and says its method as "method": its details cannot make it read as a
 -- login of another role.  db_user and source tell who wrote it, and where.
-CREATE VIEW @extschema@.login_activity AS
+CREATE OR REPLACE VIEW @extschema@.login_activity AS
 SELECT e.event_id, e.occurred_at, e.event_type, e.status,
        (e.status = 'success') AS succeeded,
        CASE WHEN e.event_type IN ('auth.login_succeeded', 'auth.login_failed')
