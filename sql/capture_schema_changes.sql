@@ -108,6 +108,24 @@ ALTER TABLE sc_parted ADD COLUMN secret text;
 INSERT INTO sc_parted_1 VALUES (1, 'x', 'y');
 SELECT new_data FROM audit_log.events WHERE object_name = 'public.sc_parted' AND category = 'data' ORDER BY event_id;
 
+-- The columns of a typed table are renamed and dropped through its type
+-- (ALTER TYPE ... CASCADE): the options follow them all the same.
+CREATE TYPE sc_emp_t AS (id int, salary int, notes text, pin text);
+CREATE TABLE sc_emp OF sc_emp_t (PRIMARY KEY (id));
+SELECT audit_log.enable('sc_emp', exclude_columns => '{notes}', mask_columns => '{pin}');
+INSERT INTO sc_emp VALUES (1, 100, 'n', '1234');
+ALTER TYPE sc_emp_t DROP ATTRIBUTE notes CASCADE;
+ALTER TYPE sc_emp_t RENAME ATTRIBUTE salary TO notes CASCADE;
+ALTER TYPE sc_emp_t RENAME ATTRIBUTE pin TO pin_old CASCADE;
+ALTER TYPE sc_emp_t ADD ATTRIBUTE pin text CASCADE;
+UPDATE sc_emp SET notes = 999999, pin = 'visible' WHERE id = 1;
+SELECT exclude_columns, mask_columns FROM audit_log.audited_tables WHERE table_name = 'sc_emp';
+SELECT command, old_data, new_data FROM audit_log.events
+ WHERE object_name = 'public.sc_emp' AND category = 'data' ORDER BY event_id;
+SELECT audit_log.disable('sc_emp');
+DROP TABLE sc_emp;
+DROP TYPE sc_emp_t;
+
 -- 4. A dropped audited table's options are forgotten.
 SET ROLE sc_owner;
 DROP TABLE sc_users;

@@ -43,6 +43,11 @@
 #include "audit_log.h"
 #include "compat.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "utils/fmgroids.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
@@ -242,6 +247,40 @@ is_table(Oid relid)
 }
 
 /*
+ * typed_column_changes: a column of the composite type of relid (ALTER TYPE
+ * ... RENAME / DROP ATTRIBUTE ... CASCADE) renamed (newname) or dropped
+ * (newname NULL): a change for each table of that type, whose column it is
+ * (the column options follow it as on ALTER TABLE).
+ */
+static void
+typed_column_changes(List **changes, Oid relid, const char *column,
+					 const char *newname, const char *tag)
+{
+	Oid			typid = get_rel_type_id(relid);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	if (!OidIsValid(typid))
+		return;
+	ScanKeyInit(&key, Anum_pg_class_reloftype, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(typid));
+	rel = table_open(RelationRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		PartChange *c = new_change(changes, ((Form_pg_class) GETSTRUCT(tup))->oid,
+								   InvalidOid, false, tag);
+
+		c->column = pstrdup(column);
+		c->newname = newname ? pstrdup(newname) : NULL;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
  * partition_of_cmd: the table an ATTACH or DETACH PARTITION subcommand
  * of parent named.  PostgreSQL 15 does not record it in the collected
  * command: the name is looked up again, as the command did a moment ago,
@@ -346,6 +385,12 @@ partition_changes(void)
 						new_change(&changes, objid, parent, true, tag);
 				}
 			}
+			/* ALTER TYPE ... RENAME ATTRIBUTE: those of its typed tables */
+			else if (cmd->parsetree && IsA(cmd->parsetree, RenameStmt) &&
+					 ((RenameStmt *) cmd->parsetree)->renameType == OBJECT_ATTRIBUTE &&
+					 get_rel_relkind(objid) == RELKIND_COMPOSITE_TYPE)
+				typed_column_changes(&changes, objid, ((RenameStmt *) cmd->parsetree)->subname,
+									 ((RenameStmt *) cmd->parsetree)->newname, tag);
 			/* ALTER TABLE ... RENAME COLUMN: the column options follow */
 			else if (cmd->parsetree && IsA(cmd->parsetree, RenameStmt) &&
 					 ((RenameStmt *) cmd->parsetree)->renameType == OBJECT_COLUMN &&
@@ -369,6 +414,18 @@ partition_changes(void)
 					   ((AlterObjectSchemaStmt *) cmd->parsetree)->objectType == OBJECT_TABLE)) &&
 					 get_rel_relkind(objid) == RELKIND_PARTITIONED_TABLE)
 				new_change(&changes, objid, InvalidOid, false, tag);
+		}
+		else if (cmd->type == SCT_AlterTable &&
+				 get_rel_relkind(cmd->d.alterTable.objectId) == RELKIND_COMPOSITE_TYPE)
+		{
+			/* ALTER TYPE ... DROP ATTRIBUTE: a column of its typed tables */
+			foreach(lc, cmd->d.alterTable.subcmds)
+			{
+				AlterTableCmd *atc = (AlterTableCmd *) ((CollectedATSubcmd *) lfirst(lc))->parsetree;
+
+				if (atc && IsA(atc, AlterTableCmd) && AUDIT_AT_DROP_COLUMN(atc->subtype) && atc->name)
+					typed_column_changes(&changes, cmd->d.alterTable.objectId, atc->name, NULL, tag);
+			}
 		}
 		else if (cmd->type == SCT_AlterTable && is_table(cmd->d.alterTable.objectId))
 		{
@@ -458,7 +515,8 @@ sync_partitions(EventTriggerData *trig)
 
 	if (trig->tag != CMDTAG_CREATE_TABLE && trig->tag != CMDTAG_CREATE_FOREIGN_TABLE &&
 		trig->tag != CMDTAG_ALTER_TABLE && trig->tag != CMDTAG_ALTER_FOREIGN_TABLE &&
-		trig->tag != CMDTAG_CREATE_SCHEMA && trig->tag != CMDTAG_ALTER_TRIGGER)
+		trig->tag != CMDTAG_CREATE_SCHEMA && trig->tag != CMDTAG_ALTER_TRIGGER &&
+		trig->tag != CMDTAG_ALTER_TYPE)
 		return;
 	changes = partition_changes();
 	if (changes == NIL)
