@@ -5620,6 +5620,210 @@ SELECT e.event_id, e.occurred_at, e.event_type, e.status,
 COMMENT ON COLUMN @extschema@.login_activity.db_user IS 'The real database login (session_user); never taken from the context.';
 COMMENT ON COLUMN @extschema@.login_activity.source IS 'NULL for an event captured in this database; in a central audit database, the source it came from (see audit_log.sources).';
 
+-- ==== inheritance: enable() and disable() keep an audited parent with audited children ====
+/*
+ * _check_inheritance(target, audited): an inheritance link (not a
+ * partition's) between an audited parent and a child that is not audited is
+ * refused: statement triggers fire only for the table a statement names, so
+ * rows written to the child directly, seen through the audited parent,
+ * would go unrecorded.  enable() (audited true) wants the target's children
+ * audited first; disable() (audited false) wants its parents disabled
+ * first.  _partition_changed() applies the same rule to INHERITS and
+ * INHERIT.
+ */
+CREATE FUNCTION @extschema@._check_inheritance(target regclass, audited boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other text;
+BEGIN
+    SELECT x.rel::regclass::text INTO other
+      FROM (SELECT i.inhrelid AS rel FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE audited AND i.inhparent = target AND NOT c.relispartition
+            UNION ALL
+            SELECT i.inhparent FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE NOT audited AND i.inhrelid = target AND NOT c.relispartition) x
+     WHERE EXISTS (SELECT 1 FROM @extschema@.table_config t WHERE t.relid = x.rel) IS DISTINCT FROM audited
+     ORDER BY 1 LIMIT 1;
+    IF other IS NOT NULL THEN
+        RAISE EXCEPTION '"%" and "%" are linked by inheritance: an audited parent needs audited children', target, other
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Rows written to the child directly, seen through the parent, would go unrecorded.',
+                  HINT = CASE WHEN audited THEN format('Enable auditing on %s first, or ALTER TABLE ... NO INHERIT.', other)
+                              ELSE format('Disable auditing on %s first, or ALTER TABLE ... NO INHERIT.', other) END;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_inheritance(regclass, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.enable(target regclass, category text DEFAULT 'data',
+    event_types jsonb DEFAULT NULL, exclude_columns text[] DEFAULT NULL,
+    mask_columns text[] DEFAULT NULL, when_changed text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    rel record;
+    ops constant text[] := ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
+    codes text[] := ARRAY['data.insert', 'data.update', 'data.delete', 'data.truncate'];
+    ex text[];
+    mk text[];
+    wc text[];
+    k text;
+    v jsonb;
+    i int;
+    other record;
+    was_enabled boolean;
+    qname text;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'table to audit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.relispartition, n.nspname, c.relname,
+           EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                     AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'audit_log') AS ours
+      INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', target::oid USING ERRCODE = 'undefined_table';
+    END IF;
+    qname := format('%I.%I', rel.nspname, rel.relname);
+    IF rel.ours OR rel.nspname = '@extschema@' THEN
+        RAISE EXCEPTION 'cannot audit "%": it belongs to audit_log', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'The audit tables are protected by the extension itself.';
+    END IF;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', qname
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = format('It is a %s.', CASE rel.relkind WHEN 'v' THEN 'view'
+                      WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                      WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
+                      WHEN 'c' THEN 'composite type' ELSE 'relation that is not a table' END),
+                  HINT = 'Only ordinary and partitioned tables can be audited.';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION '"%" is a partition', qname
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = format('Enable auditing on its partitioned table %s.',
+                                (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = target));
+    END IF;
+    IF category IS NULL OR NOT category = ANY (@extschema@._categories()) THEN
+        RAISE EXCEPTION 'unknown event category "%"', coalesce(category, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use one of ' || array_to_string(@extschema@._categories(), ', ') || '.';
+    END IF;
+
+    IF event_types IS NOT NULL THEN
+        IF jsonb_typeof(event_types) <> 'object' THEN
+            RAISE EXCEPTION 'event_types must be a JSON object mapping operations to event codes'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example {"INSERT": "user.role_added", "DELETE": "user.role_removed"}.';
+        END IF;
+        FOR k, v IN SELECT * FROM jsonb_each(event_types) LOOP
+            i := array_position(ops, upper(k));
+            IF i IS NULL THEN
+                RAISE EXCEPTION 'unknown operation "%" in event_types', k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Keys are INSERT, UPDATE, DELETE and TRUNCATE.';
+            END IF;
+            IF jsonb_typeof(v) <> 'string'
+               OR NOT @extschema@._is_event_code(v #>> '{}')
+               OR length(v #>> '{}') > 100 THEN
+                RAISE EXCEPTION 'invalid event code % for %', v::text, upper(k)
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Event codes are lowercase dotted identifiers such as "user.role_added".';
+            END IF;
+            codes[i] := v #>> '{}';
+        END LOOP;
+    END IF;
+    FOR i IN 1..4 LOOP
+        SELECT t.category, t.builtin INTO other
+          FROM @extschema@.event_type_catalog t WHERE t.event_type = codes[i];
+        IF @extschema@._is_reserved_code(codes[i]) AND codes[i] NOT LIKE 'data.%' THEN
+            RAISE EXCEPTION 'event type "%" is reserved for audit_log''s own capture', codes[i]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Choose a code of your own, such as "user.role_added".';
+        ELSIF FOUND AND NOT other.builtin AND other.category <> enable.category THEN
+            RAISE EXCEPTION 'event type "%" already belongs to category "%"', codes[i], other.category
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use the same category as the other tables with this code, or another code.';
+        END IF;
+    END LOOP;
+
+    ex := @extschema@._check_columns(target, exclude_columns, 'exclude_columns');
+    mk := @extschema@._check_columns(target, mask_columns, 'mask_columns');
+    wc := @extschema@._check_columns(target, when_changed, 'when_changed');
+    PERFORM @extschema@._check_inheritance(target, true);
+
+    -- Everything is valid: apply.
+    INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
+    SELECT DISTINCT c, enable.category, format('%s on %s', ops[o], qname)
+      FROM unnest(codes) WITH ORDINALITY AS u(c, o)
+     WHERE c NOT LIKE 'data.%'
+    ON CONFLICT (event_type) DO NOTHING;
+
+    -- The whole tree, before it is read: a partition being attached or
+    -- detached (SHARE UPDATE EXCLUSIVE on its parent) is waited for.
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
+    was_enabled := EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target);
+    INSERT INTO @extschema@.table_config AS t
+           (relid, category, event_types, exclude_columns, mask_columns, when_changed, enabled_at, enabled_by)
+    VALUES (target, category,
+            jsonb_build_object('INSERT', codes[1], 'UPDATE', codes[2], 'DELETE', codes[3], 'TRUNCATE', codes[4]),
+            ex, mk, wc, now(), session_user)
+    ON CONFLICT (relid) DO UPDATE
+       SET category = excluded.category, event_types = excluded.event_types,
+           exclude_columns = excluded.exclude_columns, mask_columns = excluded.mask_columns,
+           when_changed = excluded.when_changed, enabled_at = excluded.enabled_at,
+           enabled_by = excluded.enabled_by;
+    -- The table and every partition of its tree, at any depth (statement
+    -- triggers fire only for the table a statement names).
+    PERFORM @extschema@._sync_capture(target);
+
+    PERFORM @extschema@._record('audit', 'audit.enabled', 'success', 'table', qname, 'SELECT',
+        @extschema@._enabled_details(target, was_enabled));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.disable(target regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET audit_log.internal = on
+AS $$
+DECLARE
+    qname text;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT format('%I.%I', n.nspname, c.relname) INTO qname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = target;
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.table_config WHERE relid = target) THEN
+        RAISE EXCEPTION 'table "%" is not audited', coalesce(qname, target::text)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'audit_log.audited_tables lists the audited tables.';
+    END IF;
+    PERFORM @extschema@._check_inheritance(target, false);
+    IF qname IS NOT NULL THEN
+        -- the whole tree, before it is read (see enable())
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
+    END IF;
+    DELETE FROM @extschema@.table_config WHERE relid = target;
+    -- The tree loses this table's capture; a partition enabled itself gets
+    -- its own back, one below an audited ancestor keeps the ancestor's.
+    PERFORM @extschema@._sync_capture(target);
+    PERFORM @extschema@._record('audit', 'audit.disabled', 'success', 'table', qname, 'SELECT', NULL);
+END
+$$;
+
+
 -- ==== final (keep last): every SQL and PL/pgSQL function pins search_path ====
 DO $pin$
 DECLARE

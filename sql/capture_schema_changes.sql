@@ -4,6 +4,7 @@
 -- the options of a dropped table are forgotten.  (With the preload; the
 -- same without it: test/t/hooks_nopreload.pl.)
 \i test/include/setup.sql
+\i test/include/try.sql
 CREATE ROLE sc_owner NOLOGIN;
 GRANT CREATE ON SCHEMA public TO sc_owner;
 DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO sc_owner', current_database()); END $$;
@@ -43,6 +44,17 @@ SELECT count(*) AS acct_children FROM pg_inherits WHERE inhparent = 'sc_sneaky':
 SELECT balance FROM sc_acct ORDER BY id;
 SELECT event_type, object_name, old_data, new_data
   FROM audit_log.events WHERE event_id > :start AND category = 'data' ORDER BY event_id;
+-- enable() and disable() keep the rule: an audited parent needs audited
+-- children (enable the children first, disable the parents first).
+CREATE TABLE sc_par (id int, v text);
+CREATE TABLE sc_kid () INHERITS (sc_par);
+SELECT pg_temp.try($$SELECT audit_log.enable('sc_par')$$);
+SELECT audit_log.enable('sc_kid');
+SELECT audit_log.enable('sc_par');
+SELECT pg_temp.try($$SELECT audit_log.disable('sc_kid')$$);
+SELECT audit_log.disable('sc_par');
+SELECT audit_log.disable('sc_kid');
+DROP TABLE sc_kid, sc_par;
 
 -- 2. A capture trigger made to depend on an extension (dropping the
 -- extension would drop it): refused; NO DEPENDS is harmless.

@@ -414,6 +414,42 @@ INSERT INTO @extschema@.event_type_catalog (event_type, category, description, b
     ('audit.partition_detached', 'audit', 'Partition detached from an audited table: no longer captured with its options', true);
 
 /*
+ * _check_inheritance(target, audited): an inheritance link (not a
+ * partition's) between an audited parent and a child that is not audited is
+ * refused: statement triggers fire only for the table a statement names, so
+ * rows written to the child directly, seen through the audited parent,
+ * would go unrecorded.  enable() (audited true) wants the target's children
+ * audited first; disable() (audited false) wants its parents disabled
+ * first.  _partition_changed() applies the same rule to INHERITS and
+ * INHERIT.
+ */
+CREATE FUNCTION @extschema@._check_inheritance(target regclass, audited boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other text;
+BEGIN
+    SELECT x.rel::regclass::text INTO other
+      FROM (SELECT i.inhrelid AS rel FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE audited AND i.inhparent = target AND NOT c.relispartition
+            UNION ALL
+            SELECT i.inhparent FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE NOT audited AND i.inhrelid = target AND NOT c.relispartition) x
+     WHERE EXISTS (SELECT 1 FROM @extschema@.table_config t WHERE t.relid = x.rel) IS DISTINCT FROM audited
+     ORDER BY 1 LIMIT 1;
+    IF other IS NOT NULL THEN
+        RAISE EXCEPTION '"%" and "%" are linked by inheritance: an audited parent needs audited children', target, other
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Rows written to the child directly, seen through the parent, would go unrecorded.',
+                  HINT = CASE WHEN audited THEN format('Enable auditing on %s first, or ALTER TABLE ... NO INHERIT.', other)
+                              ELSE format('Disable auditing on %s first, or ALTER TABLE ... NO INHERIT.', other) END;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._check_inheritance(regclass, boolean) FROM PUBLIC;
+
+/*
  * enable(target, category, event_types, exclude_columns, mask_columns,
  * when_changed): attach (or update) the C capture of a table.
  */
@@ -519,6 +555,7 @@ BEGIN
     ex := @extschema@._check_columns(target, exclude_columns, 'exclude_columns');
     mk := @extschema@._check_columns(target, mask_columns, 'mask_columns');
     wc := @extschema@._check_columns(target, when_changed, 'when_changed');
+    PERFORM @extschema@._check_inheritance(target, true);
 
     -- Everything is valid: apply.
     INSERT INTO @extschema@.event_type_catalog AS t (event_type, category, description)
@@ -572,6 +609,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'audit_log.audited_tables lists the audited tables.';
     END IF;
+    PERFORM @extschema@._check_inheritance(target, false);
     IF qname IS NOT NULL THEN
         -- the whole tree, before it is read (see enable())
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', target);
