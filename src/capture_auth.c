@@ -4,12 +4,14 @@
  *		The ClientAuthentication hook: auth.login_succeeded and
  *		auth.login_failed (preload only).
  *
- * The hook runs in a new backend before it is connected to a database, so
- * no catalog access: the event is built from the Port alone and handed to
- * the queue (queue.c), which the worker writes to audit_log.database.  The
- * user and database names come from an unauthenticated client: they are
- * stored as given (the worker replaces bytes invalid in the database
- * encoding), never trusted, never looked up.  audit_log.log_connections
+ * The hook runs in a new backend before it is connected to a database: the
+ * event is built from the Port (and, for a failure, what the shared catalog
+ * pg_authid says of the role) and handed to the queue (queue.c), which the
+ * worker writes to audit_log.database.  The user and database names come
+ * from an unauthenticated client: they are stored as given (the worker
+ * replaces bytes invalid in the database encoding), never trusted (the
+ * role's facts are looked up by the name as the password check did).
+ * audit_log.log_connections
  * (all, failures, none) decides what is kept.
  *
  * A failed authentication is queued at once.  A passed one is not a login
@@ -34,6 +36,7 @@
 
 #include "common/ip.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "libpq/auth.h"
 #include "libpq/hba.h"
 #include "libpq/libpq-be.h"
@@ -45,6 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -78,6 +82,35 @@ hex_of(const char *s)
 	for (; *s; s++)
 		appendStringInfo(&b, "%02x", (unsigned char) *s);
 	return b.data;
+}
+
+/*
+ * append_role_facts: what tells failed attempts apart (a guess at a role
+ * that does not exist: enumeration or spraying; an expired password; a role
+ * that may not log in), as PostgreSQL's log says it.  The hook runs in the
+ * setup transaction, where the password check itself read pg_authid (a
+ * shared catalog) through the same cache.
+ */
+static void
+append_role_facts(StringInfo d, const char *user_name)
+{
+	HeapTuple	tup;
+	Form_pg_authid role;
+	bool		isnull;
+	Datum		until;
+
+	if (user_name == NULL || !IsTransactionState())
+		return;
+	tup = SearchSysCache1(AUTHNAME, PointerGetDatum(user_name));
+	appendStringInfo(d, ", \"role_exists\": %s", HeapTupleIsValid(tup) ? "true" : "false");
+	if (!HeapTupleIsValid(tup))
+		return;
+	role = (Form_pg_authid) GETSTRUCT(tup);
+	until = SysCacheGetAttr(AUTHNAME, tup, Anum_pg_authid_rolvaliduntil, &isnull);
+	appendStringInfo(d, ", \"can_login\": %s, \"password_expired\": %s",
+					 role->rolcanlogin ? "true" : "false",
+					 (!isnull && DatumGetTimestampTz(until) < GetCurrentTimestamp()) ? "true" : "false");
+	ReleaseSysCache(tup);
 }
 
 /*
@@ -173,6 +206,7 @@ audit_client_auth(Port *port, int status)
 		escape_json(&d, port->hba == NULL ? "no pg_hba.conf entry" :
 					(port->hba->auth_method == uaReject || port->hba->auth_method == uaImplicitReject) ?
 					"rejected by pg_hba.conf" : "authentication failed");
+		append_role_facts(&d, port->user_name);
 	}
 	appendStringInfoChar(&d, '}');
 	/* invalid bytes in the names must not make the JSON unparsable here */

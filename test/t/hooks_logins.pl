@@ -57,6 +57,14 @@ is($rows, join("\n",
 	"auth.login_succeeded|success|bob|bob|127.0.0.1|postgres|postgres|scram-sha-256|bob",
 	"auth.login_failed|failure|ghost'x|ghost'x|127.0.0.1|postgres|postgres|password|ghost'x"),
 	'failed and successful logins with user as given, address, database and method');
+# What tells failed attempts apart: a guess at a role that does not exist
+# (enumeration, spraying) and a wrong password for one that does.
+is($node->safe_psql('postgres', q{
+SELECT string_agg(actor || '|' || (details->>'role_exists') || '|' || coalesce(details->>'password_expired', ''), ','
+                  ORDER BY event_id)
+  FROM audit_log.events WHERE event_type = 'auth.login_failed' AND client_addr IS NOT NULL}),
+	"alice|true|false,bob|true|false,ghost'x|false|",
+	'a failed login says whether the role exists and whether its password has expired');
 is($node->safe_psql('postgres', q{
 SELECT string_agg(DISTINCT (details->>'ssl') || '|' || (details->>'hba_line'), ',')
   FROM audit_log.events WHERE category = 'auth' AND client_addr IS NOT NULL AND actor = 'bob'}),
