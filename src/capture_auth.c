@@ -202,10 +202,11 @@ audit_client_auth(Port *port, int status)
 	}
 	if (!ok)
 	{
-		appendStringInfoString(&d, ", \"reason\": ");
-		escape_json(&d, port->hba == NULL ? "no pg_hba.conf entry" :
-					(port->hba->auth_method == uaReject || port->hba->auth_method == uaImplicitReject) ?
-					"rejected by pg_hba.conf" : "authentication failed");
+		/*
+		 * (a reject line, or none, ends the connection before this hook:
+		 * the hook sees only a failed authentication)
+		 */
+		appendStringInfoString(&d, ", \"reason\": \"authentication failed\"");
 		append_role_facts(&d, port->user_name);
 	}
 	appendStringInfoChar(&d, '}');

@@ -259,12 +259,13 @@ audit_is_events_rv(RangeVar *rv)
 }
 
 /*
- * refuse: record an attempt on the audit trail as audit.tamper_attempt
- * (queued: the statement's transaction is about to fail) and refuse it
- * with 42501 and message, detail and hint (full sentences).
+ * audit_refuse_tamper: record an attempt on the audit trail as
+ * audit.tamper_attempt (queued: the statement's transaction is about to
+ * fail) and refuse it with 42501 and message, detail and hint (full
+ * sentences).  Also sources.c's, for a subscription's write.
  */
-static void
-refuse(const char *what, const char *object_type, const char *object_name,
+void
+audit_refuse_tamper(const char *what, const char *object_type, const char *object_name,
 	   const char *command, const char *statement, const char *msg,
 	   const char *detail, const char *hint)
 {
@@ -301,7 +302,7 @@ tamper_hint(const char *what, Oid relid, const char *command, const char *statem
 	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
 	char	   *rel = psprintf("%s.%s", nsp ? nsp : AUDIT_SCHEMA, get_rel_name(relid));
 
-	refuse(what, "table", rel, command, statement,
+	audit_refuse_tamper(what, "table", rel, command, statement,
 		   psprintf(_("%s on audit table %s is not allowed"), what, rel),
 		   _("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
 		   restore_hint ?
@@ -382,7 +383,7 @@ role_tamper(const char *what, const char *name, const char *command,
 		return;
 	if (OidIsValid(role) && is_admin_of_role(GetUserId(), role))
 		return;
-	refuse(what, "role", name, command, audit_statement_text(pstmt, query),
+	audit_refuse_tamper(what, "role", name, command, audit_statement_text(pstmt, query),
 		   is_audit_role(name) ?
 		   psprintf(_("%s on audit role %s is not allowed"), what, name) :
 		   psprintf(_("%s on role %s, a member of the audit roles, is not allowed"), what, name),
@@ -494,7 +495,7 @@ grants_write(GrantStmt *g)
 static void
 schema_tamper(const char *what, const char *command, PlannedStmt *pstmt, const char *query)
 {
-	refuse(what, "schema", AUDIT_SCHEMA, command, audit_statement_text(pstmt, query),
+	audit_refuse_tamper(what, "schema", AUDIT_SCHEMA, command, audit_statement_text(pstmt, query),
 		   psprintf(_("%s in audit schema %s is not allowed"), what, AUDIT_SCHEMA),
 		   _("Audit events are written and removed only by the audit_log extension; the attempt has been recorded."),
 		   _("Grant SELECT only, or name the tables of the schema that are not audit tables."));

@@ -22,6 +22,10 @@ extern bool audit_is_audit_trigger(const char *name);
 extern void audit_check_tamper(Node *n, const char *command,
 							   PlannedStmt *pstmt, const char *query);
 extern void audit_guard_init(void);
+extern void audit_refuse_tamper(const char *what, const char *object_type,
+								const char *object_name, const char *command,
+								const char *statement, const char *msg,
+								const char *detail, const char *hint);
 
 /* the TRUNCATE fence of an audit table against a subscription (sources.c) */
 #define REPLICA_FENCE_TRIGGER "audit_log_replica_truncate"

@@ -65,6 +65,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "guard.h"
 #include "util.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -75,6 +76,19 @@ PG_FUNCTION_INFO_V1(audit_apply_source);
 PG_FUNCTION_INFO_V1(audit_replica_guard);
 
 #define SOURCE_SUB_PREFIX "audit_log_"
+
+/*
+ * applying_source: the name of the audit_log subscription this process
+ * applies, NULL in any other process.
+ */
+static const char *
+applying_source(void)
+{
+	if (MySubscription == NULL ||
+		strncmp(MySubscription->name, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0)
+		return NULL;
+	return MySubscription->name;
+}
 
 /*
  * apply_source: the source whose subscription this worker applies, NULL
@@ -88,12 +102,11 @@ apply_source(void)
 
 	if (MySubscription == NULL)
 		return NULL;
-	subname = MySubscription->name;
-	if (strncmp(subname, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0 ||
-		subname[strlen(SOURCE_SUB_PREFIX)] == '\0')
+	subname = applying_source();
+	if (subname == NULL || subname[strlen(SOURCE_SUB_PREFIX)] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("subscription \"%s\" may not write audit events", subname),
+				 errmsg("subscription \"%s\" may not write audit events", MySubscription->name),
 				 errdetail("Events arrive in audit_log.events only through the subscriptions of audit_log.subscribe()."),
 				 errhint("Drop the subscription and call audit_log.subscribe(source, conninfo).")));
 	return subname + strlen(SOURCE_SUB_PREFIX);
@@ -447,47 +460,18 @@ audit_source_remote(PG_FUNCTION_ARGS)
  */
 static object_access_hook_type prev_object_access_hook = NULL;
 
-/*
- * applying_source: the name of the audit_log subscription this process
- * applies, NULL in any other process.
- */
-static const char *
-applying_source(void)
-{
-	if (MySubscription == NULL ||
-		strncmp(MySubscription->name, SOURCE_SUB_PREFIX, strlen(SOURCE_SUB_PREFIX)) != 0)
-		return NULL;
-	return MySubscription->name;
-}
 
 /*
  * refuse_replica_write: record a subscription's write to an audit table (or
  * outside the audit schema) as audit.tamper_attempt, and refuse it.
  */
 static void
-refuse_replica_write(const char *what, const char *object)
+refuse_replica_write(const char *what)
 {
-	AuditEvent	ev;
-	Json		j;
-	char	   *msg = psprintf("subscription \"%s\" may not %s", MySubscription->name, what);
-
-	audit_event_init(&ev, "audit", "audit.tamper_attempt");
-	ev.occurred_at = GetCurrentTimestamp();
-	ev.status = "failure";
-	ev.object_type = "subscription";
-	ev.object_name = MySubscription->name;
-	ev.command = "APPLY";
-	j_begin(&j);
-	j_str(&j, "attempt", what);
-	j_str(&j, "object", object);
-	j_str(&j, "error", msg);
-	ev.details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j_end(&j))));
-	audit_queue_event(&ev, false);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s", msg),
-			 errdetail("A source's subscription only inserts that source's events and seal records; the attempt has been recorded."),
-			 errhint("Check the publication audit_log_events on the source: audit_log.publish() makes it.")));
+	audit_refuse_tamper(what, "subscription", MySubscription->name, "APPLY", NULL,
+						psprintf("subscription \"%s\" may not %s", MySubscription->name, what),
+						"A source's subscription only inserts that source's events and seal records; the attempt has been recorded.",
+						"Check the publication audit_log_events on the source: audit_log.publish() makes it.");
 }
 
 /*
@@ -507,8 +491,8 @@ source_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	{
 		char	   *nsp = get_namespace_name(objectId);
 
-		refuse_replica_write(psprintf("write outside schema %s", AUDIT_SCHEMA),
-							 nsp ? nsp : "?");
+		refuse_replica_write(psprintf("write outside schema %s (schema %s)", AUDIT_SCHEMA,
+									  nsp ? nsp : "?"));
 	}
 }
 
@@ -550,8 +534,7 @@ audit_replica_guard(PG_FUNCTION_ARGS)
 		}
 		refuse_replica_write(psprintf("%s %s.%s", op,
 									  get_namespace_name(RelationGetNamespace(rel)),
-									  RelationGetRelationName(rel)),
-							 RelationGetRelationName(rel));
+									  RelationGetRelationName(rel)));
 	}
 	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		return PointerGetDatum(NULL);
